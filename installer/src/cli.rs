@@ -1,0 +1,176 @@
+//! The command line: every subcommand and flag of `moat`, with the help text admins read.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "moat",
+    version,
+    about = "Moat mail server administration",
+    long_about = "Moat mail server administration: virtual domains, users, aliases and catch-alls.\n\n\
+The user store is named by the configuration file (--config, $MOAT_CONFIG, ./moat-data/moat.toml \
+or /etc/moat/moat.toml, first found wins) or directly with --db.",
+    after_help = "Examples:\n  \
+moat --db sqlite:users.db domain add example.org\n  \
+moat user add alice@example.org --quota 2G\n  \
+echo \"$PW\" | moat user add bob@example.org --password-stdin\n  \
+moat alias add team@example.org alice@example.org bob@example.org\n  \
+moat catchall set example.org alice@example.org\n  \
+moat user list example.org --json"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Debug)]
+pub struct Global {
+    /// Configuration file to use instead of the usual lookup.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// User store URL, overriding the configuration: sqlite:PATH or postgres://USER@HOST/DB.
+    #[arg(long, global = true, value_name = "URL")]
+    pub db: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Virtual domains: add, list, show, remove, and domain aliases.
+    #[command(subcommand)]
+    Domain(DomainCmd),
+    /// Mailbox users: add, list, show, passwd, quota, disable, enable, remove.
+    #[command(subcommand)]
+    User(UserCmd),
+    /// Aliases: one address delivered to one or more local or remote addresses.
+    #[command(subcommand)]
+    Alias(AliasCmd),
+    /// The catch-all of a domain: where mail to unknown addresses goes.
+    #[command(subcommand)]
+    Catchall(CatchallCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DomainCmd {
+    /// Add a virtual domain (international names are stored as IDNA A-labels).
+    #[command(after_help = "Example:\n  moat domain add example.org")]
+    Add { name: String },
+    /// List the domains with their user and alias counts.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one domain: counts, catch-all, domain aliases.
+    Show {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a domain with its aliases and catch-all. Refused while it has users unless --force.
+    #[command(
+        after_help = "Mail on disk is kept unless --purge-mail is given.\n\nExample:\n  \
+moat domain remove old.example --force --purge-mail"
+    )]
+    Remove {
+        name: String,
+        /// Remove the domain even though it has users (their accounts go too).
+        #[arg(long)]
+        force: bool,
+        /// Also delete the domain's mail folder from disk.
+        #[arg(long)]
+        purge_mail: bool,
+    },
+    /// Make ALIAS another name of TARGET: mail to user@ALIAS goes to user@TARGET.
+    #[command(after_help = "Example:\n  moat domain alias example.net example.org")]
+    Alias { alias: String, target: String },
+    /// Remove a domain alias.
+    Unalias { alias: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UserCmd {
+    /// Add a user; the password is asked twice on the terminal, or read from --password-stdin.
+    #[command(after_help = "Example:\n  moat user add alice@example.org --quota 2G")]
+    Add {
+        address: String,
+        #[command(flatten)]
+        password: PasswordSource,
+        /// Mailbox quota: bytes, or with a K/M/G/T suffix (powers of 1024); none = unlimited.
+        #[arg(long, value_name = "SIZE")]
+        quota: Option<String>,
+    },
+    /// List the users of a domain.
+    List {
+        domain: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one user.
+    Show {
+        address: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Set a user's password.
+    Passwd {
+        address: String,
+        #[command(flatten)]
+        password: PasswordSource,
+    },
+    /// Set a user's quota: bytes, or with a K/M/G/T suffix; none = unlimited.
+    #[command(after_help = "Examples:\n  moat user quota alice@example.org 500M\n  \
+moat user quota alice@example.org none")]
+    Quota { address: String, size: String },
+    /// Stop a user from logging in (mail is still accepted and delivered).
+    Disable { address: String },
+    /// Let a disabled user log in again.
+    Enable { address: String },
+    /// Remove a user. Mail on disk is kept unless --purge-mail is given.
+    Remove {
+        address: String,
+        /// Also delete the user's mail folder from disk.
+        #[arg(long)]
+        purge_mail: bool,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct PasswordSource {
+    /// Read the password from the first line of standard input instead of asking.
+    #[arg(long)]
+    pub password_stdin: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AliasCmd {
+    /// Add targets to an alias (created if new). Targets may be local or remote addresses.
+    #[command(after_help = "Example:\n  moat alias add team@example.org alice@example.org bob@other.net")]
+    Add {
+        source: String,
+        #[arg(required = true)]
+        targets: Vec<String>,
+    },
+    /// List aliases, of one domain or all.
+    List {
+        domain: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove one target of an alias, or the whole alias when no target is named.
+    Remove {
+        source: String,
+        target: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CatchallCmd {
+    /// Deliver mail for unknown addresses of DOMAIN to TARGET.
+    #[command(after_help = "Example:\n  moat catchall set example.org postmaster@example.org")]
+    Set { domain: String, target: String },
+    /// Refuse mail for unknown addresses of DOMAIN again.
+    Clear { domain: String },
+}

@@ -1,0 +1,78 @@
+//! What a command runs against: the configuration (if any) and the open user store.
+
+use std::path::PathBuf;
+
+use anyhow::{Context as _, anyhow};
+use moat_common::config::Config;
+use moat_vdomain::Store;
+
+use crate::cli::Global;
+
+pub struct Context {
+    pub store: Store,
+    /// The root of the Maildirs, known only from a configuration file.
+    pub mail_root: Option<PathBuf>,
+}
+
+impl Context {
+    pub async fn open(global: &Global) -> anyhow::Result<Context> {
+        let config = Config::discover(global.config.as_deref())?;
+        let url = match (&global.db, &config) {
+            (Some(url), _) => url.clone(),
+            (None, Some(config)) => config.store_url.clone(),
+            (None, None) => {
+                return Err(anyhow!(
+                    "no configuration found (looked at $MOAT_CONFIG, ./moat-data/moat.toml and \
+                     /etc/moat/moat.toml): run this beside a `moat up` folder, or name the \
+                     store with --db sqlite:PATH or --db postgres://USER@HOST/DB"
+                ));
+            }
+        };
+        let store = Store::connect(&url).await.with_context(|| {
+            format!("cannot open the user store {}", redact_password(&url))
+        })?;
+        Ok(Context {
+            store,
+            mail_root: config.map(|c| c.mail_root),
+        })
+    }
+
+    /// The mail root, or an error saying how to name one (needed by --purge-mail).
+    pub fn require_mail_root(&self) -> anyhow::Result<&PathBuf> {
+        self.mail_root.as_ref().ok_or_else(|| {
+            anyhow!(
+                "--purge-mail needs to know where mail is kept: use --config with a \
+                 configuration file instead of --db alone"
+            )
+        })
+    }
+}
+
+/// Hides the password of a `postgres://user:password@host` URL before it is printed.
+fn redact_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let Some((userinfo, host)) = rest.split_once('@') else {
+        return url.to_string();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_password;
+
+    #[test]
+    fn passwords_never_printed() {
+        assert_eq!(
+            redact_password("postgres://moat:s3cret@db/moat"),
+            "postgres://moat:***@db/moat"
+        );
+        assert_eq!(redact_password("postgres://moat@db/moat"), "postgres://moat@db/moat");
+        assert_eq!(redact_password("sqlite:/a/b.db"), "sqlite:/a/b.db");
+    }
+}
