@@ -1,6 +1,8 @@
 //! What every Moat process needs and nothing more.
 //!
-//! For now: finding and reading the configuration file (`config`). Privilege drop, the internal
-//! wire format and logging setup join this crate as the processes that need them are built.
+//! For now: finding and reading the configuration file (`config`) and the internal record format
+//! (`wire`). Privilege drop, fd passing and logging setup join this crate as the processes that
+//! need them are built.
 
 pub mod config;
+pub mod wire;
