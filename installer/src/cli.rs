@@ -147,7 +147,9 @@ pub struct PasswordSource {
 #[derive(Subcommand, Debug)]
 pub enum AliasCmd {
     /// Add targets to an alias (created if new). Targets may be local or remote addresses.
-    #[command(after_help = "Example:\n  moat alias add team@example.org alice@example.org bob@other.net")]
+    #[command(
+        after_help = "Example:\n  moat alias add team@example.org alice@example.org bob@other.net"
+    )]
     Add {
         source: String,
         #[arg(required = true)]

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context as _, anyhow};
+use anyhow::anyhow;
 use moat_common::config::Config;
 use moat_vdomain::Store;
 
@@ -28,9 +28,8 @@ impl Context {
                 ));
             }
         };
-        let store = Store::connect(&url).await.with_context(|| {
-            format!("cannot open the user store {}", redact_password(&url))
-        })?;
+        // The store's own error names the store (without its password) and the reason.
+        let store = Store::connect(&url).await?;
         Ok(Context {
             store,
             mail_root: config.map(|c| c.mail_root),
@@ -45,34 +44,5 @@ impl Context {
                  configuration file instead of --db alone"
             )
         })
-    }
-}
-
-/// Hides the password of a `postgres://user:password@host` URL before it is printed.
-fn redact_password(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    let Some((userinfo, host)) = rest.split_once('@') else {
-        return url.to_string();
-    };
-    match userinfo.split_once(':') {
-        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
-        None => url.to_string(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::redact_password;
-
-    #[test]
-    fn passwords_never_printed() {
-        assert_eq!(
-            redact_password("postgres://moat:s3cret@db/moat"),
-            "postgres://moat:***@db/moat"
-        );
-        assert_eq!(redact_password("postgres://moat@db/moat"), "postgres://moat@db/moat");
-        assert_eq!(redact_password("sqlite:/a/b.db"), "sqlite:/a/b.db");
     }
 }

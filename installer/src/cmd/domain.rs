@@ -31,7 +31,10 @@ pub async fn run(ctx: &Context, cmd: DomainCmd) -> anyhow::Result<()> {
                     ]
                 })
                 .collect();
-            output::table(&["DOMAIN", "USERS", "ALIASES", "CATCH-ALL", "CREATED"], &rows);
+            output::table(
+                &["DOMAIN", "USERS", "ALIASES", "CATCH-ALL", "CREATED"],
+                &rows,
+            );
         }
         DomainCmd::Show { name, json } => {
             let d = store.get_domain(&name).await?;
@@ -44,7 +47,9 @@ pub async fn run(ctx: &Context, cmd: DomainCmd) -> anyhow::Result<()> {
             println!("aliases:       {}", d.aliases);
             println!(
                 "catch-all:     {}",
-                d.catchall.as_deref().unwrap_or("none (unknown addresses are refused)")
+                d.catchall
+                    .as_deref()
+                    .unwrap_or("none (unknown addresses are refused)")
             );
             let aliases = if d.alias_domains.is_empty() {
                 "none".to_string()

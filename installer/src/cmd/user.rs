@@ -6,9 +6,9 @@ use moat_vdomain::address::Address;
 use super::{mail_path, purge};
 use crate::cli::UserCmd;
 use crate::context::Context;
+use crate::output;
 use crate::password_input::read_new_password;
 use crate::size::{format_quota, parse_quota};
-use crate::output;
 
 pub async fn run(ctx: &Context, cmd: UserCmd) -> anyhow::Result<()> {
     let store = &ctx.store;

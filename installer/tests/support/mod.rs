@@ -35,10 +35,13 @@ impl TestDb {
         }
         let name = format!("moat_test_{:016x}", rand::random::<u64>());
         runtime().block_on(async {
-            let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap_or_else(|e| {
-                panic!("PostgreSQL at {admin} is needed (set MOAT_TEST_PG): {e}")
-            });
-            sqlx::query(&format!("CREATE DATABASE {name}"))
+            let mut conn = sqlx::PgConnection::connect(&admin)
+                .await
+                .unwrap_or_else(|e| {
+                    panic!("PostgreSQL at {admin} is needed (set MOAT_TEST_PG): {e}")
+                });
+            // The name is our own hex: nothing to inject.
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
                 .execute(&mut conn)
                 .await
                 .expect("create test database");
@@ -57,9 +60,11 @@ impl Drop for TestDb {
         if let Some((admin, name)) = self.pg.take() {
             runtime().block_on(async {
                 if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
-                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                        .execute(&mut conn)
-                        .await;
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                    )))
+                    .execute(&mut conn)
+                    .await;
                 }
             });
         }
@@ -97,7 +102,9 @@ impl Moat {
 
     fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_moat"));
-        cmd.args(&self.store_args).args(args).env_remove("MOAT_CONFIG");
+        cmd.args(&self.store_args)
+            .args(args)
+            .env_remove("MOAT_CONFIG");
         cmd
     }
 
@@ -149,7 +156,11 @@ impl Moat {
     pub fn fails_stdin(&self, args: &[&str], stdin: &str) -> String {
         let (code, _, err) = self.run(args, stdin);
         assert_eq!(code, Some(1), "moat {args:?} should be refused: {err}");
-        assert_eq!(err.lines().count(), 1, "moat {args:?}: one line expected: {err}");
+        assert_eq!(
+            err.lines().count(),
+            1,
+            "moat {args:?}: one line expected: {err}"
+        );
         assert!(err.starts_with("moat: "), "{err}");
         err
     }
