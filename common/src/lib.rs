@@ -5,4 +5,6 @@
 //! need them are built.
 
 pub mod config;
+pub mod fdpass;
+pub mod privilege;
 pub mod wire;

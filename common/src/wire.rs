@@ -111,7 +111,8 @@ impl Record {
             if fields.len() == MAX_FIELDS {
                 return Err(WireError::Malformed("too many fields"));
             }
-            let flen = read_u32(payload, at).ok_or(WireError::Malformed("truncated field length"))?
+            let flen = read_u32(payload, at)
+                .ok_or(WireError::Malformed("truncated field length"))?
                 as usize;
             at += 4;
             let value = payload
@@ -156,7 +157,9 @@ mod tests {
 
     #[test]
     fn round_trip_and_partial_input() {
-        let r = Record::new(b'R').field("alice@example.test").field([0u8, 1, 2]);
+        let r = Record::new(b'R')
+            .field("alice@example.test")
+            .field([0u8, 1, 2]);
         let bytes = r.encode().expect("encode");
         for cut in 0..bytes.len() {
             assert_eq!(Record::decode(&bytes[..cut]), Ok(None), "cut at {cut}");
