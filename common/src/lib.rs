@@ -1,10 +1,11 @@
-//! What every Moat process needs and nothing more.
-//!
-//! For now: finding and reading the configuration file (`config`) and the internal record format
-//! (`wire`). Privilege drop, fd passing and logging setup join this crate as the processes that
-//! need them are built.
+//! What every Moat process needs and nothing more: the configuration file (`config`), the
+//! internal record format (`wire`), descriptor passing and peer credentials (`fdpass`), the
+//! irrevocable privilege drop (`privilege`), the supervisor-to-child setup channel (`child`) and
+//! qmail-style log lines with queue ids (`log`).
 
+pub mod child;
 pub mod config;
 pub mod fdpass;
+pub mod log;
 pub mod privilege;
 pub mod wire;
