@@ -4,7 +4,9 @@
 //! qmail-style log lines with queue ids (`log`).
 
 pub mod child;
+pub mod client;
 pub mod config;
+pub mod conn;
 pub mod fdpass;
 pub mod log;
 pub mod privilege;

@@ -1,0 +1,184 @@
+//! moat-auth's protocol: authenticate (`A`) and resolve (`R`).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::conn::{Conn, with_timeout};
+use crate::wire::{Record, Status};
+
+/// Fields per resolved target in an `R` reply.
+pub const TARGET_FIELDS: usize = 5;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TargetKind {
+    Mailbox,
+    Forward,
+}
+
+/// Where mail for an address goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub kind: TargetKind,
+    /// The mailbox user (`local@domain`) or the remote address.
+    pub address: String,
+    /// For a mailbox: its folder relative to the mail root, `domain/local`.
+    pub maildir: String,
+    /// For a mailbox: the quota in bytes; `None` = unlimited.
+    pub quota: Option<i64>,
+    /// The sub-address tag (`user+tag`), if any.
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthAnswer {
+    /// Authenticated as this user address.
+    Ok(String),
+    /// Wrong login or password (or disabled).
+    Failed,
+    /// Try later (store down, throttled).
+    Temporary(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resolved {
+    Targets(Vec<Target>),
+    Unknown,
+    Temporary(String),
+}
+
+impl Target {
+    pub fn push_fields(&self, mut r: Record) -> Record {
+        let kind = match self.kind {
+            TargetKind::Mailbox => "mailbox",
+            TargetKind::Forward => "forward",
+        };
+        r = r
+            .field(kind)
+            .field(&self.address)
+            .field(&self.maildir)
+            .field(self.quota.map(|q| q.to_string()).unwrap_or_default())
+            .field(self.detail.as_deref().unwrap_or(""));
+        r
+    }
+
+    /// Reads the targets of a `K` reply (fields after the status text).
+    pub fn from_reply(r: &Record) -> Result<Vec<Target>, String> {
+        let rest = r.fields.len().saturating_sub(1);
+        if !rest.is_multiple_of(TARGET_FIELDS) || rest == 0 {
+            return Err(format!("resolve reply has {rest} target fields"));
+        }
+        let text = |i: usize| r.text(i).map_err(|e| e.to_string());
+        (0..rest / TARGET_FIELDS)
+            .map(|t| {
+                let at = 1 + t * TARGET_FIELDS;
+                let kind = match text(at)? {
+                    "mailbox" => TargetKind::Mailbox,
+                    "forward" => TargetKind::Forward,
+                    other => return Err(format!("unknown target kind {other:?}")),
+                };
+                let quota = match text(at + 3)? {
+                    "" => None,
+                    q => Some(q.parse().map_err(|_| format!("bad quota {q:?}"))?),
+                };
+                let detail = Some(text(at + 4)?.to_string()).filter(|d| !d.is_empty());
+                Ok(Target {
+                    kind,
+                    address: text(at + 1)?.to_string(),
+                    maildir: text(at + 2)?.to_string(),
+                    quota,
+                    detail,
+                })
+            })
+            .collect()
+    }
+}
+
+/// A client of `auth.sock`.
+#[derive(Debug, Clone)]
+pub struct AuthClient {
+    path: PathBuf,
+    timeout: Duration,
+}
+
+impl AuthClient {
+    pub fn new(path: &Path) -> AuthClient {
+        AuthClient {
+            path: path.to_path_buf(),
+            timeout: Duration::from_secs(30),
+        }
+    }
+
+    pub async fn authenticate(
+        &self,
+        login: &str,
+        password: &str,
+        client_ip: &str,
+        service: &str,
+    ) -> std::io::Result<AuthAnswer> {
+        with_timeout(self.timeout, async {
+            let mut conn = Conn::connect(&self.path).await?;
+            let req = Record::new(b'A')
+                .field(login)
+                .field(password)
+                .field(client_ip)
+                .field(service);
+            conn.send(&req).await?;
+            let (status, _) = conn.status().await?;
+            Ok(match status {
+                Status::Ok(user) => AuthAnswer::Ok(user),
+                Status::Permanent(_) => AuthAnswer::Failed,
+                Status::Temporary(why) => AuthAnswer::Temporary(why),
+            })
+        })
+        .await
+    }
+
+    pub async fn resolve(&self, address: &str) -> std::io::Result<Resolved> {
+        with_timeout(self.timeout, async {
+            let mut conn = Conn::connect(&self.path).await?;
+            conn.send(&Record::new(b'R').field(address)).await?;
+            let (status, record) = conn.status().await?;
+            Ok(match status {
+                Status::Ok(_) => Resolved::Targets(
+                    Target::from_reply(&record)
+                        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?,
+                ),
+                Status::Permanent(_) => Resolved::Unknown,
+                Status::Temporary(why) => Resolved::Temporary(why),
+            })
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_round_trip() {
+        let targets = vec![
+            Target {
+                kind: TargetKind::Mailbox,
+                address: "a@example.test".into(),
+                maildir: "example.test/a".into(),
+                quota: Some(1 << 20),
+                detail: Some("lists".into()),
+            },
+            Target {
+                kind: TargetKind::Forward,
+                address: "x@remote.example".into(),
+                maildir: String::new(),
+                quota: None,
+                detail: None,
+            },
+        ];
+        let mut r = Status::Ok("2 targets".into()).to_record();
+        for t in &targets {
+            r = t.push_fields(r);
+        }
+        assert_eq!(Target::from_reply(&r), Ok(targets));
+        assert!(Target::from_reply(&Status::Ok("none".into()).to_record()).is_err());
+        assert!(Target::from_reply(&Record::new(b'K').field("x").field("mailbox")).is_err());
+    }
+}

@@ -1,0 +1,55 @@
+//! moat-local's protocol: deliver (`L` + message descriptor) and check a recipient (`C`).
+
+use std::os::fd::BorrowedFd;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::conn::{Conn, with_timeout};
+use crate::wire::{Record, Status};
+
+#[derive(Debug, Clone)]
+pub struct LocalClient {
+    path: PathBuf,
+    timeout: Duration,
+}
+
+impl LocalClient {
+    pub fn new(path: &Path) -> LocalClient {
+        LocalClient {
+            path: path.to_path_buf(),
+            timeout: crate::conn::DEFAULT_TIMEOUT,
+        }
+    }
+
+    /// Delivers the message open at `message` (read from offset 0) to one recipient.
+    pub async fn deliver(
+        &self,
+        queue_id: &str,
+        sender: &str,
+        recipient: &str,
+        message: BorrowedFd<'_>,
+    ) -> std::io::Result<Status> {
+        with_timeout(self.timeout, async {
+            let mut conn = Conn::connect(&self.path).await?;
+            let req = Record::new(b'L')
+                .field(queue_id)
+                .field(sender)
+                .field(recipient);
+            conn.send_with_fds(&req, &[message]).await?;
+            Ok(conn.status().await?.0)
+        })
+        .await
+    }
+
+    /// Asks whether `recipient` exists and has room for `size` bytes (RCPT-time check).
+    pub async fn check(&self, recipient: &str, size: Option<u64>) -> std::io::Result<Status> {
+        with_timeout(Duration::from_secs(30), async {
+            let mut conn = Conn::connect(&self.path).await?;
+            let size = size.map(|s| s.to_string()).unwrap_or_default();
+            conn.send(&Record::new(b'C').field(recipient).field(size))
+                .await?;
+            Ok(conn.status().await?.0)
+        })
+        .await
+    }
+}
