@@ -27,6 +27,88 @@ pub struct Config {
     pub mail_root: PathBuf,
     /// The sub-address delimiter (`user+tag`); `None` turns sub-addressing off.
     pub subaddress_delimiter: Option<char>,
+    /// The name this server uses for itself (greeting, Received, bounces).
+    pub hostname: String,
+    /// The on-disk queue.
+    pub queue_dir: PathBuf,
+    /// Where the internal Unix sockets live.
+    pub run_dir: PathBuf,
+    /// Where the `moat-*` programs are; `None` = beside the running `moat`.
+    pub libexec: Option<PathBuf>,
+    /// Listening addresses per service; empty = the service is off.
+    pub listen: Listen,
+    /// The certificate chain and private key (PEM) for STARTTLS and implicit TLS.
+    pub tls_cert: PathBuf,
+    pub tls_key: PathBuf,
+    /// The Unix user of each process (used only when `moat serve` runs as root).
+    pub users: Users,
+    pub limits: Limits,
+    /// How long a message may wait in the queue before it is bounced.
+    pub queue_lifetime_secs: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Listen {
+    /// MX service (port 25): local recipients only.
+    pub smtp: Vec<String>,
+    /// Submission with STARTTLS (port 587): AUTH required.
+    pub submission: Vec<String>,
+    /// Submission over implicit TLS (port 465): AUTH required.
+    pub submissions: Vec<String>,
+}
+
+impl Default for Listen {
+    fn default() -> Self {
+        Listen {
+            smtp: vec!["0.0.0.0:25".into()],
+            submission: vec!["0.0.0.0:587".into()],
+            submissions: vec!["0.0.0.0:465".into()],
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Users {
+    pub smtpd: String,
+    pub queue: String,
+    pub local: String,
+    pub auth: String,
+}
+
+impl Default for Users {
+    fn default() -> Self {
+        Users {
+            smtpd: "moat-smtpd".into(),
+            queue: "moat-queue".into(),
+            local: "moat-vmail".into(),
+            auth: "moat-auth".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest message accepted, in bytes (SIZE).
+    pub max_message_size: u64,
+    /// Recipients per message.
+    pub max_recipients: u32,
+    /// Concurrent SMTP connections, in total and per client IP.
+    pub max_connections: u32,
+    pub max_connections_per_ip: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_message_size: 35 * 1024 * 1024,
+            max_recipients: 100,
+            max_connections: 200,
+            max_connections_per_ip: 20,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -44,11 +126,35 @@ pub enum ConfigError {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
+    hostname: Option<String>,
     store: RawStore,
     #[serde(default)]
     paths: RawPaths,
     #[serde(default)]
     addresses: RawAddresses,
+    #[serde(default)]
+    listen: Listen,
+    #[serde(default)]
+    tls: RawTls,
+    #[serde(default)]
+    users: Users,
+    #[serde(default)]
+    limits: Limits,
+    #[serde(default)]
+    queue: RawQueue,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    cert: Option<String>,
+    key: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawQueue {
+    lifetime: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -61,6 +167,9 @@ struct RawStore {
 #[serde(deny_unknown_fields)]
 struct RawPaths {
     mail: Option<String>,
+    queue: Option<String>,
+    run: Option<String>,
+    libexec: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -137,12 +246,84 @@ impl Config {
                 )));
             }
         };
+        let hostname = match raw.hostname {
+            Some(h) if valid_hostname(&h) => h.to_ascii_lowercase(),
+            Some(h) => return Err(invalid(format!("hostname {h:?} is not a valid host name"))),
+            None => system_hostname(),
+        };
+        let queue_lifetime_secs = match raw.queue.lifetime.as_deref() {
+            None => 5 * 86_400,
+            Some(text) => parse_duration(text).ok_or_else(|| {
+                invalid(format!(
+                    "queue.lifetime {text:?} is not a duration such as \"5d\", \"36h\" or \"90m\""
+                ))
+            })?,
+        };
+        for addr in raw
+            .listen
+            .smtp
+            .iter()
+            .chain(&raw.listen.submission)
+            .chain(&raw.listen.submissions)
+        {
+            if addr.parse::<std::net::SocketAddr>().is_err() {
+                return Err(invalid(format!(
+                    "listen address {addr:?} is not IP:PORT (e.g. \"0.0.0.0:25\" or \"[::]:25\")"
+                )));
+            }
+        }
         Ok(Config {
             source: path.to_path_buf(),
             store_url,
             mail_root,
             subaddress_delimiter,
+            hostname,
+            queue_dir: base.join(raw.paths.queue.as_deref().unwrap_or("queue")),
+            run_dir: base.join(raw.paths.run.as_deref().unwrap_or("run")),
+            libexec: raw.paths.libexec.as_deref().map(|p| base.join(p)),
+            listen: raw.listen,
+            tls_cert: base.join(raw.tls.cert.as_deref().unwrap_or("tls/cert.pem")),
+            tls_key: base.join(raw.tls.key.as_deref().unwrap_or("tls/key.pem")),
+            users: raw.users,
+            limits: raw.limits,
+            queue_lifetime_secs,
         })
+    }
+}
+
+/// `5d`, `36h`, `90m`, `600s` or plain seconds.
+pub fn parse_duration(text: &str) -> Option<u64> {
+    let t = text.trim();
+    let (num, mult) = match t.chars().last()? {
+        'd' => (&t[..t.len() - 1], 86_400),
+        'h' => (&t[..t.len() - 1], 3_600),
+        'm' => (&t[..t.len() - 1], 60),
+        's' => (&t[..t.len() - 1], 1),
+        _ => (t, 1),
+    };
+    num.trim().parse::<u64>().ok()?.checked_mul(mult)
+}
+
+fn valid_hostname(h: &str) -> bool {
+    !h.is_empty()
+        && h.len() <= 253
+        && h.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        })
+}
+
+/// The kernel's host name, or `localhost` when it is not a usable name.
+pub fn system_hostname() -> String {
+    let name = rustix::system::uname();
+    let node = name.nodename().to_string_lossy().to_ascii_lowercase();
+    if valid_hostname(&node) {
+        node
+    } else {
+        "localhost".to_string()
     }
 }
 
@@ -213,6 +394,47 @@ mod tests {
             let err = Config::parse(text, p).expect_err(text).to_string();
             assert!(err.contains(needle), "{err:?} should mention {needle:?}");
             assert!(err.contains("/x/moat.toml"), "{err:?} should name the file");
+        }
+    }
+
+    #[test]
+    fn service_settings() {
+        let c = Config::parse(
+            "hostname = \"MX.Example.org\"\n[store]\nurl = \"sqlite:db/u.db\"\n\
+             [listen]\nsmtp = [\"127.0.0.1:2525\"]\nsubmissions = []\n\
+             [queue]\nlifetime = \"36h\"\n[limits]\nmax_recipients = 50\n",
+            Path::new("/d/moat.toml"),
+        )
+        .expect("valid");
+        assert_eq!(c.hostname, "mx.example.org");
+        assert_eq!(c.listen.smtp, vec!["127.0.0.1:2525".to_string()]);
+        assert_eq!(c.listen.submission, Listen::default().submission);
+        assert!(c.listen.submissions.is_empty());
+        assert_eq!(c.queue_lifetime_secs, 36 * 3600);
+        assert_eq!(c.limits.max_recipients, 50);
+        assert_eq!(c.limits.max_connections, 200);
+        assert_eq!(c.queue_dir, Path::new("/d/queue"));
+        assert_eq!(c.run_dir, Path::new("/d/run"));
+        assert_eq!(c.tls_key, Path::new("/d/tls/key.pem"));
+        assert_eq!(c.users.local, "moat-vmail");
+        for (text, needle) in [
+            (
+                "[store]\nurl = \"sqlite:a\"\n[listen]\nsmtp = [\"nope\"]\n",
+                "IP:PORT",
+            ),
+            (
+                "[store]\nurl = \"sqlite:a\"\n[queue]\nlifetime = \"soon\"\n",
+                "duration",
+            ),
+            (
+                "hostname = \"bad host\"\n[store]\nurl = \"sqlite:a\"\n",
+                "host name",
+            ),
+        ] {
+            let err = Config::parse(text, Path::new("/d/moat.toml"))
+                .expect_err(text)
+                .to_string();
+            assert!(err.contains(needle), "{err}");
         }
     }
 
