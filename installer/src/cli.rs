@@ -51,6 +51,30 @@ pub enum Command {
     /// The catch-all of a domain: where mail to unknown addresses goes.
     #[command(subcommand)]
     Catchall(CatchallCmd),
+    /// Quickstart: run the whole stack from ./moat-data on high ports (made on first run).
+    #[command(
+        after_help = "Ports: 2525 (MX), 2587 (submission, STARTTLS), 2465 (submission, TLS).\n\
+On first run it makes ./moat-data with its configuration, a SQLite store, a self-signed \
+certificate, and the demo domain example.test whose postmaster password is printed once.\n\n\
+Examples:\n  moat up\n  moat up --dir /srv/mail --listen-ip 0.0.0.0 --no-demo"
+    )]
+    Up {
+        /// The folder holding everything.
+        #[arg(long, default_value = "moat-data", value_name = "DIR")]
+        dir: PathBuf,
+        /// Do not add the demo domain on first run.
+        #[arg(long)]
+        no_demo: bool,
+        /// The address the services listen on when the folder is first made.
+        #[arg(long, default_value = "127.0.0.1", value_name = "IP")]
+        listen_ip: String,
+    },
+    /// Run the stack from the configuration file: the supervisor (root binds ports and spawns).
+    #[command(
+        after_help = "Run as root, each program runs under its own system user \
+(users.* in the configuration). SIGTERM drains, SIGHUP reloads the certificates."
+    )]
+    Serve,
 }
 
 #[derive(Subcommand, Debug)]

@@ -9,7 +9,10 @@ mod cmd;
 mod context;
 mod output;
 mod password_input;
+mod serve;
 mod size;
+mod system_users;
+mod up;
 
 use std::process::ExitCode;
 
@@ -20,6 +23,7 @@ const EXIT_TEMPFAIL: u8 = 75;
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
+    moat_common::log::init("moat");
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -12,12 +12,37 @@ use crate::cli::{Cli, Command};
 use crate::context::Context;
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Up {
+            dir,
+            no_demo,
+            listen_ip,
+        } => {
+            return crate::up::up(crate::up::UpOptions {
+                dir,
+                no_demo,
+                listen_ip,
+            })
+            .await;
+        }
+        Command::Serve => {
+            let config = moat_common::config::Config::discover(cli.global.config.as_deref())?
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "no configuration found: pass --config, set MOAT_CONFIG, or use `moat up`"
+                    )
+                })?;
+            return crate::serve::serve(&config).await;
+        }
+        _ => {}
+    }
     let ctx = Context::open(&cli.global).await?;
     let result = match cli.command {
         Command::Domain(cmd) => domain::run(&ctx, cmd).await,
         Command::User(cmd) => user::run(&ctx, cmd).await,
         Command::Alias(cmd) => alias::run(&ctx, cmd).await,
         Command::Catchall(cmd) => alias::run_catchall(&ctx, cmd).await,
+        Command::Up { .. } | Command::Serve => Ok(()),
     };
     ctx.store.close().await;
     result

@@ -1,0 +1,62 @@
+//! Which Unix account each program runs as: the configured system users when the supervisor is
+//! root, the invoking user otherwise (quickstart).
+
+use anyhow::Context as _;
+use moat_common::config::Config;
+use moat_common::privilege::{self, Account};
+
+#[derive(Debug, Clone)]
+pub struct Accounts {
+    /// True when running as root and switching users.
+    pub privileged: bool,
+    pub smtpd: Account,
+    pub queue: Account,
+    pub local: Account,
+    pub auth: Account,
+}
+
+impl Accounts {
+    pub fn for_config(config: &Config) -> anyhow::Result<Accounts> {
+        if privilege::is_root() {
+            let look = |name: &str| {
+                privilege::lookup(name).with_context(|| {
+                    format!("the supervisor runs as root and needs the system user {name:?}")
+                })
+            };
+            let accounts = Accounts {
+                privileged: true,
+                smtpd: look(&config.users.smtpd)?,
+                queue: look(&config.users.queue)?,
+                local: look(&config.users.local)?,
+                auth: look(&config.users.auth)?,
+            };
+            for a in [
+                &accounts.smtpd,
+                &accounts.queue,
+                &accounts.local,
+                &accounts.auth,
+            ] {
+                if a.uid == 0 || a.gid == 0 {
+                    anyhow::bail!(
+                        "system user {:?} has uid or gid 0: refusing to run it",
+                        a.name
+                    );
+                }
+            }
+            Ok(accounts)
+        } else {
+            let me = Account {
+                name: std::env::var("USER").unwrap_or_else(|_| "me".into()),
+                uid: rustix::process::getuid().as_raw(),
+                gid: rustix::process::getgid().as_raw(),
+            };
+            Ok(Accounts {
+                privileged: false,
+                smtpd: me.clone(),
+                queue: me.clone(),
+                local: me.clone(),
+                auth: me,
+            })
+        }
+    }
+}

@@ -1,0 +1,34 @@
+//! `moat serve`: the supervisor. As root it prepares the folders, binds every listener, opens
+//! the TLS key, and spawns each Moat program under its own Unix user with exactly the
+//! descriptors and settings it needs; then it restarts crashed children with backoff, reloads
+//! certificates on SIGHUP and drains on SIGTERM. Not as root (`moat up`), the same code runs
+//! every program under the invoking user.
+//!
+//! SECURITY: the supervisor never reads from a listener or parses network input; the only data
+//! it handles are its own configuration and the key files it opens for its children.
+
+mod accounts;
+mod children;
+mod layout;
+mod listeners;
+mod specs;
+
+use anyhow::Context as _;
+use moat_common::config::Config;
+use moat_common::info;
+
+pub use accounts::Accounts;
+
+/// Runs the stack until SIGTERM/SIGINT.
+pub async fn serve(config: &Config) -> anyhow::Result<()> {
+    let accounts = Accounts::for_config(config)?;
+    if !accounts.privileged {
+        info!("not running as root: every process runs as this user (quickstart mode)");
+    }
+    layout::prepare(config, &accounts).context("cannot prepare the data folders")?;
+    let sockets = listeners::bind(config)?;
+    let programs = specs::ProgramDir::find(config)?;
+    let mut supervisor = children::Supervisor::new(config, accounts, sockets, programs);
+    supervisor.start_all()?;
+    supervisor.run().await
+}
