@@ -1,1 +1,303 @@
-//! Placeholder; see docs/ARCHITECTURE.md.
+//! The harness for end-to-end tests: a whole Moat stack started with `moat up` in a temporary
+//! folder on free loopback ports, driven by real clients (Python's smtplib, swaks, lettre), and
+//! inspected through the CLI and the Maildirs on disk, as an admin would.
+
+use std::io::Read as _;
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// Where the workspace's binaries are: `MOAT_BIN_DIR`, or the folder above this test's `deps/`.
+pub fn bin_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("MOAT_BIN_DIR") {
+        return PathBuf::from(dir);
+    }
+    let exe = std::env::current_exe().expect("current exe");
+    let deps = exe.parent().expect("deps dir");
+    let dir = deps.parent().expect("target dir").to_path_buf();
+    for program in ["moat", "moat-smtpd", "moat-queue", "moat-local", "moat-auth", "sendmail"] {
+        assert!(
+            dir.join(program).is_file(),
+            "{program} is not built in {}: run `cargo build --workspace` (./scripts/test does)",
+            dir.display()
+        );
+    }
+    dir
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// A running stack.
+pub struct Stack {
+    _tmp: tempfile::TempDir,
+    pub data: PathBuf,
+    pub config: PathBuf,
+    pub smtp: u16,
+    pub submission: u16,
+    pub submissions: u16,
+    log: PathBuf,
+    moat: Option<Child>,
+}
+
+impl Stack {
+    /// Starts `moat up` on free ports and waits until every service answers.
+    pub fn start() -> Stack {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        // As root, the programs run as their own system users and must be able to reach in.
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod tempdir");
+        let data = tmp.path().join("moat-data");
+        std::fs::create_dir_all(data.join("db")).expect("mkdir");
+        std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let (smtp, submission, submissions) = (free_port(), free_port(), free_port());
+        let config = data.join("moat.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "hostname = \"mx.example.test\"\n\
+                 [store]\nurl = \"sqlite:db/users.db\"\n\
+                 [paths]\nmail = \"mail\"\nqueue = \"queue\"\nrun = \"run\"\n\
+                 [listen]\nsmtp = [\"127.0.0.1:{smtp}\"]\nsubmission = [\"127.0.0.1:{submission}\"]\n\
+                 submissions = [\"127.0.0.1:{submissions}\"]\n"
+            ),
+        )
+        .expect("write config");
+        let log = tmp.path().join("moat.log");
+        let log_file = std::fs::File::create(&log).expect("log file");
+        let moat = Command::new(bin_dir().join("moat"))
+            .args(["up", "--no-demo", "--dir"])
+            .arg(&data)
+            .env_remove("MOAT_CONFIG")
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone().expect("dup log"))
+            .stderr(log_file)
+            .spawn()
+            .expect("start moat up");
+        let mut stack = Stack {
+            _tmp: tmp,
+            data,
+            config,
+            smtp,
+            submission,
+            submissions,
+            log,
+            moat: Some(moat),
+        };
+        stack.wait_ready();
+        stack
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let ports_up = [self.smtp, self.submission, self.submissions]
+                .iter()
+                .all(|p| TcpStream::connect(("127.0.0.1", *p)).is_ok());
+            let programs_up = ["moat-smtpd", "moat-queue", "moat-local", "moat-auth"]
+                .iter()
+                .all(|p| self.pid_of(p).is_some());
+            if ports_up && programs_up {
+                return;
+            }
+            if let Some(child) = self.moat.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                panic!("moat up exited ({status}):\n{}", self.log());
+            }
+            assert!(Instant::now() < deadline, "the stack did not start:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Everything the stack logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The supervisor's pid.
+    pub fn moat_pid(&self) -> u32 {
+        self.moat.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+
+    /// The pid of one of our stack's programs (a child of our supervisor).
+    pub fn pid_of(&self, program: &str) -> Option<u32> {
+        let parent = self.moat_pid();
+        for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                continue;
+            };
+            // comm is in parentheses; ppid is the second field after it.
+            let Some(after) = stat.rsplit_once(')').map(|(_, rest)| rest) else {
+                continue;
+            };
+            let fields: Vec<&str> = after.split_whitespace().collect();
+            let ppid: u32 = fields.get(1).and_then(|p| p.parse().ok()).unwrap_or(0);
+            if ppid != parent || fields.first() == Some(&"Z") {
+                continue;
+            }
+            let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap_or_default();
+            if exe.file_name().is_some_and(|n| n == program) {
+                return Some(pid);
+            }
+        }
+        None
+    }
+
+    /// Runs the admin CLI against this stack.
+    pub fn moat(&self, args: &[&str], stdin: &str) -> Output {
+        let mut child = Command::new(bin_dir().join("moat"))
+            .args(args)
+            .env("MOAT_CONFIG", &self.config)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run moat");
+        if let Some(mut input) = child.stdin.take() {
+            use std::io::Write as _;
+            let _ = input.write_all(stdin.as_bytes());
+        }
+        child.wait_with_output().expect("wait moat")
+    }
+
+    /// Runs the CLI and insists it succeeds.
+    pub fn admin(&self, args: &[&str], stdin: &str) -> String {
+        let out = self.moat(args, stdin);
+        assert!(
+            out.status.success(),
+            "moat {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn add_domain(&self, domain: &str) {
+        self.admin(&["domain", "add", domain], "");
+    }
+
+    pub fn add_user(&self, address: &str, password: &str) {
+        self.admin(
+            &["user", "add", address, "--password-stdin"],
+            &format!("{password}\n"),
+        );
+    }
+
+    /// The Maildir of a user (`local@domain`).
+    pub fn maildir(&self, address: &str) -> PathBuf {
+        let (local, domain) = address.split_once('@').expect("address");
+        self.data.join("mail").join(domain).join(local).join("Maildir")
+    }
+
+    /// Every message in a user's INBOX (new/ and cur/), sorted by file name.
+    pub fn messages(&self, address: &str) -> Vec<String> {
+        let md = self.maildir(address);
+        let mut names: Vec<PathBuf> = ["new", "cur"]
+            .iter()
+            .filter_map(|sub| std::fs::read_dir(md.join(sub)).ok())
+            .flat_map(|d| d.flatten().map(|e| e.path()))
+            .collect();
+        names.sort();
+        names
+            .iter()
+            .filter_map(|p| {
+                let mut s = String::new();
+                std::fs::File::open(p).ok()?.read_to_string(&mut s).ok()?;
+                Some(s)
+            })
+            .collect()
+    }
+
+    /// Waits until `address` has at least `n` messages; returns them.
+    pub fn wait_messages(&self, address: &str, n: usize) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let got = self.messages(address);
+            if got.len() >= n {
+                return got;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{address} has {} of {n} messages after 30 s; log:\n{}",
+                got.len(),
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// How many messages are still in the queue.
+    pub fn queued(&self) -> usize {
+        std::fs::read_dir(self.data.join("queue/env"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    }
+
+    /// The certificate the stack serves (self-signed).
+    pub fn cert_path(&self) -> PathBuf {
+        self.data.join("tls/cert.pem")
+    }
+
+    /// Runs a Python snippet (smtplib & co. are the clients nobody here wrote).
+    pub fn python(&self, script: &str) -> Output {
+        Command::new("python3")
+            .arg("-c")
+            .arg(script)
+            .env("SMTP_PORT", self.smtp.to_string())
+            .env("SUBMISSION_PORT", self.submission.to_string())
+            .env("SUBMISSIONS_PORT", self.submissions.to_string())
+            .output()
+            .expect("run python3")
+    }
+
+    /// Stops the stack with SIGTERM (the graceful path) and returns the supervisor's exit status.
+    pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
+        let mut child = self.moat.take()?;
+        signal(child.id(), rustix::process::Signal::TERM);
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                return child.wait().ok();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// Sends a signal to a process.
+pub fn signal(pid: u32, sig: rustix::process::Signal) {
+    if let Some(pid) = rustix::process::Pid::from_raw(pid as i32) {
+        let _ = rustix::process::kill_process(pid, sig);
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        let children: Vec<u32> = ["moat-smtpd", "moat-queue", "moat-local", "moat-auth"]
+            .iter()
+            .filter_map(|p| self.pid_of(p))
+            .collect();
+        self.stop();
+        for pid in children {
+            signal(pid, rustix::process::Signal::KILL);
+        }
+    }
+}
+
+/// Reads a file if it exists.
+pub fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
