@@ -1,0 +1,100 @@
+//! The moat-queue process: settings, the store and its sweep, then (in the async runtime) the
+//! socket server and the scheduler until SIGTERM, SIGINT or the supervisor's end of the setup
+//! channel.
+//!
+//! Stopping: the listener closes, injections in progress get `server::DRAIN` to finish (else they
+//! are dropped uncommitted), deliveries in progress get `scheduler::DRAIN` (else they are tried
+//! again at the next start). Nothing committed is ever lost by stopping at any moment.
+//!
+//! SECURITY: called after `Setup::receive` dropped privileges; the store is opened and swept
+//! before any thread exists. Exit status: 0 after a requested stop, 1 when it cannot start.
+
+use std::os::unix::net::UnixStream;
+use std::sync::Arc;
+use std::time::Duration;
+
+use moat_common::child::{Setup, wait_for_close};
+use moat_common::client::local::LocalClient;
+use moat_common::conn::unix_listener;
+use moat_common::{info, warn};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::{mpsc, watch};
+
+use super::settings::Settings;
+use super::store::Store;
+use super::{Ctx, scheduler, server};
+
+/// Runs moat-queue with what the supervisor handed over.
+pub fn run(mut setup: Setup) -> Result<(), String> {
+    let settings = Settings::from_lookup(&|k| setup.get_opt(k).map(str::to_string))?;
+    let listener = setup.take_fd("queue").map_err(|e| e.to_string())?;
+    let store = Store::open(&settings.queue_dir).map_err(|e| e.to_string())?;
+    let sweep = store
+        .sweep()
+        .map_err(|e| format!("cannot sweep {}: {e}", settings.queue_dir.display()))?;
+    if sweep.tmp + sweep.orphans > 0 {
+        info!(
+            "sweep removed {} unfinished and {} orphaned file(s)",
+            sweep.tmp, sweep.orphans
+        );
+    }
+    let control = setup.control;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let result = runtime.block_on(serve(settings, Arc::new(store), listener, control));
+    runtime.shutdown_timeout(Duration::from_secs(5));
+    result
+}
+
+async fn serve(
+    settings: Settings,
+    store: Arc<Store>,
+    listener: std::os::fd::OwnedFd,
+    control: UnixStream,
+) -> Result<(), String> {
+    let listener = unix_listener(listener).map_err(|e| format!("bad queue listener: {e}"))?;
+    let (stop_tx, stop) = watch::channel(false);
+    let stop_tx = Arc::new(stop_tx);
+    let on_close = Arc::clone(&stop_tx);
+    std::thread::Builder::new()
+        .name("control".into())
+        .spawn(move || {
+            wait_for_close(&control);
+            info!("the supervisor closed the setup channel: stopping");
+            on_close.send_replace(true);
+        })
+        .map_err(|e| format!("cannot start the control thread: {e}"))?;
+    let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
+    let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
+    let on_signal = Arc::clone(&stop_tx);
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => info!("SIGTERM: stopping"),
+            _ = int.recv() => info!("SIGINT: stopping"),
+        }
+        on_signal.send_replace(true);
+    });
+    let (commands, inbox) = mpsc::unbounded_channel();
+    let ctx = Arc::new(Ctx {
+        local: LocalClient::new(&settings.local_socket),
+        store,
+        settings,
+        scheduler: commands,
+        own_uid: rustix::process::geteuid().as_raw(),
+    });
+    info!(
+        "queue {} ready (deliveries at most {}, lifetime {} s)",
+        ctx.settings.queue_dir.display(),
+        ctx.settings.max_deliveries,
+        ctx.settings.lifetime_secs
+    );
+    let scheduler = tokio::spawn(scheduler::run(Arc::clone(&ctx), inbox, stop.clone()));
+    server::serve(listener, ctx, stop).await;
+    if let Err(e) = scheduler.await {
+        warn!("scheduler ended badly: {e}");
+    }
+    info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,255 @@
+//! One delivery attempt of one message: every recipient not yet done is handed to moat-local
+//! (`L` with a fresh read-only descriptor of `mess/<id>`), each result is written as a done mark
+//! (appended and fsynced) as soon as it arrives, then the message is either finished (bounce for
+//! the failed recipients, then removed) or given its next retry time (persisted).
+//!
+//! Results: `K` → done; `D` → done, bounced; `Z` or no answer → tried again after the backoff
+//! (`state::backoff`), and once the message is older than the queue lifetime, failed with
+//! `4.4.7`. The last retry is moved up to the expiry time so a message bounces on time.
+//!
+//! SECURITY: moat-local gets a read-only descriptor, never a path. Texts it answers are cleaned
+//! before they go into a done mark, a log line or a bounce. A bounce goes only to a non-null
+//! sender that is a plausible address; a message whose sender is null is never bounced (no loops).
+
+use std::os::fd::AsFd;
+use std::sync::Arc;
+
+use moat_common::client::queue::Origin;
+use moat_common::wire::Status;
+use moat_common::{error, info, warn};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use super::bounce::{self, Failure, MAX_HEADER_COPY, Report, permanent_text};
+use super::envelope::{Envelope, check_recipient};
+use super::state::{Done, Mark, Retry, backoff, bounce_line, mark_line};
+use super::{Ctx, blocking, date, now_ms};
+
+/// What an attempt leaves for the scheduler.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Finished and removed; a bounce may have been queued under this id.
+    Removed { bounce: Option<String> },
+    /// Try again at this unix time in milliseconds.
+    Retry { at: u64 },
+}
+
+enum Verdict {
+    Done(Mark),
+    Deferred(String),
+}
+
+/// Runs one attempt; errors of the queue itself become a retry.
+pub async fn attempt(ctx: &Arc<Ctx>, id: &str, permits: Arc<Semaphore>) -> Outcome {
+    match try_attempt(ctx, id, permits).await {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            error!(id = id; "cannot process the message: {e}");
+            let secs = backoff(ctx.settings.retry_min_secs, 4);
+            Outcome::Retry {
+                at: now_ms() + 1000 * secs,
+            }
+        }
+    }
+}
+
+async fn try_attempt(ctx: &Arc<Ctx>, id: &str, permits: Arc<Semaphore>) -> std::io::Result<Outcome> {
+    let store = Arc::clone(&ctx.store);
+    let owned = id.to_string();
+    let (env, done, retry) = blocking(move || {
+        let env = store.envelope(&owned)?;
+        let done = store.done(&owned, env.recipients.len())?;
+        let retry = store.retry(&owned)?;
+        Ok((env, done, retry))
+    })
+    .await?;
+    let attempts = retry.map_or(0, |r| r.attempts) + 1;
+    let env = Arc::new(env);
+    let mut marks = done.marks.clone();
+    let mut tasks = JoinSet::new();
+    for index in (0..env.recipients.len()).filter(|i| !marks.contains_key(i)) {
+        let (ctx, env, permits, id) = (
+            Arc::clone(ctx),
+            Arc::clone(&env),
+            Arc::clone(&permits),
+            id.to_string(),
+        );
+        tasks.spawn(async move {
+            let verdict = deliver_one(&ctx, &id, &env, index, attempts, permits).await;
+            (index, verdict)
+        });
+    }
+    let mut deferred = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok((index, Verdict::Done(mark))) => {
+                marks.insert(index, mark);
+            }
+            Ok((index, Verdict::Deferred(text))) => deferred.push((index, text)),
+            Err(e) => return Err(std::io::Error::other(format!("delivery task failed: {e}"))),
+        }
+    }
+    let now = date::now();
+    let expires = env.arrival.saturating_add(ctx.settings.lifetime_secs);
+    if !deferred.is_empty() && now >= expires {
+        for (index, text) in deferred.drain(..) {
+            let mark = Mark::Failed(format!(
+                "4.4.7 delivery time expired after {attempts} attempt(s): {text}"
+            ));
+            info!(id = id; "to=<{}> expired: {text}", env.recipients[index]);
+            write_mark(ctx, id, index, &mark).await?;
+            marks.insert(index, mark);
+        }
+    }
+    if let Some((_, last)) = deferred.last() {
+        let delay = backoff(ctx.settings.retry_min_secs, attempts);
+        let next_try = now.saturating_add(delay).min(expires.max(now + 1));
+        let record = Retry {
+            attempts,
+            next_try,
+            last_error: last.clone(),
+        };
+        let store = Arc::clone(&ctx.store);
+        let owned = id.to_string();
+        blocking(move || store.set_retry(&owned, &record)).await?;
+        return Ok(Outcome::Retry {
+            at: next_try.saturating_mul(1000),
+        });
+    }
+    let done = Done {
+        marks,
+        bounce: done.bounce,
+    };
+    finish(ctx, id, &env, &done).await
+}
+
+async fn write_mark(ctx: &Arc<Ctx>, id: &str, index: usize, mark: &Mark) -> std::io::Result<()> {
+    let store = Arc::clone(&ctx.store);
+    let (owned, line) = (id.to_string(), mark_line(index, mark));
+    blocking(move || store.append_done(&owned, &line)).await
+}
+
+async fn deliver_one(
+    ctx: &Arc<Ctx>,
+    id: &str,
+    env: &Envelope,
+    index: usize,
+    attempt: u32,
+    permits: Arc<Semaphore>,
+) -> Verdict {
+    let rcpt = &env.recipients[index];
+    let Ok(_permit) = permits.acquire_owned().await else {
+        return Verdict::Deferred("the queue is stopping".into());
+    };
+    let answer = match ctx.store.open_message(id) {
+        Ok(file) => ctx.local.deliver(id, &env.sender, rcpt, file.as_fd()).await,
+        Err(e) => Err(std::io::Error::new(e.kind(), format!("cannot open the message: {e}"))),
+    };
+    let verdict = match answer {
+        Ok(Status::Ok(text)) => {
+            info!(id = id; "to=<{rcpt}> delivered: {text}");
+            Verdict::Done(Mark::Delivered(text))
+        }
+        Ok(Status::Permanent(text)) => {
+            info!(id = id; "to=<{rcpt}> failed: {text}");
+            Verdict::Done(Mark::Failed(permanent_text(&text)))
+        }
+        Ok(Status::Temporary(text)) => {
+            info!(id = id; "to=<{rcpt}> deferred (attempt {attempt}): {text}");
+            Verdict::Deferred(text)
+        }
+        Err(e) => {
+            warn!(id = id; "to=<{rcpt}> deferred (attempt {attempt}): moat-local: {e}");
+            Verdict::Deferred(format!("moat-local did not answer: {e}"))
+        }
+    };
+    if let Verdict::Done(mark) = &verdict
+        && let Err(e) = write_mark(ctx, id, index, mark).await
+    {
+        // Delivered but not marked: it will be delivered again (at least once).
+        error!(id = id; "to=<{rcpt}> cannot write the done mark: {e}");
+        return Verdict::Deferred(format!("cannot write the done mark: {e}"));
+    }
+    verdict
+}
+
+/// Every recipient is done: bounce the failed ones, then remove the message.
+async fn finish(ctx: &Arc<Ctx>, id: &str, env: &Arc<Envelope>, done: &Done) -> std::io::Result<Outcome> {
+    let failures: Vec<Failure> = done
+        .marks
+        .iter()
+        .filter_map(|(i, mark)| match mark {
+            Mark::Failed(text) => Some(Failure {
+                recipient: env.recipients.get(*i)?.clone(),
+                text: text.clone(),
+            }),
+            Mark::Delivered(_) => None,
+        })
+        .collect();
+    let mut bounce = None;
+    if !failures.is_empty() {
+        if env.sender.is_empty() {
+            info!(id = id; "{} recipient(s) failed; no bounce to the null sender", failures.len());
+        } else if done.bounce.is_some() {
+            info!(id = id; "bounce already queued");
+        } else if let Err(e) = check_recipient(&env.sender) {
+            warn!(id = id; "cannot bounce to <{}>: {e}; dropped", env.sender);
+        } else {
+            let bid = queue_bounce(ctx, id, env, failures).await?;
+            bounce = Some(bid);
+        }
+    }
+    let store = Arc::clone(&ctx.store);
+    let owned = id.to_string();
+    blocking(move || store.remove(&owned)).await?;
+    info!(id = id; "removed");
+    Ok(Outcome::Removed { bounce })
+}
+
+async fn queue_bounce(
+    ctx: &Arc<Ctx>,
+    id: &str,
+    env: &Arc<Envelope>,
+    failures: Vec<Failure>,
+) -> std::io::Result<String> {
+    let (ctx2, env2, owned) = (Arc::clone(ctx), Arc::clone(env), id.to_string());
+    let count = failures.len();
+    let (bid, size) = blocking(move || {
+        let s = &ctx2.settings;
+        let headers = ctx2
+            .store
+            .message_header(&owned, MAX_HEADER_COPY)
+            .unwrap_or_default();
+        let now = date::now();
+        let message = bounce::compose(&Report {
+            hostname: &s.hostname,
+            from: &s.bounce_from,
+            original_id: &owned,
+            original_sender: &env2.sender,
+            arrival: env2.arrival,
+            now,
+            failures: &failures,
+            headers: &headers,
+            token: rand::random(),
+        });
+        let mut draft = ctx2.store.create(now)?;
+        draft.write(&message)?;
+        let mut bounce_env = Envelope {
+            arrival: now,
+            origin: Origin::Bounce,
+            uid: ctx2.own_uid,
+            size: 0,
+            client: format!("bounce of {owned}"),
+            sender: String::new(),
+            recipients: vec![env2.sender.clone()],
+        };
+        let bid = draft.commit(&mut bounce_env)?;
+        // Recorded so a crash before the removal does not bounce twice.
+        ctx2.store.append_done(&owned, &bounce_line(&bid))?;
+        Ok((bid, bounce_env.size))
+    })
+    .await?;
+    info!(id = &bid; "from=<> size={size} nrcpt=1 origin=bounce client=bounce of {id}");
+    info!(id = id; "bounce {bid} queued to <{}> for {count} recipient(s)", env.sender);
+    Ok(bid)
+}

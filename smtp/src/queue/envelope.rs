@@ -1,0 +1,215 @@
+//! The envelope of a queued message and its file format (`env/<id>`), plus the light address
+//! checks the queue applies to everything it is given.
+//!
+//! The file is text, one field per line, each line a one-letter kind and its value (qmail's
+//! style: too simple to mis-parse):
+//!
+//! ```text
+//! V1                    format version (first line)
+//! T1700000000           arrival, unix seconds
+//! Osmtp                 origin (smtp, submission, sendmail, forward, bounce)
+//! U1001                 uid of the process that injected it (SO_PEERCRED)
+//! Z4096                 message size in bytes
+//! C[192.0.2.1] mx.example  client description, for logs
+//! Falice@example.test   envelope sender ("F" alone = null sender <>)
+//! Rbob@example.test     one line per recipient, in order (index 0, 1, ...)
+//! E                     end (last line; a file without it is refused)
+//! ```
+//!
+//! SECURITY: addresses and the client text come from other processes; they are checked (lengths,
+//! no control characters, so no line can be smuggled into this file or a header) before they are
+//! written, and checked again when read back.
+
+use moat_common::client::queue::Origin;
+
+/// The longest address accepted (RFC 5321: 64 + 1 + 255, rounded to the usual 320).
+pub const MAX_ADDRESS: usize = 320;
+/// The most recipients in one envelope. The `E` record of the injection protocol carries at most
+/// `wire::MAX_FIELDS - 1` (1023) of them anyway.
+pub const MAX_RECIPIENTS: usize = 1000;
+/// The longest client description kept (longer ones are cut).
+pub const MAX_CLIENT: usize = 200;
+
+/// Everything the queue knows about a message besides its bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Envelope {
+    pub arrival: u64,
+    pub origin: Origin,
+    pub uid: u32,
+    pub size: u64,
+    pub client: String,
+    /// "" is the null sender.
+    pub sender: String,
+    pub recipients: Vec<String>,
+}
+
+fn check_address(addr: &str) -> Result<(), String> {
+    if addr.len() > MAX_ADDRESS {
+        return Err(format!("address longer than {MAX_ADDRESS} bytes"));
+    }
+    if addr.chars().any(char::is_control) {
+        return Err("address contains a control character".into());
+    }
+    Ok(())
+}
+
+/// The envelope sender: "" (null) or an address without control characters.
+pub fn check_sender(addr: &str) -> Result<(), String> {
+    check_address(addr).map_err(|e| format!("bad sender: {e}"))
+}
+
+/// A recipient: like a sender, not empty, with exactly one `@` between a local part and a domain.
+pub fn check_recipient(addr: &str) -> Result<(), String> {
+    check_address(addr).map_err(|e| format!("bad recipient: {e}"))?;
+    let mut parts = addr.split('@');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(local), Some(domain), None) if !local.is_empty() && !domain.is_empty() => Ok(()),
+        _ => Err(format!(
+            "bad recipient {:?}: not local@domain",
+            clean(addr, 80)
+        )),
+    }
+}
+
+/// `text` with control characters replaced by `?` and cut to at most `max` bytes (on a character
+/// boundary): safe for one line of a file, a header or a log.
+pub fn clean(text: &str, max: usize) -> String {
+    let mut out = String::with_capacity(text.len().min(max));
+    for c in text.chars() {
+        if out.len() + c.len_utf8() > max {
+            break;
+        }
+        out.push(if c.is_control() { '?' } else { c });
+    }
+    out
+}
+
+impl Envelope {
+    /// Checks the addresses (the injection server and the file reader both call this).
+    pub fn check(&self) -> Result<(), String> {
+        check_sender(&self.sender)?;
+        if self.recipients.is_empty() {
+            return Err("no recipients".into());
+        }
+        if self.recipients.len() > MAX_RECIPIENTS {
+            return Err(format!("more than {MAX_RECIPIENTS} recipients"));
+        }
+        self.recipients.iter().try_for_each(|r| check_recipient(r))
+    }
+
+    /// The file contents.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = format!(
+            "V1\nT{}\nO{}\nU{}\nZ{}\nC{}\nF{}\n",
+            self.arrival,
+            self.origin.as_str(),
+            self.uid,
+            self.size,
+            clean(&self.client, MAX_CLIENT),
+            self.sender
+        );
+        for r in &self.recipients {
+            out.push('R');
+            out.push_str(r);
+            out.push('\n');
+        }
+        out.push_str("E\n");
+        out.into_bytes()
+    }
+
+    /// Parses a file written by `encode`; anything else is an error.
+    pub fn decode(bytes: &[u8]) -> Result<Envelope, String> {
+        let text = std::str::from_utf8(bytes).map_err(|_| "envelope is not UTF-8".to_string())?;
+        let body = text
+            .strip_suffix("E\n")
+            .ok_or("envelope has no end line (truncated?)")?;
+        let mut lines = body.split_terminator('\n');
+        if lines.next() != Some("V1") {
+            return Err("unknown envelope format version".into());
+        }
+        let (mut arrival, mut origin, mut uid, mut size, mut client, mut sender) =
+            (None, None, None, None, None, None);
+        let mut recipients = Vec::new();
+        for line in lines {
+            let (kind, value) = line.split_at_checked(1).ok_or("empty envelope line")?;
+            let number = |v: &str| v.parse::<u64>().map_err(|_| format!("bad number {v:?}"));
+            match kind {
+                "T" => arrival = Some(number(value)?),
+                "O" => origin = Some(Origin::parse(value).ok_or("unknown origin")?),
+                "U" => uid = Some(u32::try_from(number(value)?).map_err(|_| "bad uid")?),
+                "Z" => size = Some(number(value)?),
+                "C" => client = Some(value.to_string()),
+                "F" => sender = Some(value.to_string()),
+                "R" => recipients.push(value.to_string()),
+                _ => return Err(format!("unknown envelope line kind {kind:?}")),
+            }
+        }
+        let missing = |what: &str| format!("envelope has no {what}");
+        let env = Envelope {
+            arrival: arrival.ok_or_else(|| missing("arrival time"))?,
+            origin: origin.ok_or_else(|| missing("origin"))?,
+            uid: uid.ok_or_else(|| missing("uid"))?,
+            size: size.ok_or_else(|| missing("size"))?,
+            client: client.ok_or_else(|| missing("client"))?,
+            sender: sender.ok_or_else(|| missing("sender"))?,
+            recipients,
+        };
+        env.check()?;
+        Ok(env)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Envelope {
+        Envelope {
+            arrival: 1_700_000_000,
+            origin: Origin::Submission,
+            uid: 1001,
+            size: 4096,
+            client: "[192.0.2.1] mx.example".into(),
+            sender: "alice@example.test".into(),
+            recipients: vec!["bob@example.test".into(), "\"c d\"@example.test".into()],
+        }
+    }
+
+    #[test]
+    fn round_trip() {
+        let env = sample();
+        assert_eq!(Envelope::decode(&env.encode()), Ok(env.clone()));
+        let null = Envelope {
+            sender: String::new(),
+            ..env
+        };
+        assert_eq!(Envelope::decode(&null.encode()), Ok(null));
+    }
+
+    #[test]
+    fn truncated_or_hostile_files_are_refused() {
+        let bytes = sample().encode();
+        for cut in 0..bytes.len() {
+            assert!(Envelope::decode(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
+        assert!(Envelope::decode(b"V1\nT1\nOsmtp\nU1\nZ1\nC\nF\nE\n").is_err());
+        assert!(Envelope::decode(b"V2\nE\n").is_err());
+        let mut env = sample();
+        env.client = "evil\nRextra@example.test".into();
+        let back = Envelope::decode(&env.encode()).expect("client is cleaned");
+        assert_eq!(back.recipients.len(), 2);
+    }
+
+    #[test]
+    fn address_checks() {
+        assert!(check_recipient("a@b").is_ok());
+        for bad in ["", "ab", "a@b@c", "@b", "a@", "a\r\n@b", "a\0@b"] {
+            assert!(check_recipient(bad).is_err(), "{bad:?}");
+        }
+        assert!(check_recipient(&format!("{}@b", "a".repeat(400))).is_err());
+        assert!(check_sender("").is_ok());
+        assert!(check_sender("x\ny").is_err());
+        assert_eq!(clean("a\r\nb", 10), "a??b");
+        assert_eq!(clean("héllo", 2), "h");
+    }
+}

@@ -1,0 +1,170 @@
+//! One injection: `H` [origin, client] (already read), `M` [bytes]..., `E` [sender, recipients...],
+//! answered `K` [queue id] only after the store committed the message (`store::Draft::commit`).
+//!
+//! SECURITY: the message size is counted while it arrives and bounded by `max_message_size`
+//! (over: the file is dropped at once and the rest is read and discarded, then `D`); the envelope
+//! is checked (`envelope::Envelope::check`); a peer that is not moat-smtpd, moat-local or the queue
+//! itself cannot claim an origin: its mail is marked `sendmail`. A connection that ends before `E`,
+//! or any error, drops the draft, which removes its file: no `K`, nothing left behind.
+
+use std::sync::Arc;
+
+use moat_common::client::queue::Origin;
+use moat_common::conn::{Conn, with_timeout};
+use moat_common::fdpass::Peer;
+use moat_common::info;
+use moat_common::wire::{Record, Status};
+
+use super::envelope::{Envelope, MAX_CLIENT, clean};
+use super::scheduler::Command;
+use super::server::{IDLE, send};
+use super::store::Draft;
+use super::{Ctx, blocking, date};
+
+/// Message bytes gathered before they are written to the file.
+const WRITE_BATCH: usize = 256 * 1024;
+
+/// Runs the injection whose `H` record is `open` and sends the verdict.
+pub async fn run(
+    ctx: &Arc<Ctx>,
+    conn: &mut Conn,
+    peer: Peer,
+    open: &Record,
+) -> std::io::Result<()> {
+    let verdict = receive(ctx, conn, peer, open).await?;
+    send(conn, &verdict).await
+}
+
+/// A temporary failure for a storage error, in words the sender's user can act on.
+pub fn storage_failure(e: &std::io::Error) -> Status {
+    if e.kind() == std::io::ErrorKind::StorageFull {
+        Status::Temporary("4.3.1 the queue's disk is full, try again later".into())
+    } else {
+        Status::Temporary(format!("4.3.0 cannot write the message to the queue: {e}"))
+    }
+}
+
+fn trusted(ctx: &Ctx, uid: u32) -> bool {
+    uid == ctx.own_uid
+        || ctx.settings.peers_smtpd.contains(&uid)
+        || ctx.settings.peers_local.contains(&uid)
+}
+
+async fn receive(
+    ctx: &Arc<Ctx>,
+    conn: &mut Conn,
+    peer: Peer,
+    open: &Record,
+) -> std::io::Result<Status> {
+    // The first problem decides the answer; the rest of the message is still read so the client
+    // hears it after `E`, as the protocol says.
+    let mut problem: Option<Status> = None;
+    let claimed = open.text(0).ok().and_then(Origin::parse);
+    let origin = match claimed {
+        Some(origin) if trusted(ctx, peer.uid) => origin,
+        Some(_) => Origin::Sendmail,
+        None => {
+            problem = Some(Status::Permanent("unknown origin in H record".into()));
+            Origin::Sendmail
+        }
+    };
+    let client = clean(open.text(1).unwrap_or(""), MAX_CLIENT);
+    let store = Arc::clone(&ctx.store);
+    let mut draft: Option<Draft> = match blocking(move || store.create(date::now())).await {
+        Ok(d) => Some(d),
+        Err(e) => {
+            problem.get_or_insert(storage_failure(&e));
+            None
+        }
+    };
+    let max = ctx.settings.max_message_size;
+    let mut pending: Vec<u8> = Vec::new();
+    let mut size: u64 = 0;
+    let envelope = loop {
+        let record = with_timeout(IDLE, conn.recv()).await?.ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "the client left before the envelope: nothing queued",
+            )
+        })?;
+        match record.kind {
+            b'M' => {
+                let chunk = record.fields.first().map(Vec::as_slice).unwrap_or_default();
+                size += chunk.len() as u64;
+                if problem.is_some() {
+                    continue;
+                }
+                if size > max {
+                    problem = Some(Status::Permanent(format!(
+                        "5.3.4 message too big: the limit is {max} bytes"
+                    )));
+                    draft = None;
+                    pending = Vec::new();
+                    continue;
+                }
+                pending.extend_from_slice(chunk);
+                if pending.len() >= WRITE_BATCH
+                    && let Some(mut d) = draft.take()
+                {
+                    let bytes = std::mem::take(&mut pending);
+                    match blocking(move || d.write(&bytes).map(|()| d)).await {
+                        Ok(d) => draft = Some(d),
+                        Err(e) => problem = Some(storage_failure(&e)),
+                    }
+                }
+            }
+            b'E' => break record,
+            other => {
+                let text = format!(
+                    "unexpected record {:?} in an injection",
+                    char::from(other).escape_default()
+                );
+                return Ok(Status::Permanent(text));
+            }
+        }
+    };
+    if let Some(problem) = problem {
+        return Ok(problem);
+    }
+    let Some(mut draft) = draft else {
+        return Ok(Status::Temporary("4.3.0 queue file lost".into()));
+    };
+    let texts: Result<Vec<&str>, _> = (0..envelope.fields.len())
+        .map(|i| envelope.text(i))
+        .collect();
+    let Ok(texts) = texts else {
+        return Ok(Status::Permanent("envelope is not UTF-8".into()));
+    };
+    let Some((sender, recipients)) = texts.split_first() else {
+        return Ok(Status::Permanent("envelope without a sender".into()));
+    };
+    let mut env = Envelope {
+        arrival: date::now(),
+        origin,
+        uid: peer.uid,
+        size,
+        client,
+        sender: sender.to_string(),
+        recipients: recipients.iter().map(|r| r.to_string()).collect(),
+    };
+    if let Err(e) = env.check() {
+        return Ok(Status::Permanent(format!("5.1.3 {e}")));
+    }
+    let committed = blocking(move || {
+        draft.write(&pending)?;
+        let id = draft.commit(&mut env)?;
+        Ok((id, env))
+    })
+    .await;
+    let (id, env) = match committed {
+        Ok(done) => done,
+        Err(e) => return Ok(storage_failure(&e)),
+    };
+    info!(id = &id;
+        "from=<{}> size={} nrcpt={} origin={} client={} uid={}",
+        env.sender, env.size, env.recipients.len(), env.origin.as_str(), env.client, env.uid
+    );
+    // If the scheduler is gone (stopping), the next start picks the message up from disk.
+    let _ = ctx.scheduler.send(Command::New(id.clone()));
+    Ok(Status::Ok(id))
+}

@@ -1,0 +1,98 @@
+//! moat-queue's settings, as the supervisor hands them over (docs/PROTOCOLS.md "moat-queue").
+//!
+//! Required: `queue_dir`, `local_socket`, `hostname`. Optional: `queue_lifetime_secs` (432000),
+//! `bounce_from` (`MAILER-DAEMON@<hostname>`), `peers_smtpd`, `peers_local` (uids, ""),
+//! `retry_min_secs` (60), `max_deliveries` (20), `max_message_size` (36700160).
+//!
+//! SECURITY: settings come from the supervisor, which is trusted; they are still parsed strictly
+//! (a typo in a number is an error at start, not a silent default).
+
+use std::path::PathBuf;
+
+use moat_common::conn::parse_uids;
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub queue_dir: PathBuf,
+    pub local_socket: PathBuf,
+    pub hostname: String,
+    pub lifetime_secs: u64,
+    pub bounce_from: String,
+    pub peers_smtpd: Vec<u32>,
+    pub peers_local: Vec<u32>,
+    pub retry_min_secs: u64,
+    pub max_deliveries: usize,
+    pub max_message_size: u64,
+}
+
+fn number(get: &dyn Fn(&str) -> Option<String>, key: &str, default: u64) -> Result<u64, String> {
+    match get(key) {
+        None => Ok(default),
+        Some(v) => v
+            .trim()
+            .parse()
+            .map_err(|_| format!("setting {key} = {v:?} is not a number")),
+    }
+}
+
+impl Settings {
+    /// Reads the settings through `get` (`Setup::get_opt` in the daemon, a map in tests).
+    pub fn from_lookup(get: &dyn Fn(&str) -> Option<String>) -> Result<Settings, String> {
+        let required = |key: &str| get(key).ok_or_else(|| format!("setting {key} is missing"));
+        let hostname = required("hostname")?;
+        let uids = |key: &str| parse_uids(&get(key).unwrap_or_default());
+        let max_deliveries = number(get, "max_deliveries", 20)?;
+        let retry_min_secs = number(get, "retry_min_secs", 60)?;
+        if max_deliveries == 0 || retry_min_secs == 0 {
+            return Err("max_deliveries and retry_min_secs must be at least 1".into());
+        }
+        Ok(Settings {
+            queue_dir: PathBuf::from(required("queue_dir")?),
+            local_socket: PathBuf::from(required("local_socket")?),
+            lifetime_secs: number(get, "queue_lifetime_secs", 432_000)?,
+            bounce_from: get("bounce_from")
+                .filter(|b| !b.is_empty())
+                .unwrap_or_else(|| format!("MAILER-DAEMON@{hostname}")),
+            peers_smtpd: uids("peers_smtpd")?,
+            peers_local: uids("peers_local")?,
+            retry_min_secs,
+            max_deliveries: usize::try_from(max_deliveries).map_err(|e| e.to_string())?,
+            max_message_size: number(get, "max_message_size", 36_700_160)?,
+            hostname,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn from(pairs: &[(&str, &str)]) -> Result<Settings, String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::from_lookup(&|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_and_errors() {
+        let base = [
+            ("queue_dir", "/q"),
+            ("local_socket", "/run/moat/local.sock"),
+            ("hostname", "mx.example.test"),
+        ];
+        let s = from(&base).expect("settings");
+        assert_eq!(s.bounce_from, "MAILER-DAEMON@mx.example.test");
+        assert_eq!((s.retry_min_secs, s.max_deliveries), (60, 20));
+        assert_eq!(s.lifetime_secs, 432_000);
+        let mut bad = base.to_vec();
+        bad.push(("retry_min_secs", "soon"));
+        assert!(from(&bad).is_err());
+        assert!(from(&base[..2]).is_err());
+        let mut peers = base.to_vec();
+        peers.push(("peers_smtpd", "1001,1002"));
+        assert_eq!(from(&peers).expect("ok").peers_smtpd, vec![1001, 1002]);
+    }
+}
