@@ -17,7 +17,14 @@ pub fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
     let deps = exe.parent().expect("deps dir");
     let dir = deps.parent().expect("target dir").to_path_buf();
-    for program in ["moat", "moat-smtpd", "moat-queue", "moat-local", "moat-auth", "sendmail"] {
+    for program in [
+        "moat",
+        "moat-smtpd",
+        "moat-queue",
+        "moat-local",
+        "moat-auth",
+        "sendmail",
+    ] {
         assert!(
             dir.join(program).is_file(),
             "{program} is not built in {}: run `cargo build --workspace` (./scripts/test does)",
@@ -32,6 +39,15 @@ fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("free port")
+}
+
+/// How the stack is started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// `moat up --dir DIR`: the quickstart.
+    Up,
+    /// `moat --config FILE serve`: the supervisor as installed.
+    Serve,
 }
 
 /// A running stack.
@@ -49,6 +65,12 @@ pub struct Stack {
 impl Stack {
     /// Starts `moat up` on free ports and waits until every service answers.
     pub fn start() -> Stack {
+        Stack::start_with(Mode::Up)
+    }
+
+    /// Starts the stack with `moat up` (quickstart) or `moat serve --config` (the production
+    /// supervisor; the certificate is made here since nothing else would).
+    pub fn start_with(mode: Mode) -> Stack {
         let tmp = tempfile::tempdir().expect("tempdir");
         // As root, the programs run as their own system users and must be able to reach in.
         std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755))
@@ -71,9 +93,28 @@ impl Stack {
         .expect("write config");
         let log = tmp.path().join("moat.log");
         let log_file = std::fs::File::create(&log).expect("log file");
-        let moat = Command::new(bin_dir().join("moat"))
-            .args(["up", "--no-demo", "--dir"])
-            .arg(&data)
+        let mut command = Command::new(bin_dir().join("moat"));
+        match mode {
+            Mode::Up => {
+                command.args(["up", "--no-demo", "--dir"]).arg(&data);
+            }
+            Mode::Serve => {
+                let tls = data.join("tls");
+                std::fs::create_dir_all(&tls).expect("mkdir tls");
+                let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()])
+                    .expect("certificate");
+                std::fs::write(tls.join("cert.pem"), certified.cert.pem()).expect("cert");
+                std::fs::write(tls.join("key.pem"), certified.signing_key.serialize_pem())
+                    .expect("key");
+                std::fs::set_permissions(
+                    tls.join("key.pem"),
+                    std::fs::Permissions::from_mode(0o600),
+                )
+                .expect("chmod key");
+                command.arg("--config").arg(&config).arg("serve");
+            }
+        }
+        let moat = command
             .env_remove("MOAT_CONFIG")
             .stdin(Stdio::null())
             .stdout(log_file.try_clone().expect("dup log"))
@@ -111,7 +152,11 @@ impl Stack {
             {
                 panic!("moat up exited ({status}):\n{}", self.log());
             }
-            assert!(Instant::now() < deadline, "the stack did not start:\n{}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "the stack did not start:\n{}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -195,7 +240,11 @@ impl Stack {
     /// The Maildir of a user (`local@domain`).
     pub fn maildir(&self, address: &str) -> PathBuf {
         let (local, domain) = address.split_once('@').expect("address");
-        self.data.join("mail").join(domain).join(local).join("Maildir")
+        self.data
+            .join("mail")
+            .join(domain)
+            .join(local)
+            .join("Maildir")
     }
 
     /// Every message in a user's INBOX (new/ and cur/), sorted by file name.

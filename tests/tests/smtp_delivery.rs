@@ -12,7 +12,14 @@ fn stack_with_users() -> Stack {
         s.add_user(&format!("{u}@example.test"), &format!("{u}-secret"));
     }
     s.admin(
-        &["alias", "add", "team@example.test", "alice@example.test", "bob@example.test", "carol@example.test"],
+        &[
+            "alias",
+            "add",
+            "team@example.test",
+            "alice@example.test",
+            "bob@example.test",
+            "carol@example.test",
+        ],
         "",
     );
     s
@@ -36,14 +43,35 @@ with smtplib.SMTP("127.0.0.1", int(os.environ["SUBMISSION_PORT"]), timeout=30) a
 print("sent")
 "#,
     );
-    assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stderr), s.log());
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        s.log()
+    );
     let bob = s.wait_messages("bob@example.test", 1);
     assert!(bob[0].contains("Subject: hello via smtplib"), "{}", bob[0]);
-    assert!(bob[0].starts_with("Return-Path: <alice@example.test>"), "{}", bob[0]);
-    assert!(bob[0].contains("Delivered-To: bob@example.test"), "{}", bob[0]);
+    assert!(
+        bob[0].starts_with("Return-Path: <alice@example.test>"),
+        "{}",
+        bob[0]
+    );
+    assert!(
+        bob[0].contains("Delivered-To: bob@example.test"),
+        "{}",
+        bob[0]
+    );
     assert!(bob[0].contains("Received: "), "{}", bob[0]);
-    assert!(bob[0].contains("Message-ID:") || bob[0].contains("Message-Id:"), "submission adds Message-ID: {}", bob[0]);
-    assert!(bob[0].contains("\r\nDate: "), "submission adds Date: {}", bob[0]);
+    assert!(
+        bob[0].contains("Message-ID:") || bob[0].contains("Message-Id:"),
+        "submission adds Message-ID: {}",
+        bob[0]
+    );
+    assert!(
+        bob[0].contains("\r\nDate: "),
+        "submission adds Date: {}",
+        bob[0]
+    );
     // The alias reached its three members; bob only once per message it was addressed by.
     s.wait_messages("alice@example.test", 1);
     s.wait_messages("carol@example.test", 1);
@@ -53,7 +81,10 @@ print("sent")
 #[test]
 fn mx_port_takes_local_mail_refuses_unknown_and_relaying() {
     let s = stack_with_users();
-    s.admin(&["catchall", "set", "example.test", "dave@example.test"], "");
+    s.admin(
+        &["catchall", "set", "example.test", "dave@example.test"],
+        "",
+    );
     s.add_domain("strict.test");
     s.add_user("erin@strict.test", "erin-secret");
     let out = s.python(
@@ -73,16 +104,30 @@ c.quit()
 print("ok")
 "#,
     );
-    assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stderr), s.log());
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        s.log()
+    );
     let alice = s.wait_messages("alice@example.test", 1);
-    assert!(alice[0].contains("Delivered-To: alice@example.test") || alice[0].contains("Delivered-To: alice+news@example.test"), "{}", alice[0]);
+    assert!(
+        alice[0].contains("Delivered-To: alice@example.test")
+            || alice[0].contains("Delivered-To: alice+news@example.test"),
+        "{}",
+        alice[0]
+    );
     let dave = s.wait_messages("dave@example.test", 1);
     assert!(dave[0].contains("Subject: mx test"));
     s.wait_messages("erin@strict.test", 1);
     // Nothing for the refused relay recipient ever entered the queue.
     std::thread::sleep(std::time::Duration::from_millis(500));
     assert_eq!(s.queued(), 0, "{}", s.log());
-    assert!(!s.log().contains("elsewhere.example") || !s.log().contains("queued"), "{}", s.log());
+    assert!(
+        !s.log().contains("elsewhere.example") || !s.log().contains("queued"),
+        "{}",
+        s.log()
+    );
 }
 
 #[test]
@@ -92,16 +137,52 @@ fn swaks_over_implicit_tls_and_starttls() {
     }
     let s = stack_with_users();
     let out = Command::new("swaks")
-        .args(["--server", "127.0.0.1", "--port", &s.submissions.to_string(), "--tlsc"])
-        .args(["--auth", "PLAIN", "--auth-user", "carol@example.test", "--auth-password", "carol-secret"])
+        .args([
+            "--server",
+            "127.0.0.1",
+            "--port",
+            &s.submissions.to_string(),
+            "--tlsc",
+        ])
+        .args([
+            "--auth",
+            "PLAIN",
+            "--auth-user",
+            "carol@example.test",
+            "--auth-password",
+            "carol-secret",
+        ])
         .args(["--from", "carol@example.test", "--to", "dave@example.test"])
-        .args(["--header", "Subject: swaks over TLS", "--body", "from swaks"])
+        .args([
+            "--header",
+            "Subject: swaks over TLS",
+            "--body",
+            "from swaks",
+        ])
         .output()
         .expect("swaks");
-    assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stdout), s.log());
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        s.log()
+    );
     let out = Command::new("swaks")
-        .args(["--server", "127.0.0.1", "--port", &s.submission.to_string(), "--tls"])
-        .args(["--auth", "LOGIN", "--auth-user", "carol@example.test", "--auth-password", "wrong"])
+        .args([
+            "--server",
+            "127.0.0.1",
+            "--port",
+            &s.submission.to_string(),
+            "--tls",
+        ])
+        .args([
+            "--auth",
+            "LOGIN",
+            "--auth-user",
+            "carol@example.test",
+            "--auth-password",
+            "wrong",
+        ])
         .args(["--from", "carol@example.test", "--to", "dave@example.test"])
         .output()
         .expect("swaks");
@@ -124,7 +205,10 @@ fn lettre_submission() {
     let mailer = SmtpTransport::builder_dangerous("127.0.0.1")
         .port(s.submission)
         .tls(Tls::Required(tls))
-        .credentials(Credentials::new("dave@example.test".into(), "dave-secret".into()))
+        .credentials(Credentials::new(
+            "dave@example.test".into(),
+            "dave-secret".into(),
+        ))
         .build();
     let email = Message::builder()
         .from("dave@example.test".parse().expect("from"))
@@ -132,7 +216,9 @@ fn lettre_submission() {
         .subject("via lettre")
         .body("Hello from lettre".to_string())
         .expect("message");
-    mailer.send(&email).unwrap_or_else(|e| panic!("lettre: {e}\n{}", s.log()));
+    mailer
+        .send(&email)
+        .unwrap_or_else(|e| panic!("lettre: {e}\n{}", s.log()));
     let alice = s.wait_messages("alice@example.test", 1);
     assert!(alice[0].contains("Subject: via lettre"));
 }

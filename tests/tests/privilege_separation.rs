@@ -1,0 +1,114 @@
+//! Least privilege, checked on the running processes (as root, as CI runs): `moat serve` runs
+//! every program under its own uid and gid with no supplementary groups, and moat-smtpd — the
+//! process that parses network input — can open neither the queue, nor the Maildirs, nor the
+//! SQL store, and holds no descriptor to any of them.
+
+use std::os::unix::process::CommandExt as _;
+use std::process::Command;
+
+use moat_common::privilege;
+use moat_tests::{Mode, Stack};
+
+fn ids(pid: u32, field: &str) -> Vec<u32> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .map(|rest| {
+            rest.split_whitespace()
+                .filter_map(|n| n.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn each_program_runs_as_its_own_user_and_smtpd_reaches_nothing() {
+    if !privilege::is_root() {
+        println!("not root: the privilege checks need root (CI runs as root)");
+        return;
+    }
+    let stack = Stack::start_with(Mode::Serve);
+    let expected = [
+        ("moat-smtpd", "moat-smtpd"),
+        ("moat-queue", "moat-queue"),
+        ("moat-local", "moat-vmail"),
+        ("moat-auth", "moat-auth"),
+    ];
+    let mut uids = Vec::new();
+    for (program, user) in expected {
+        let pid = stack
+            .pid_of(program)
+            .unwrap_or_else(|| panic!("{program} is not running"));
+        let account = privilege::lookup(user).expect("system user");
+        assert_eq!(
+            ids(pid, "Uid"),
+            vec![account.uid; 4],
+            "{program} real/effective/saved/fs uid"
+        );
+        assert_eq!(ids(pid, "Gid"), vec![account.gid; 4], "{program} gids");
+        let groups = ids(pid, "Groups");
+        assert!(
+            groups.iter().all(|g| *g == account.gid),
+            "{program} has extra groups {groups:?}"
+        );
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+        assert!(
+            status.contains("NoNewPrivs:\t1"),
+            "{program} must set no_new_privs"
+        );
+        assert!(
+            status.contains("CapEff:\t0000000000000000"),
+            "{program} keeps capabilities"
+        );
+        uids.push(account.uid);
+    }
+    uids.sort();
+    uids.dedup();
+    assert_eq!(uids.len(), 4, "four programs, four users");
+
+    // What moat-smtpd's user can reach on disk: nothing of the queue, the mail or the store.
+    let smtpd = privilege::lookup("moat-smtpd").expect("moat-smtpd");
+    for target in ["queue", "mail", "db", "db/users.db", "tls/key.pem"] {
+        let path = stack.data.join(target);
+        let out = Command::new("cat")
+            .arg(&path)
+            .uid(smtpd.uid)
+            .gid(smtpd.gid)
+            .output()
+            .expect("run cat as moat-smtpd");
+        assert!(
+            !out.status.success(),
+            "moat-smtpd can read {}",
+            path.display()
+        );
+        let out = Command::new("ls")
+            .arg(&path)
+            .uid(smtpd.uid)
+            .gid(smtpd.gid)
+            .output()
+            .expect("run ls as moat-smtpd");
+        if path.is_dir() {
+            assert!(
+                !out.status.success(),
+                "moat-smtpd can list {}",
+                path.display()
+            );
+        }
+    }
+    // And the running moat-smtpd holds no descriptor into them.
+    let pid = stack.pid_of("moat-smtpd").expect("smtpd");
+    for fd in std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("fds")
+        .flatten()
+    {
+        let target = std::fs::read_link(fd.path()).unwrap_or_default();
+        for forbidden in ["queue", "mail", "db", "tls"] {
+            assert!(
+                !target.starts_with(stack.data.join(forbidden)),
+                "moat-smtpd holds {}",
+                target.display()
+            );
+        }
+    }
+}
