@@ -2,6 +2,8 @@
 
 mod local_support;
 
+use std::time::Duration;
+
 use local_support::*;
 use moat_common::client::local::LocalClient;
 use moat_common::wire::Status;
@@ -115,6 +117,36 @@ async fn sigterm_stops_the_daemon() {
     assert!(status.success(), "{status:?}");
     assert!(
         local.log().contains("stopping (SIGTERM)"),
+        "{}",
+        local.log()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_deliveries_in_flight_finish() {
+    let mut local = Local::start();
+    assert!(local.wait_log("serving").contains("serving"));
+    local.auth.set(
+        "a@example.test",
+        Answer::Targets(vec![mailbox("a@example.test", None, None)]),
+    );
+    local.auth.delay(Duration::from_millis(500));
+    let client = local.client();
+    let in_flight = tokio::spawn(async move {
+        let file = message_file(&sample("drain"));
+        client
+            .deliver("Q1", "", "a@example.test", std::os::fd::AsFd::as_fd(&file))
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    local.signal(rustix::process::Signal::TERM);
+    let answer = in_flight.await.expect("join").expect("answered");
+    assert_eq!(answer, Status::Ok("delivered to 1 mailbox".into()));
+    let status = tokio::task::block_in_place(|| local.wait_exit());
+    assert!(status.success(), "{status:?}");
+    assert_eq!(local.new_messages("example.test/a").len(), 1);
+    assert!(
+        local.log().contains("finishing 1 request(s) in flight"),
         "{}",
         local.log()
     );

@@ -396,4 +396,21 @@ async fn bad_requests_are_refused() {
         .await
         .expect("answer");
     assert!(matches!(status, Status::Permanent(_)), "{status:?}");
+    // A message past the 100 MiB limit (a sparse file: nothing is written).
+    local.auth.set(
+        "a@example.test",
+        Answer::Targets(vec![mailbox("a@example.test", None, None)]),
+    );
+    let huge = tempfile::tempfile().expect("tempfile");
+    huge.set_len(100 * 1024 * 1024 + 1).expect("set_len");
+    let status = local
+        .client()
+        .deliver(QID, "", "a@example.test", std::os::fd::AsFd::as_fd(&huge))
+        .await
+        .expect("answer");
+    assert!(
+        matches!(&status, Status::Permanent(t) if t.starts_with("message too large")),
+        "{status:?}"
+    );
+    assert!(files_in(&local.mail_root).is_empty(), "nothing created");
 }

@@ -157,6 +157,13 @@ async fn sigterm_and_supervisor_exit_stop_the_queue() {
     let mut queue = env.start(&[]);
     env.inject_ok("a@example.test", &["b@example.test"], &message("y")).await;
     queue.close_control();
-    assert!(queue.terminate(Duration::from_secs(15)) || env.log().matches("stopped").count() >= 2);
-    assert!(env.log().contains("SIGTERM: stopping"), "{}", env.log());
+    assert!(queue.wait_exit(Duration::from_secs(15)), "{}", env.log());
+    let log = env.log();
+    assert!(log.contains("SIGTERM: stopping"), "{log}");
+    assert!(log.contains("the supervisor closed the setup channel: stopping"), "{log}");
+    assert_eq!(log.matches("]: stopped").count(), 2, "{log}");
+    // Whatever was not delivered before the stop is delivered after the next start.
+    let _queue = env.start(&[]);
+    assert!(wait_until(WAIT, || env.local.delivered().len() == 2).await);
+    assert!(wait_until(WAIT, || env.all_files() == 0).await);
 }

@@ -6,6 +6,9 @@ use std::time::Duration;
 use crate::conn::{Conn, with_timeout};
 use crate::wire::{Record, Status};
 
+/// The text of moat-auth's `D` reply to `R` for an address that does not exist.
+pub const NO_SUCH_USER: &str = "no such user";
+
 /// Fields per resolved target in an `R` reply.
 pub const TARGET_FIELDS: usize = 5;
 
@@ -143,7 +146,16 @@ impl AuthClient {
                     Target::from_reply(&record)
                         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?,
                 ),
-                Status::Permanent(_) => Resolved::Unknown,
+                // Only "no such user" (or a request moat-auth found malformed, i.e. an address
+                // that can never exist) means Unknown. Any other refusal, such as "permission
+                // denied" from a wrong peers_* setting, is a configuration fault: mail waits
+                // for the admin instead of bouncing.
+                Status::Permanent(why)
+                    if why == NO_SUCH_USER || why.starts_with("malformed request") =>
+                {
+                    Resolved::Unknown
+                }
+                Status::Permanent(why) => Resolved::Temporary(format!("moat-auth refused: {why}")),
                 Status::Temporary(why) => Resolved::Temporary(why),
             })
         })

@@ -44,8 +44,8 @@ impl Settings {
             setup.get_opt("peers_smtpd").unwrap_or(""),
             own_uid,
         )?;
-        if matches!(setup.get_opt("subaddress_folders"), Some(v) if !matches!(v, "" | "0" | "no" | "false" | "off"))
-        {
+        let folders = setup.get_opt("subaddress_folders").unwrap_or("");
+        if !matches!(folders, "" | "0" | "no" | "false" | "off") {
             warn!("subaddress_folders is not implemented yet: sub-addressed mail goes to INBOX");
         }
         let auth_socket = PathBuf::from(get("auth_socket")?);
@@ -57,5 +57,50 @@ impl Settings {
             hostname: setup.get_opt("hostname").unwrap_or("localhost").to_string(),
             peers,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use moat_common::child::{Item, send_setup};
+    use std::os::unix::net::UnixStream;
+
+    fn settings(items: &[(&str, &str)]) -> Result<Settings, String> {
+        let (sup, child) = UnixStream::pair().expect("pair");
+        let items: Vec<Item<'_>> = items
+            .iter()
+            .map(|(k, v)| Item::Setting(k, v.to_string()))
+            .collect();
+        send_setup(&sup, &items).expect("send");
+        let setup = Setup::receive_from(child).expect("receive");
+        Settings::from_setup(&setup, 990)
+    }
+
+    #[test]
+    fn checked_settings() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().display().to_string();
+        let base = [
+            ("mail_root", root.as_str()),
+            ("auth_socket", "/run/moat/auth.sock"),
+            ("queue_socket", "/run/moat/queue.sock"),
+            ("peers_queue", "998"),
+        ];
+        let s = settings(&base).expect("good settings");
+        assert_eq!(s.mail_root, dir.path());
+        assert_eq!(s.queue_socket, PathBuf::from("/run/moat/queue.sock"));
+        assert_eq!(s.hostname, "localhost");
+        assert_eq!(s.peers, Peers::new(vec![998], vec![], 990));
+        for (key, bad) in [
+            ("mail_root", "relative/mail"),
+            ("mail_root", "/nonexistent/mail"),
+            ("peers_smtpd", "smtpd"),
+        ] {
+            let mut items = base.to_vec();
+            items.push((key, bad));
+            assert!(settings(&items).is_err(), "{key}={bad}");
+        }
+        assert!(settings(&base[..2]).is_err(), "queue_socket is required");
     }
 }

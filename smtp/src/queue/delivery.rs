@@ -102,19 +102,20 @@ async fn try_attempt(ctx: &Arc<Ctx>, id: &str, permits: Arc<Semaphore>) -> std::
         }
     }
     if let Some((_, last)) = deferred.last() {
-        let delay = backoff(ctx.settings.retry_min_secs, attempts);
-        let next_try = now.saturating_add(delay).min(expires.max(now + 1));
+        // In milliseconds: the persisted time (seconds) is rounded up, never earlier.
+        let delay = backoff(ctx.settings.retry_min_secs, attempts).saturating_mul(1000);
+        let at = now_ms()
+            .saturating_add(delay)
+            .min(expires.saturating_mul(1000).max(now_ms() + 1000));
         let record = Retry {
             attempts,
-            next_try,
+            next_try: at.div_ceil(1000),
             last_error: last.clone(),
         };
         let store = Arc::clone(&ctx.store);
         let owned = id.to_string();
         blocking(move || store.set_retry(&owned, &record)).await?;
-        return Ok(Outcome::Retry {
-            at: next_try.saturating_mul(1000),
-        });
+        return Ok(Outcome::Retry { at });
     }
     let done = Done {
         marks,

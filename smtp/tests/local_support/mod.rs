@@ -61,21 +61,26 @@ pub fn forward(address: &str) -> Target {
 pub struct FakeAuth {
     pub path: PathBuf,
     answers: Arc<Mutex<HashMap<String, Answer>>>,
+    delay: Arc<Mutex<Duration>>,
 }
 
 impl FakeAuth {
     pub fn start(path: PathBuf) -> FakeAuth {
         let listener = tokio::net::UnixListener::bind(&path).expect("bind auth");
         let answers: Arc<Mutex<HashMap<String, Answer>>> = Arc::default();
+        let delay: Arc<Mutex<Duration>> = Arc::default();
         let table = Arc::clone(&answers);
+        let wait = Arc::clone(&delay);
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 let table = Arc::clone(&table);
+                let wait = *wait.lock().expect("lock");
                 tokio::spawn(async move {
                     let mut conn = Conn::new(stream);
                     let Ok(Some(req)) = conn.recv().await else {
                         return;
                     };
+                    tokio::time::sleep(wait).await;
                     let address = req.text(0).unwrap_or("").to_string();
                     let answer = table.lock().expect("lock").get(&address).cloned();
                     let reply = match (req.kind, answer) {
@@ -95,7 +100,16 @@ impl FakeAuth {
             }
         });
         open_up(&path);
-        FakeAuth { path, answers }
+        FakeAuth {
+            path,
+            answers,
+            delay,
+        }
+    }
+
+    /// Makes every later answer wait this long.
+    pub fn delay(&self, by: Duration) {
+        *self.delay.lock().expect("lock") = by;
     }
 
     pub fn set(&self, address: &str, answer: Answer) {
@@ -175,8 +189,25 @@ impl FakeQueue {
     }
 }
 
-/// As root the daemon runs as nobody: let it reach a socket we created.
-fn open_up(path: &Path) {
+/// A temporary directory the daemons can reach (as root they run as nobody).
+pub fn test_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    if is_root() {
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod");
+    }
+    dir
+}
+
+/// As root the daemons run as nobody: hand them a directory they must write in.
+pub fn give_to_nobody(path: &Path) {
+    if is_root() {
+        std::os::unix::fs::chown(path, Some(NOBODY), Some(NOBODY)).expect("chown");
+    }
+}
+
+/// As root the daemons run as nobody: let them reach a socket we created.
+pub fn open_up(path: &Path) {
     if is_root() {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666)).expect("chmod");
     }
@@ -201,14 +232,14 @@ impl Local {
 
     /// Starts moat-local with extra (or overriding) settings.
     pub fn start_with(extra: &[(&str, &str)]) -> Local {
-        let dir = tempfile::tempdir().expect("tempdir");
+        Local::start_in(test_dir(), extra)
+    }
+
+    /// Starts moat-local in `dir` (from `test_dir`), e.g. beside a real moat-auth.
+    pub fn start_in(dir: tempfile::TempDir, extra: &[(&str, &str)]) -> Local {
         let mail_root = dir.path().join("mail");
         std::fs::create_dir(&mail_root).expect("mail root");
-        if is_root() {
-            std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
-                .expect("chmod");
-            std::os::unix::fs::chown(&mail_root, Some(NOBODY), Some(NOBODY)).expect("chown");
-        }
+        give_to_nobody(&mail_root);
         let auth = FakeAuth::start(dir.path().join("auth.sock"));
         let queue = FakeQueue::start(dir.path().join("queue.sock"));
         let (child, control, socket, log_path) =
@@ -310,7 +341,7 @@ impl Drop for Local {
             let _ = child.kill();
             let _ = child.wait();
         }
-        if std::thread::panicking() {
+        if std::thread::panicking() || std::env::var_os("MOAT_TEST_SHOW_LOG").is_some() {
             eprintln!("--- moat-local log ---\n{}", self.log());
         }
     }

@@ -249,6 +249,11 @@ impl Queue {
     pub fn terminate(&mut self, limit: Duration) -> bool {
         let pid = rustix::process::Pid::from_raw(self.child.id() as i32).expect("pid");
         let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        self.wait_exit(limit)
+    }
+
+    /// Waits (at most `limit`) for the process to exit by itself; returns whether it exited 0.
+    pub fn wait_exit(&mut self, limit: Duration) -> bool {
         let start = Instant::now();
         while start.elapsed() < limit {
             if let Ok(Some(status)) = self.child.try_wait() {
