@@ -189,7 +189,15 @@ pub fn send_setup(channel: &UnixStream, items: &[Item<'_>]) -> std::io::Result<(
 /// `spawn_blocking`); any byte received is ignored.
 pub fn wait_for_close(mut control: &UnixStream) {
     let mut buf = [0u8; 64];
-    while matches!(control.read(&mut buf), Ok(n) if n > 0) {}
+    loop {
+        match control.read(&mut buf) {
+            Ok(0) => return,
+            Ok(_) => {}
+            // A signal landing on this thread is not the supervisor going away.
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use std::time::Duration;
 use tokio::io::{AsyncWriteExt, Interest};
 use tokio::net::UnixStream;
 
-use crate::fdpass::{Peer, peer_of, recv_with_fds, send_with_fds};
+use crate::fdpass::{MAX_FDS, Peer, peer_of, recv_with_fds, send_with_fds};
 use crate::wire::{Record, Status, WireError};
 
 /// How long an internal peer may take to answer one request before we give up (temporary).
@@ -99,6 +99,15 @@ impl Conn {
                 Ok((n, fds)) => {
                     self.buf.extend_from_slice(&chunk[..n]);
                     self.fds.extend(fds);
+                    // Bound what a peer can make us hold: a legitimate record carries at
+                    // most MAX_FDS descriptors, and they are taken as soon as it arrives.
+                    if self.fds.len() > MAX_FDS {
+                        self.fds.clear();
+                        return Err(std::io::Error::new(
+                            std::io::ErrorKind::InvalidData,
+                            "peer sent more descriptors than one record may carry",
+                        ));
+                    }
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
                 Err(e) => return Err(e),

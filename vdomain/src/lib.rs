@@ -7,6 +7,10 @@
 //! database. The schema lives in `migrations/{sqlite,postgres}` and is applied by
 //! [`Store::connect`].
 //!
+//! The `moat-auth` daemon, the only process that opens the store at run time, is built from
+//! this crate too (`src/bin/moat-auth.rs`, logic in [`daemon`]), because only this crate links
+//! sqlx.
+//!
 //! # Resolution rules
 //!
 //! [`Store::resolve`] looks at one address in this order:
@@ -39,6 +43,7 @@
 pub mod address;
 mod aliases;
 mod connect;
+pub mod daemon;
 mod db;
 mod domains;
 mod error;
