@@ -2,6 +2,8 @@
 //! folder on free loopback ports, driven by real clients (Python's smtplib, swaks, lettre), and
 //! inspected through the CLI and the Maildirs on disk, as an admin would.
 
+pub mod smtp_client;
+
 use std::io::Read as _;
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
