@@ -51,6 +51,9 @@ pub enum Command {
     /// The catch-all of a domain: where mail to unknown addresses goes.
     #[command(subcommand)]
     Catchall(CatchallCmd),
+    /// The mail queue: list, show, flush (retry now), delete.
+    #[command(subcommand)]
+    Queue(QueueCmd),
     /// Quickstart: run the whole stack from ./moat-data on high ports (made on first run).
     #[command(
         after_help = "Ports: 2525 (MX), 2587 (submission, STARTTLS), 2465 (submission, TLS).\n\
@@ -199,4 +202,24 @@ pub enum CatchallCmd {
     Set { domain: String, target: String },
     /// Refuse mail for unknown addresses of DOMAIN again.
     Clear { domain: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum QueueCmd {
+    /// List the messages waiting in the queue (like postqueue -p / qmail-qread).
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one message's envelope, recipients and delivery state.
+    Show {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Retry every waiting message now (like postqueue -f).
+    Flush,
+    /// Delete a message from the queue without delivering or bouncing it.
+    #[command(after_help = "Example:\n  moat queue delete 1TW2KQ8F0A3C0001")]
+    Delete { id: String },
 }

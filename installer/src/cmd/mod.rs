@@ -2,6 +2,7 @@
 
 mod alias;
 mod domain;
+mod queue;
 mod user;
 
 use std::path::{Path, PathBuf};
@@ -34,6 +35,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 })?;
             return crate::serve::serve(&config).await;
         }
+        Command::Queue(cmd) => {
+            let config = moat_common::config::Config::discover(cli.global.config.as_deref())?
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "no configuration found: the queue is found through it \
+                         (--config, MOAT_CONFIG, ./moat-data/moat.toml or /etc/moat/moat.toml)"
+                    )
+                })?;
+            return queue::run(&config, cmd).await;
+        }
         _ => {}
     }
     let ctx = Context::open(&cli.global).await?;
@@ -42,7 +53,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::User(cmd) => user::run(&ctx, cmd).await,
         Command::Alias(cmd) => alias::run(&ctx, cmd).await,
         Command::Catchall(cmd) => alias::run_catchall(&ctx, cmd).await,
-        Command::Up { .. } | Command::Serve => Ok(()),
+        Command::Up { .. } | Command::Serve | Command::Queue(_) => Ok(()),
     };
     ctx.store.close().await;
     result
