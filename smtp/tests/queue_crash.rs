@@ -27,7 +27,10 @@ enum Outcome {
 fn body(token: &str) -> Vec<u8> {
     let mut m = format!("Subject: {token}\r\nX-Token: {token}\r\n\r\n").into_bytes();
     for i in 0..40 {
-        m.extend(format!("{token} line {i} of a message that is a bit longer than one line\r\n").as_bytes());
+        m.extend(
+            format!("{token} line {i} of a message that is a bit longer than one line\r\n")
+                .as_bytes(),
+        );
     }
     m
 }
@@ -40,7 +43,10 @@ async fn inject(socket: &std::path::Path, token: &str) -> Outcome {
         if inj.write(&body(token)).await.is_err() {
             return Outcome::NotSent;
         }
-        match inj.finish("burst@example.test", &["sink@example.test".to_string()]).await {
+        match inj
+            .finish("burst@example.test", &["sink@example.test".to_string()])
+            .await
+        {
             Ok(Status::Ok(id)) => Outcome::Acked(id),
             _ => Outcome::Unknown,
         }
@@ -57,7 +63,8 @@ async fn every_acknowledged_message_survives_kill_9() {
     let stop = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
     for t in 0..8 {
-        let (socket, outcomes, stop) = (env.socket.clone(), Arc::clone(&outcomes), Arc::clone(&stop));
+        let (socket, outcomes, stop) =
+            (env.socket.clone(), Arc::clone(&outcomes), Arc::clone(&stop));
         tasks.push(tokio::spawn(async move {
             let mut n = 0;
             while !stop.load(Ordering::Relaxed) {
@@ -87,20 +94,40 @@ async fn every_acknowledged_message_survives_kill_9() {
             _ => None,
         })
         .collect();
-    assert!(acked.len() > 50, "too few injections to prove anything: {}", acked.len());
+    assert!(
+        acked.len() > 50,
+        "too few injections to prove anything: {}",
+        acked.len()
+    );
     let token_of = |m: &[u8]| header(m, "X-Token").unwrap_or_default();
     let all_delivered = || {
-        let got: std::collections::HashSet<String> =
-            env.local.delivered().iter().map(|d| token_of(&d.message)).collect();
+        let got: std::collections::HashSet<String> = env
+            .local
+            .delivered()
+            .iter()
+            .map(|d| token_of(&d.message))
+            .collect();
         acked.keys().all(|t| got.contains(*t))
     };
-    assert!(wait_until(Duration::from_secs(60), all_delivered).await, "lost messages\n{}", env.log());
-    assert!(wait_until(Duration::from_secs(60), || env.all_files() == 0).await, "{}", env.log());
+    assert!(
+        wait_until(Duration::from_secs(60), all_delivered).await,
+        "lost messages\n{}",
+        env.log()
+    );
+    assert!(
+        wait_until(Duration::from_secs(60), || env.all_files() == 0).await,
+        "{}",
+        env.log()
+    );
 
     let mut counts: HashMap<String, usize> = HashMap::new();
     for d in env.local.delivered() {
         let token = token_of(&d.message);
-        assert_eq!(d.message, body(&token), "a partial or damaged message was delivered");
+        assert_eq!(
+            d.message,
+            body(&token),
+            "a partial or damaged message was delivered"
+        );
         match outcomes.get(&token) {
             Some(Outcome::Acked(id)) => assert_eq!(&d.id, id),
             Some(Outcome::Unknown) => {}
@@ -113,8 +140,14 @@ async fn every_acknowledged_message_survives_kill_9() {
         .keys()
         .filter(|t| outcomes.get(*t) == Some(&Outcome::Unknown))
         .count();
-    let unknown = outcomes.values().filter(|o| **o == Outcome::Unknown).count();
-    let not_sent = outcomes.values().filter(|o| **o == Outcome::NotSent).count();
+    let unknown = outcomes
+        .values()
+        .filter(|o| **o == Outcome::Unknown)
+        .count();
+    let not_sent = outcomes
+        .values()
+        .filter(|o| **o == Outcome::NotSent)
+        .count();
     eprintln!(
         "kill -9 x4: {} acknowledged, all delivered; {duplicates} duplicate deliveries; \
          {unknown} without an answer after the envelope ({unknown_delivered} of them delivered); \

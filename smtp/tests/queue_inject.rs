@@ -16,24 +16,58 @@ async fn a_message_is_committed_delivered_and_removed() {
     let _queue = env.start(&[]);
     let body = message("first");
     let id = env
-        .inject_ok("alice@example.test", &["bob@example.test", "carol@example.test"], &body)
+        .inject_ok(
+            "alice@example.test",
+            &["bob@example.test", "carol@example.test"],
+            &body,
+        )
         .await;
     assert_eq!(id.len(), 16, "{id}");
-    assert!(id.bytes().all(|b| b.is_ascii_digit() || b.is_ascii_uppercase()));
-    assert!(wait_until(WAIT, || env.local.delivered().len() == 2).await, "{}", env.log());
+    assert!(
+        id.bytes()
+            .all(|b| b.is_ascii_digit() || b.is_ascii_uppercase())
+    );
+    assert!(
+        wait_until(WAIT, || env.local.delivered().len() == 2).await,
+        "{}",
+        env.log()
+    );
     let mut got = env.local.delivered();
     got.sort_by(|a, b| a.rcpt.cmp(&b.rcpt));
     assert_eq!(got[0].rcpt, "bob@example.test");
     assert_eq!(got[1].rcpt, "carol@example.test");
     for d in &got {
-        assert_eq!((d.id.as_str(), d.sender.as_str()), (id.as_str(), "alice@example.test"));
-        assert_eq!(d.message, body, "moat-local reads the message from offset 0");
+        assert_eq!(
+            (d.id.as_str(), d.sender.as_str()),
+            (id.as_str(), "alice@example.test")
+        );
+        assert_eq!(
+            d.message, body,
+            "moat-local reads the message from offset 0"
+        );
     }
-    assert!(wait_until(WAIT, || env.all_files() == 0).await, "queue not emptied");
+    assert!(
+        wait_until(WAIT, || env.all_files() == 0).await,
+        "queue not emptied"
+    );
     let log = env.log();
-    assert!(log.contains(&format!("{id}: from=<alice@example.test> size={} nrcpt=2 origin=smtp", body.len())), "{log}");
-    assert!(log.contains(&format!("{id}: to=<bob@example.test> delivered")), "{log}");
-    assert!(log.contains(&format!("{id}: removed")), "{log}");
+    assert!(
+        log.contains(&format!(
+            "{id}: from=<alice@example.test> size={} nrcpt=2 origin=smtp",
+            body.len()
+        )),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!("{id}: to=<bob@example.test> delivered")),
+        "{log}"
+    );
+    // "removed" is logged just after the files go.
+    let removed = format!("{id}: removed");
+    assert!(
+        wait_until(WAIT, || env.log().contains(&removed)).await,
+        "{log}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -41,7 +75,10 @@ async fn limits_and_bad_envelopes_leave_nothing_behind() {
     let env = Env::new(always_ok());
     let _queue = env.start(&[("max_message_size", "1000")]);
     let big = vec![b'x'; 5000];
-    match env.inject("a@example.test", &["b@example.test"], &big).await {
+    match env
+        .inject("a@example.test", &["b@example.test"], &big)
+        .await
+    {
         Ok(Status::Permanent(text)) => assert!(text.contains("too big"), "{text}"),
         other => panic!("{other:?}"),
     }
@@ -70,9 +107,13 @@ async fn limits_and_bad_envelopes_leave_nothing_behind() {
     inj.write(&vec![b'y'; 200_000]).await.expect("write");
     drop(inj);
     // One that is fine, so we know the queue went on working.
-    env.inject_ok("a@example.test", &["b@example.test"], &message("ok")).await;
+    env.inject_ok("a@example.test", &["b@example.test"], &message("ok"))
+        .await;
     assert!(wait_until(WAIT, || env.local.delivered().len() == 1).await);
-    assert!(wait_until(WAIT, || env.all_files() == 0).await, "files left behind");
+    assert!(
+        wait_until(WAIT, || env.all_files() == 0).await,
+        "files left behind"
+    );
     assert_eq!(env.local.attempts().len(), 1);
 }
 
@@ -98,21 +139,45 @@ async fn the_sweep_removes_uncommitted_files_and_delivers_committed_ones() {
     std::fs::write(q.join("done").join(kept), b"0 K delivered\n").expect("done");
     hand_over(q);
     let _queue = env.start(&[]);
-    assert!(wait_until(WAIT, || env.local.delivered().len() == 1).await, "{}", env.log());
+    assert!(
+        wait_until(WAIT, || env.local.delivered().len() == 1).await,
+        "{}",
+        env.log()
+    );
     let d = &env.local.delivered()[0];
-    assert_eq!((d.id.as_str(), d.rcpt.as_str()), (kept, "pending@example.test"));
+    assert_eq!(
+        (d.id.as_str(), d.rcpt.as_str()),
+        (kept, "pending@example.test")
+    );
     assert_eq!(d.message, message("kept"));
-    assert!(wait_until(WAIT, || env.all_files() == 0).await, "{}", env.log());
-    assert!(env.log().contains("sweep removed 2 unfinished and 2 orphaned file(s)"), "{}", env.log());
+    assert!(
+        wait_until(WAIT, || env.all_files() == 0).await,
+        "{}",
+        env.log()
+    );
+    assert!(
+        env.log()
+            .contains("sweep removed 2 unfinished and 2 orphaned file(s)"),
+        "{}",
+        env.log()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn admin_list_show_flush_delete() {
     // Every delivery is deferred, with a retry far away: only a flush brings it back early.
-    let env = Env::new(std::sync::Arc::new(|_, _| Status::Temporary("try later".into())));
+    let env = Env::new(std::sync::Arc::new(|_, _| {
+        Status::Temporary("try later".into())
+    }));
     let _queue = env.start(&[("retry_min_secs", "3600")]);
     let admin = QueueAdmin::new(&env.socket);
-    let a = env.inject_ok("a@example.test", &["x@example.test", "y@example.test"], &message("a")).await;
+    let a = env
+        .inject_ok(
+            "a@example.test",
+            &["x@example.test", "y@example.test"],
+            &message("a"),
+        )
+        .await;
     let b = env.inject_ok("", &["z@example.test"], &message("b")).await;
     assert!(wait_until(WAIT, || env.local.attempts().len() == 3).await);
     assert!(wait_until(WAIT, || env.files("retry") == 2).await);
@@ -120,7 +185,10 @@ async fn admin_list_show_flush_delete() {
     let list = admin.list().await.expect("list");
     assert_eq!(list.len(), 2);
     let row = list.iter().find(|r| r.id == a).expect("a listed");
-    assert_eq!((row.sender.as_str(), row.recipients.as_str()), ("a@example.test", "x@example.test,y@example.test"));
+    assert_eq!(
+        (row.sender.as_str(), row.recipients.as_str()),
+        ("a@example.test", "x@example.test,y@example.test")
+    );
     assert_eq!(row.size, message("a").len() as u64);
     assert!(list.iter().any(|r| r.id == b && r.sender.is_empty()));
 
@@ -131,39 +199,108 @@ async fn admin_list_show_flush_delete() {
     assert!(details.next_try.is_some());
     assert_eq!(details.recipients.len(), 2);
     assert!(details.recipients.iter().all(|r| r.state == "pending"));
-    assert!(matches!(admin.show("0000000000000000").await, Err(AdminError::Refused(_))));
-    assert!(matches!(admin.show("../../etc/passwd").await, Err(AdminError::Refused(_))));
+    assert!(matches!(
+        admin.show("0000000000000000").await,
+        Err(AdminError::Refused(_))
+    ));
+    assert!(matches!(
+        admin.show("../../etc/passwd").await,
+        Err(AdminError::Refused(_))
+    ));
 
     admin.delete(&b).await.expect("delete");
-    assert!(matches!(admin.delete(&b).await, Err(AdminError::Refused(_))));
+    assert!(matches!(
+        admin.delete(&b).await,
+        Err(AdminError::Refused(_))
+    ));
     assert_eq!(admin.list().await.expect("list").len(), 1);
     assert_eq!(env.files("env"), 1);
     assert_eq!(env.files("mess"), 1);
 
     admin.flush().await.expect("flush");
-    assert!(wait_until(WAIT, || env.local.attempts().len() == 5).await, "{}", env.log());
+    assert!(
+        wait_until(WAIT, || env.local.attempts().len() == 5).await,
+        "{}",
+        env.log()
+    );
     let details = admin.show(&a).await.expect("show");
     assert!(wait_until(WAIT, || env.local.attempts().len() == 5).await);
     assert!(details.attempts >= 1);
-    assert!(env.log().contains(&format!("{b}: deleted by uid")), "{}", env.log());
+    assert!(
+        env.log().contains(&format!("{b}: deleted by uid")),
+        "{}",
+        env.log()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_and_supervisor_exit_stop_the_queue() {
     let env = Env::new(always_ok());
     let mut queue = env.start(&[]);
-    env.inject_ok("a@example.test", &["b@example.test"], &message("x")).await;
+    env.inject_ok("a@example.test", &["b@example.test"], &message("x"))
+        .await;
     assert!(queue.terminate(Duration::from_secs(15)), "{}", env.log());
     let mut queue = env.start(&[]);
-    env.inject_ok("a@example.test", &["b@example.test"], &message("y")).await;
+    env.inject_ok("a@example.test", &["b@example.test"], &message("y"))
+        .await;
     queue.close_control();
     assert!(queue.wait_exit(Duration::from_secs(15)), "{}", env.log());
     let log = env.log();
     assert!(log.contains("SIGTERM: stopping"), "{log}");
-    assert!(log.contains("the supervisor closed the setup channel: stopping"), "{log}");
+    assert!(
+        log.contains("the supervisor closed the setup channel: stopping"),
+        "{log}"
+    );
     assert_eq!(log.matches("]: stopped").count(), 2, "{log}");
     // Whatever was not delivered before the stop is delivered after the next start.
     let _queue = env.start(&[]);
     assert!(wait_until(WAIT, || env.local.delivered().len() == 2).await);
     assert!(wait_until(WAIT, || env.all_files() == 0).await);
+}
+
+/// Unmounts the small file system when the test ends, however it ends.
+struct Mount(std::path::PathBuf);
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_disk_is_a_temporary_failure_that_leaves_nothing() {
+    let env = Env::new(always_ok());
+    std::fs::create_dir(&env.queue_dir).expect("mkdir");
+    // Needs root to mount a small tmpfs (CI runs as root); elsewhere there is nothing to fill.
+    let mounted = is_root()
+        && std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
+            .arg(&env.queue_dir)
+            .status()
+            .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("skipped: cannot mount a small tmpfs (not root?)");
+        return;
+    }
+    let _mount = Mount(env.queue_dir.clone());
+    hand_over(&env.queue_dir);
+    let mut queue = env.start(&[]);
+    let big = vec![b'x'; 1024 * 1024];
+    match env
+        .inject("a@example.test", &["b@example.test"], &big)
+        .await
+    {
+        Ok(Status::Temporary(text)) => assert!(text.contains("disk is full"), "{text}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(env.all_files(), 0, "nothing left behind");
+    // The queue goes on working once there is room.
+    env.inject_ok("a@example.test", &["b@example.test"], &message("small"))
+        .await;
+    assert!(wait_until(WAIT, || env.local.delivered().len() == 1).await);
+    assert!(wait_until(WAIT, || env.all_files() == 0).await);
+    queue.kill9();
 }

@@ -22,8 +22,14 @@ async fn a_temporary_failure_is_retried_later() {
     }));
     let _queue = env.start(&[]);
     let start = Instant::now();
-    let id = env.inject_ok("a@example.test", &["b@example.test"], &message("retry")).await;
-    assert!(wait_until(WAIT, || env.local.delivered().len() == 1).await, "{}", env.log());
+    let id = env
+        .inject_ok("a@example.test", &["b@example.test"], &message("retry"))
+        .await;
+    assert!(
+        wait_until(WAIT, || env.local.delivered().len() == 1).await,
+        "{}",
+        env.log()
+    );
     let attempts = env.local.attempts();
     assert_eq!(attempts.len(), 2);
     let gap = attempts[1].at.duration_since(attempts[0].at);
@@ -31,8 +37,16 @@ async fn a_temporary_failure_is_retried_later() {
     assert!(start.elapsed() < Duration::from_secs(10));
     assert!(wait_until(WAIT, || env.all_files() == 0).await);
     let log = env.log();
-    assert!(log.contains(&format!("{id}: to=<b@example.test> deferred (attempt 1): remote delivery is not available yet")), "{log}");
-    assert!(log.contains(&format!("{id}: to=<b@example.test> delivered")), "{log}");
+    assert!(
+        log.contains(&format!(
+            "{id}: to=<b@example.test> deferred (attempt 1): remote delivery is not available yet"
+        )),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!("{id}: to=<b@example.test> delivered")),
+        "{log}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -45,13 +59,18 @@ async fn the_schedule_survives_a_restart() {
         }
     }));
     let mut queue = env.start(&[("retry_min_secs", "3")]);
-    env.inject_ok("a@example.test", &["b@example.test"], &message("restart")).await;
+    env.inject_ok("a@example.test", &["b@example.test"], &message("restart"))
+        .await;
     assert!(wait_until(WAIT, || env.files("retry") == 1).await);
     assert!(queue.terminate(Duration::from_secs(15)));
     let _queue = env.start(&[("retry_min_secs", "3")]);
     tokio::time::sleep(Duration::from_millis(1000)).await;
     assert_eq!(env.local.attempts().len(), 1, "the retry time was kept");
-    assert!(wait_until(WAIT, || env.local.delivered().len() == 1).await, "{}", env.log());
+    assert!(
+        wait_until(WAIT, || env.local.delivered().len() == 1).await,
+        "{}",
+        env.log()
+    );
     let attempts = env.local.attempts();
     assert!(attempts[1].at.duration_since(attempts[0].at) >= Duration::from_millis(2500));
 }
@@ -60,8 +79,14 @@ async fn the_schedule_survives_a_restart() {
 fn mime_parts(message: &[u8]) -> Vec<(String, String)> {
     let text = String::from_utf8_lossy(message).to_string();
     let content_type = header(message, "Content-Type").expect("Content-Type");
-    assert!(content_type.starts_with("multipart/report;"), "{content_type}");
-    assert!(content_type.contains("report-type=delivery-status"), "{content_type}");
+    assert!(
+        content_type.starts_with("multipart/report;"),
+        "{content_type}"
+    );
+    assert!(
+        content_type.contains("report-type=delivery-status"),
+        "{content_type}"
+    );
     let boundary = content_type
         .split("boundary=\"")
         .nth(1)
@@ -97,22 +122,50 @@ async fn a_permanent_failure_bounces_to_the_sender() {
     let id = env
         .inject_ok(
             "alice@example.test",
-            &["good@example.test", "bad@example.test", "alsobad@example.test"],
+            &[
+                "good@example.test",
+                "bad@example.test",
+                "alsobad@example.test",
+            ],
             &original,
         )
         .await;
-    assert!(wait_until(WAIT, || env.local.attempts().len() == 4).await, "{}", env.log());
-    assert!(wait_until(WAIT, || env.all_files() == 0).await, "{}", env.log());
-    let bounces: Vec<_> = env.local.attempts().into_iter().filter(|a| a.rcpt == "alice@example.test").collect();
+    assert!(
+        wait_until(WAIT, || env.local.attempts().len() == 4).await,
+        "{}",
+        env.log()
+    );
+    assert!(
+        wait_until(WAIT, || env.all_files() == 0).await,
+        "{}",
+        env.log()
+    );
+    let bounces: Vec<_> = env
+        .local
+        .attempts()
+        .into_iter()
+        .filter(|a| a.rcpt == "alice@example.test")
+        .collect();
     assert_eq!(bounces.len(), 1, "exactly one bounce");
     let bounce = &bounces[0];
     assert_eq!(bounce.sender, "", "bounces come from the null sender");
     assert_ne!(bounce.id, id);
     let msg = &bounce.message;
-    assert!(!String::from_utf8_lossy(msg).replace("\r\n", "").contains('\n'), "CRLF only");
-    assert_eq!(header(msg, "From").as_deref(), Some("MAILER-DAEMON@mx.example.test (Mail Delivery System)"));
+    assert!(
+        !String::from_utf8_lossy(msg)
+            .replace("\r\n", "")
+            .contains('\n'),
+        "CRLF only"
+    );
+    assert_eq!(
+        header(msg, "From").as_deref(),
+        Some("MAILER-DAEMON@mx.example.test (Mail Delivery System)")
+    );
     assert_eq!(header(msg, "To").as_deref(), Some("<alice@example.test>"));
-    assert_eq!(header(msg, "Auto-Submitted").as_deref(), Some("auto-replied"));
+    assert_eq!(
+        header(msg, "Auto-Submitted").as_deref(),
+        Some("auto-replied")
+    );
     assert!(header(msg, "Date").is_some() && header(msg, "Message-ID").is_some());
     let parts = mime_parts(msg);
     assert_eq!(parts.len(), 3);
@@ -128,7 +181,9 @@ async fn a_permanent_failure_bounces_to_the_sender() {
     assert!(groups[0].contains("Reporting-MTA: dns; mx.example.test"));
     assert!(groups[0].contains("Arrival-Date: "));
     let field = |group: &str, name: &str| {
-        group.split("\r\n").find_map(|l| l.strip_prefix(&format!("{name}: ")).map(str::to_string))
+        group
+            .split("\r\n")
+            .find_map(|l| l.strip_prefix(&format!("{name}: ")).map(str::to_string))
     };
     let mut recipients = Vec::new();
     for group in &groups[1..] {
@@ -143,23 +198,47 @@ async fn a_permanent_failure_bounces_to_the_sender() {
     assert_eq!(
         recipients,
         vec![
-            ("rfc822; alsobad@example.test".into(), "5.0.0".into(), "X-Moat; mailbox disabled".into()),
-            ("rfc822; bad@example.test".into(), "5.1.1".into(), "X-Moat; no such user".into()),
+            (
+                "rfc822; alsobad@example.test".into(),
+                "5.0.0".into(),
+                "X-Moat; mailbox disabled".into()
+            ),
+            (
+                "rfc822; bad@example.test".into(),
+                "5.1.1".into(),
+                "X-Moat; no such user".into()
+            ),
         ]
     );
     let log = env.log();
-    assert!(log.contains(&format!("{id}: bounce {} queued to <alice@example.test> for 2 recipient(s)", bounce.id)), "{log}");
+    assert!(
+        log.contains(&format!(
+            "{id}: bounce {} queued to <alice@example.test> for 2 recipient(s)",
+            bounce.id
+        )),
+        "{log}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_null_sender_message_is_never_bounced() {
-    let env = Env::new(Arc::new(|_, _| Status::Permanent("5.1.1 no such user".into())));
+    let env = Env::new(Arc::new(|_, _| {
+        Status::Permanent("5.1.1 no such user".into())
+    }));
     let _queue = env.start(&[]);
-    let id = env.inject_ok("", &["bad@example.test"], &message("bounce of a bounce")).await;
-    assert!(wait_until(WAIT, || env.all_files() == 0).await, "{}", env.log());
+    let id = env
+        .inject_ok("", &["bad@example.test"], &message("bounce of a bounce"))
+        .await;
+    assert!(
+        wait_until(WAIT, || env.all_files() == 0).await,
+        "{}",
+        env.log()
+    );
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(env.local.attempts().len(), 1, "no bounce was sent");
-    assert!(env.log().contains(&format!("{id}: 1 recipient(s) failed; no bounce to the null sender")));
+    assert!(env.log().contains(&format!(
+        "{id}: 1 recipient(s) failed; no bounce to the null sender"
+    )));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -173,15 +252,38 @@ async fn an_expired_message_bounces() {
     }));
     let _queue = env.start(&[("queue_lifetime_secs", "3")]);
     let start = Instant::now();
-    env.inject_ok("alice@example.test", &["full@example.test"], &message("expiring")).await;
-    assert!(wait_until(WAIT, || env.local.delivered().len() == 1).await, "{}", env.log());
+    env.inject_ok(
+        "alice@example.test",
+        &["full@example.test"],
+        &message("expiring"),
+    )
+    .await;
+    assert!(
+        wait_until(WAIT, || env.local.delivered().len() == 1).await,
+        "{}",
+        env.log()
+    );
     let elapsed = start.elapsed();
-    assert!(elapsed >= Duration::from_secs(2) && elapsed < Duration::from_secs(10), "{elapsed:?}");
-    let tries = env.local.attempts().iter().filter(|a| a.rcpt == "full@example.test").count();
+    assert!(
+        elapsed >= Duration::from_secs(2) && elapsed < Duration::from_secs(10),
+        "{elapsed:?}"
+    );
+    let tries = env
+        .local
+        .attempts()
+        .iter()
+        .filter(|a| a.rcpt == "full@example.test")
+        .count();
     assert!(tries >= 2, "{tries} tries");
     let bounce = &env.local.delivered()[0];
     let parts = mime_parts(&bounce.message);
-    assert!(parts[1].1.contains("Final-Recipient: rfc822; full@example.test\r\nAction: failed\r\nStatus: 4.4.7\r\n"), "{}", parts[1].1);
+    assert!(
+        parts[1].1.contains(
+            "Final-Recipient: rfc822; full@example.test\r\nAction: failed\r\nStatus: 4.4.7\r\n"
+        ),
+        "{}",
+        parts[1].1
+    );
     assert!(parts[1].1.contains("over quota"));
     assert!(wait_until(WAIT, || env.all_files() == 0).await);
 }

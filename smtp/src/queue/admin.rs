@@ -41,7 +41,11 @@ pub async fn run(ctx: &Arc<Ctx>, conn: &mut Conn, peer: Peer, req: &Record) -> s
         b'F' => {
             info!("flush requested by uid {}", peer.uid);
             let _ = ctx.scheduler.send(Command::Flush);
-            send(conn, &Status::Ok("every queued message will be tried now".into())).await
+            send(
+                conn,
+                &Status::Ok("every queued message will be tried now".into()),
+            )
+            .await
         }
         _ => delete(ctx, conn, peer, req).await,
     }
@@ -104,7 +108,13 @@ async fn list(ctx: &Arc<Ctx>, conn: &mut Conn) -> std::io::Result<()> {
     .await;
     let rows = match rows {
         Ok(rows) => rows,
-        Err(e) => return send(conn, &Status::Temporary(format!("cannot read the queue: {e}"))).await,
+        Err(e) => {
+            return send(
+                conn,
+                &Status::Temporary(format!("cannot read the queue: {e}")),
+            )
+            .await;
+        }
     };
     send(conn, &Status::Ok(format!("{} message(s)", rows.len()))).await?;
     for row in &rows {
@@ -136,7 +146,12 @@ async fn show(ctx: &Arc<Ctx>, conn: &mut Conn, req: &Record) -> std::io::Result<
                 .field(&env.client)
                 .field(env.uid.to_string())
                 .field(retry.as_ref().map_or(0, |r| r.attempts).to_string())
-                .field(retry.as_ref().map(|r| r.next_try.to_string()).unwrap_or_default())
+                .field(
+                    retry
+                        .as_ref()
+                        .map(|r| r.next_try.to_string())
+                        .unwrap_or_default(),
+                )
                 .field(retry.as_ref().map(|r| r.last_error.as_str()).unwrap_or("")),
         ];
         for (i, rcpt) in env.recipients.iter().enumerate() {
@@ -165,7 +180,13 @@ async fn show(ctx: &Arc<Ctx>, conn: &mut Conn, req: &Record) -> std::io::Result<
             send(conn, &Status::Ok("end".into())).await
         }
         Ok(None) => send(conn, &Status::Permanent("no such message".into())).await,
-        Err(e) => send(conn, &Status::Temporary(format!("cannot read the message: {e}"))).await,
+        Err(e) => {
+            send(
+                conn,
+                &Status::Temporary(format!("cannot read the message: {e}")),
+            )
+            .await
+        }
     }
 }
 

@@ -73,7 +73,9 @@ fn bad(what: &str) -> AdminError {
 }
 
 fn text(r: &Record, i: usize) -> Result<String, AdminError> {
-    r.text(i).map(str::to_string).map_err(|_| bad("missing or non-UTF-8 field"))
+    r.text(i)
+        .map(str::to_string)
+        .map_err(|_| bad("missing or non-UTF-8 field"))
 }
 
 fn number<T: std::str::FromStr>(r: &Record, i: usize) -> Result<T, AdminError> {

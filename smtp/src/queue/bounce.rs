@@ -142,7 +142,10 @@ mod tests {
 
     #[test]
     fn statuses() {
-        assert_eq!(split_status("5.1.1 no such user"), Some(("5.1.1", "no such user")));
+        assert_eq!(
+            split_status("5.1.1 no such user"),
+            Some(("5.1.1", "no such user"))
+        );
         assert_eq!(split_status("4.4.7"), Some(("4.4.7", "")));
         assert_eq!(split_status("no such user"), None);
         assert_eq!(split_status("5.1 x"), None);
@@ -170,7 +173,11 @@ mod tests {
         });
         let text = String::from_utf8(msg).expect("utf8");
         assert!(text.contains("report-type=delivery-status"));
-        assert_eq!(text.matches("--=_moat_0123456789ABCDEF_0000000000000007").count(), 4);
+        assert_eq!(
+            text.matches("--=_moat_0123456789ABCDEF_0000000000000007")
+                .count(),
+            4
+        );
         assert!(text.contains("\r\nFinal-Recipient: rfc822; bad@example.test\r\nAction: failed\r\nStatus: 5.1.1\r\nDiagnostic-Code: X-Moat; no such user\r\n"));
         assert!(text.contains("Arrival-Date: Tue, 14 Nov 2023 22:13:20 +0000"));
         assert!(text.contains("text/rfc822-headers\r\n\r\nSubject: hello\r\n\r\n--"));

@@ -29,6 +29,7 @@ pub fn run(mut setup: Setup) -> Result<(), String> {
     let settings = Settings::from_lookup(&|k| setup.get_opt(k).map(str::to_string))?;
     let listener = setup.take_fd("queue").map_err(|e| e.to_string())?;
     let store = Store::open(&settings.queue_dir).map_err(|e| e.to_string())?;
+    check_owner(&settings.queue_dir)?;
     let sweep = store
         .sweep()
         .map_err(|e| format!("cannot sweep {}: {e}", settings.queue_dir.display()))?;
@@ -46,6 +47,29 @@ pub fn run(mut setup: Setup) -> Result<(), String> {
     let result = runtime.block_on(serve(settings, Arc::new(store), listener, control));
     runtime.shutdown_timeout(Duration::from_secs(5));
     result
+}
+
+/// The queue directory must be ours (qmail's spawn refuses files it does not own, for the same
+/// reason: whoever can write there can make us deliver anything).
+fn check_owner(dir: &std::path::Path) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let me = rustix::process::geteuid().as_raw();
+    if meta.uid() != me {
+        return Err(format!(
+            "{} belongs to uid {}, not to moat-queue (uid {me}): refusing to use it",
+            dir.display(),
+            meta.uid()
+        ));
+    }
+    if meta.mode() & 0o022 != 0 {
+        warn!(
+            "{} is writable by others (mode {:o}): it should be 0700",
+            dir.display(),
+            meta.mode() & 0o7777
+        );
+    }
+    Ok(())
 }
 
 async fn serve(

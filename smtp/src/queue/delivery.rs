@@ -53,9 +53,17 @@ pub async fn attempt(ctx: &Arc<Ctx>, id: &str, permits: Arc<Semaphore>) -> Outco
     }
 }
 
-async fn try_attempt(ctx: &Arc<Ctx>, id: &str, permits: Arc<Semaphore>) -> std::io::Result<Outcome> {
+async fn try_attempt(
+    ctx: &Arc<Ctx>,
+    id: &str,
+    permits: Arc<Semaphore>,
+) -> std::io::Result<Outcome> {
     let store = Arc::clone(&ctx.store);
     let owned = id.to_string();
+    if !store.exists(id) {
+        info!(id = id; "no longer queued");
+        return Ok(Outcome::Removed { bounce: None });
+    }
     let (env, done, retry) = blocking(move || {
         let env = store.envelope(&owned)?;
         let done = store.done(&owned, env.recipients.len())?;
@@ -144,7 +152,10 @@ async fn deliver_one(
     };
     let answer = match ctx.store.open_message(id) {
         Ok(file) => ctx.local.deliver(id, &env.sender, rcpt, file.as_fd()).await,
-        Err(e) => Err(std::io::Error::new(e.kind(), format!("cannot open the message: {e}"))),
+        Err(e) => Err(std::io::Error::new(
+            e.kind(),
+            format!("cannot open the message: {e}"),
+        )),
     };
     let verdict = match answer {
         Ok(Status::Ok(text)) => {
@@ -175,7 +186,12 @@ async fn deliver_one(
 }
 
 /// Every recipient is done: bounce the failed ones, then remove the message.
-async fn finish(ctx: &Arc<Ctx>, id: &str, env: &Arc<Envelope>, done: &Done) -> std::io::Result<Outcome> {
+async fn finish(
+    ctx: &Arc<Ctx>,
+    id: &str,
+    env: &Arc<Envelope>,
+    done: &Done,
+) -> std::io::Result<Outcome> {
     let failures: Vec<Failure> = done
         .marks
         .iter()

@@ -53,7 +53,11 @@ impl DirSync {
         let ticket = st.taken;
         loop {
             if st.covered >= ticket {
-                return match st.failed.iter().find(|(a, b, _)| (*a..=*b).contains(&ticket)) {
+                return match st
+                    .failed
+                    .iter()
+                    .find(|(a, b, _)| (*a..=*b).contains(&ticket))
+                {
                     Some((_, _, err)) => Err(std::io::Error::other(err.clone())),
                     None => Ok(()),
                 };

@@ -88,7 +88,13 @@ mod tests {
 
     #[test]
     fn hostile_ids_are_refused() {
-        for bad in ["", "../../etc/passwd", "0123456789abcdef", "0123456789ABCDE/", "0123456789ABCDEFG"] {
+        for bad in [
+            "",
+            "../../etc/passwd",
+            "0123456789abcdef",
+            "0123456789ABCDE/",
+            "0123456789ABCDEFG",
+        ] {
             assert!(!is_valid(bad), "{bad}");
         }
         assert!(is_valid("0123456789ABCDEF"));

@@ -83,7 +83,10 @@ pub async fn run(
         }
     }
     if !s.running.is_empty() {
-        info!("waiting for {} delivery attempt(s) to finish", s.running.len());
+        info!(
+            "waiting for {} delivery attempt(s) to finish",
+            s.running.len()
+        );
         let drained = tokio::time::timeout(DRAIN, async {
             while let Some(joined) = s.running.join_next_with_id().await {
                 s.finished(joined).await;
@@ -91,7 +94,9 @@ pub async fn run(
         })
         .await;
         if drained.is_err() {
-            warn!("stopping with deliveries unfinished: they will be tried again at the next start");
+            warn!(
+                "stopping with deliveries unfinished: they will be tried again at the next start"
+            );
         }
     }
 }
@@ -102,7 +107,9 @@ impl Scheduler {
         let loaded = blocking(move || {
             let mut due = Vec::new();
             for id in store.queued()? {
-                let at = store.retry(&id)?.map_or(0, |r| r.next_try.saturating_mul(1000));
+                let at = store
+                    .retry(&id)?
+                    .map_or(0, |r| r.next_try.saturating_mul(1000));
                 due.push((id, at));
             }
             Ok(due)
@@ -120,6 +127,15 @@ impl Scheduler {
     }
 
     fn schedule(&mut self, id: String, at: u64) {
+        match self.states.get(&id) {
+            // Its attempt in progress reschedules it when it ends: never two at once.
+            Some(State::Running { .. }) => return,
+            Some(State::Waiting(old)) => {
+                let key = (*old, id.clone());
+                self.waiting.remove(&key);
+            }
+            _ => {}
+        }
         if at <= now_ms() {
             self.states.insert(id.clone(), State::Ready);
             self.ready.push_back(id);
@@ -137,8 +153,10 @@ impl Scheduler {
             if !matches!(self.states.get(&id), Some(State::Ready)) {
                 continue; // deleted, or scheduled again since
             }
-            self.states.insert(id.clone(), State::Running { delete: false });
-            let (ctx, permits, task_id) = (Arc::clone(&self.ctx), Arc::clone(&self.permits), id.clone());
+            self.states
+                .insert(id.clone(), State::Running { delete: false });
+            let (ctx, permits, task_id) =
+                (Arc::clone(&self.ctx), Arc::clone(&self.permits), id.clone());
             let handle = self.running.spawn(async move {
                 let outcome = delivery::attempt(&ctx, &task_id, permits).await;
                 (task_id, outcome)
@@ -154,8 +172,10 @@ impl Scheduler {
                 break;
             }
             self.waiting.remove(&(at, id.clone()));
-            self.states.insert(id.clone(), State::Ready);
-            self.ready.push_back(id);
+            if matches!(self.states.get(&id), Some(State::Waiting(w)) if *w == at) {
+                self.states.insert(id.clone(), State::Ready);
+                self.ready.push_back(id);
+            }
         }
     }
 
@@ -163,9 +183,11 @@ impl Scheduler {
         match command {
             Command::New(id) => self.schedule(id, 0),
             Command::Flush => {
-                for (_, id) in std::mem::take(&mut self.waiting) {
-                    self.states.insert(id.clone(), State::Ready);
-                    self.ready.push_back(id);
+                for (at, id) in std::mem::take(&mut self.waiting) {
+                    if matches!(self.states.get(&id), Some(State::Waiting(w)) if *w == at) {
+                        self.states.insert(id.clone(), State::Ready);
+                        self.ready.push_back(id);
+                    }
                 }
             }
             Command::Delete(id, reply) => {
@@ -222,7 +244,10 @@ impl Scheduler {
                 (id, Outcome::Retry { at })
             }
         };
-        let delete = matches!(self.states.remove(&id), Some(State::Running { delete: true }));
+        let delete = matches!(
+            self.states.remove(&id),
+            Some(State::Running { delete: true })
+        );
         match outcome {
             Outcome::Removed { bounce } => {
                 if let Some(bounce) = bounce {

@@ -103,7 +103,10 @@ pub fn main<R: BufRead>(args: Vec<String>, input: R) -> u8 {
             return EX_USAGE;
         }
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("sendmail: cannot start: {e}");
@@ -138,8 +141,14 @@ async fn submit<R: BufRead>(opts: &Options, input: R) -> Result<String, Failure>
         .filter(|r| !r.is_empty())
         .collect();
     recipients.extend(prepared.extracted);
+    // The same address on the command line and in a header gets one copy.
+    let mut seen = std::collections::HashSet::new();
+    recipients.retain(|r| seen.insert(r.to_ascii_lowercase()));
     if recipients.is_empty() {
-        return Err(fail(EX_USAGE, "no recipients (give them as arguments, or use -t)"));
+        return Err(fail(
+            EX_USAGE,
+            "no recipients (give them as arguments, or use -t)",
+        ));
     }
     let temp = |e: std::io::Error| fail(EX_TEMPFAIL, format!("cannot queue the message: {e}"));
     let client = format!("sendmail uid {} ({})", who.uid, who.login);
@@ -159,6 +168,9 @@ async fn submit<R: BufRead>(opts: &Options, input: R) -> Result<String, Failure>
     match injection.finish(&sender, &recipients).await.map_err(temp)? {
         Status::Ok(id) => Ok(id),
         Status::Temporary(t) => Err(fail(EX_TEMPFAIL, format!("the queue says try later: {t}"))),
-        Status::Permanent(t) => Err(fail(EX_DATAERR, format!("the queue refused the message: {t}"))),
+        Status::Permanent(t) => Err(fail(
+            EX_DATAERR,
+            format!("the queue refused the message: {t}"),
+        )),
     }
 }

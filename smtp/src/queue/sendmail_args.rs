@@ -128,7 +128,16 @@ mod tests {
         assert_eq!(o.sender.as_deref(), Some("me@x.test"));
         assert_eq!(o.full_name.as_deref(), Some("Me Myself"));
         assert_eq!(o.recipients, vec!["a@x.test", "-b"]);
-        let o = send(&["-oi", "-oem", "-f", "<>", "-B", "8BITMIME", "--", "-odd@x.test"]);
+        let o = send(&[
+            "-oi",
+            "-oem",
+            "-f",
+            "<>",
+            "-B",
+            "8BITMIME",
+            "--",
+            "-odd@x.test",
+        ]);
         assert!(o.ignore_dots && !o.extract);
         assert_eq!(o.sender.as_deref(), Some(""));
         assert_eq!(o.recipients, vec!["-odd@x.test"]);

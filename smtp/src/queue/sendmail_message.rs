@@ -263,7 +263,10 @@ pub fn prepare<R: BufRead>(
     }
     let mut extracted = Vec::new();
     if opts.extract {
-        for f in fields.iter().filter(|f| matches!(f.name.as_str(), "to" | "cc" | "bcc")) {
+        for f in fields
+            .iter()
+            .filter(|f| matches!(f.name.as_str(), "to" | "cc" | "bcc"))
+        {
             let raw = String::from_utf8_lossy(&f.raw);
             let value = raw.split_once(':').map_or("", |(_, v)| v);
             let unfolded = value.replace("\r\n", "");
@@ -374,7 +377,10 @@ mod tests {
             address_list(r#"a@x, "Doe, John" <b@x> (comment, here), team: c@x, d@x;, <@r:e@x>"#),
             vec!["a@x", "b@x", "c@x", "d@x", "e@x"]
         );
-        assert_eq!(address_list("undisclosed-recipients:;"), Vec::<String>::new());
+        assert_eq!(
+            address_list("undisclosed-recipients:;"),
+            Vec::<String>::new()
+        );
     }
 
     #[test]
@@ -385,22 +391,39 @@ mod tests {
             ..Options::default()
         };
         let mut lines = Lines::new(&input[..], false);
-        let p = prepare(&mut lines, &opts, &who(), "joe@host.example.test", 1_700_000_000, 1)
-            .expect("prepare");
+        let p = prepare(
+            &mut lines,
+            &opts,
+            &who(),
+            "joe@host.example.test",
+            1_700_000_000,
+            1,
+        )
+        .expect("prepare");
         assert_eq!(p.extracted, vec!["a@x.test", "b@x.test", "secret@x.test"]);
         let head = String::from_utf8(p.head).expect("utf8");
-        assert!(head.starts_with("Received: by host.example.test (moat sendmail, from userid 1000);\r\n\t"));
+        assert!(head.starts_with(
+            "Received: by host.example.test (moat sendmail, from userid 1000);\r\n\t"
+        ));
         assert!(head.contains("To: a@x.test,\r\n b@x.test\r\nSubject: hi\r\n"));
         assert!(!head.contains("secret"));
         assert!(head.contains("From: \"Joe Q. Public\" <joe@host.example.test>\r\n"));
         assert!(head.contains("Date: Tue, 14 Nov 2023 22:13:20 +0000\r\n"));
-        assert!(head.ends_with("Message-ID: <1700000000.0000000000000001@host.example.test>\r\n\r\n"));
-        assert_eq!(lines.next_line().expect("body"), Some(Line::Whole(b"body".to_vec())));
+        assert!(
+            head.ends_with("Message-ID: <1700000000.0000000000000001@host.example.test>\r\n\r\n")
+        );
+        assert_eq!(
+            lines.next_line().expect("body"),
+            Some(Line::Whole(b"body".to_vec()))
+        );
     }
 
     #[test]
     fn a_message_without_header_gets_one() {
-        let mut lines = Lines::new(&b"From joe Mon\nhello: world is not\nthis line\n"[..], false);
+        let mut lines = Lines::new(
+            &b"From joe Mon\nhello: world is not\nthis line\n"[..],
+            false,
+        );
         let p = prepare(&mut lines, &Options::default(), &who(), "", 0, 0).expect("prepare");
         let head = String::from_utf8(p.head).expect("utf8");
         assert!(head.contains("hello: world is not\r\n"));

@@ -95,7 +95,10 @@ async fn session(ctx: &Arc<Ctx>, mut conn: Conn) {
         }
     };
     if let Err(e) = result {
-        info!("connection from uid {} pid {} ended: {e}", peer.uid, peer.pid);
+        info!(
+            "connection from uid {} pid {} ended: {e}",
+            peer.uid, peer.pid
+        );
     }
 }
 

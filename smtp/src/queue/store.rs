@@ -11,6 +11,8 @@
 //! write + fsync `tmp/<id>.env`, rename to `env/<id>` (the commit point), fsync `env/`. Only then
 //! may the caller answer `K`. Any failure on the way removes every piece, so a `Z` leaves nothing
 //! behind. Directory fsyncs are shared between concurrent commits (`dirsync.rs`).
+//! Done marks are appended and fsynced, but `done/` itself is not: if a power loss forgets a
+//! just-created done file, its recipients are delivered again (at least once, never lost).
 //! Removal reverses it: `env/<id>` first, then the rest. The sweep at startup deletes `tmp/*` and
 //! every `mess|done|retry/<id>` without `env/<id>`: exactly the pieces of messages that were never
 //! committed or were being removed.
@@ -109,7 +111,10 @@ impl Store {
         for dir in ["mess", "done", "retry"] {
             for entry in std::fs::read_dir(self.root.join(dir))? {
                 let entry = entry?;
-                let keep = entry.file_name().to_str().is_some_and(|n| queued.contains(n));
+                let keep = entry
+                    .file_name()
+                    .to_str()
+                    .is_some_and(|n| queued.contains(n));
                 if !keep {
                     not_found_ok(std::fs::remove_file(entry.path()))?;
                     sweep.orphans += 1;
@@ -329,7 +334,10 @@ mod tests {
         assert_eq!(env.size, 20);
         assert_eq!(store.queued().expect("ids"), vec![id.clone()]);
         assert_eq!(store.envelope(&id).expect("env"), env);
-        assert_eq!(store.message_header(&id, 1000).expect("head"), b"Subject: x\r\n");
+        assert_eq!(
+            store.message_header(&id, 1000).expect("head"),
+            b"Subject: x\r\n"
+        );
         store.append_done(&id, b"0 K ok\n").expect("done");
         assert_eq!(store.done(&id, 1).expect("done").marks.len(), 1);
         store.remove(&id).expect("remove");
@@ -349,7 +357,11 @@ mod tests {
         std::fs::write(dir.path().join("tmp/junk"), b"x").expect("junk");
         std::fs::write(dir.path().join("mess/0123456789ABCDEF"), b"x").expect("orphan");
         std::fs::write(dir.path().join("done/0123456789ABCDEF"), b"x").expect("orphan");
-        let kept = store.create(2).expect("create").commit(&mut envelope()).expect("commit");
+        let kept = store
+            .create(2)
+            .expect("create")
+            .commit(&mut envelope())
+            .expect("commit");
         assert_eq!(store.sweep().expect("sweep"), Sweep { tmp: 1, orphans: 2 });
         assert_eq!(store.queued().expect("ids"), vec![kept]);
         assert_eq!(count(dir.path(), "mess"), 1);

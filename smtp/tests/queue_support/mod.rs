@@ -300,7 +300,11 @@ pub fn message(subject: &str) -> Vec<u8> {
 /// The value of header `name` in `message` (first occurrence, unfolded).
 pub fn header(message: &[u8], name: &str) -> Option<String> {
     let text = String::from_utf8_lossy(message);
-    let head = text.split("\r\n\r\n").next()?.replace("\r\n\t", " ").replace("\r\n ", " ");
+    let head = text
+        .split("\r\n\r\n")
+        .next()?
+        .replace("\r\n\t", " ")
+        .replace("\r\n ", " ");
     head.split("\r\n").find_map(|line| {
         let (n, v) = line.split_once(':')?;
         n.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
