@@ -98,6 +98,10 @@ pub struct Limits {
     /// Concurrent SMTP connections, in total and per client IP.
     pub max_connections: u32,
     pub max_connections_per_ip: u32,
+    /// RFC 5321 timeouts, as total deadlines: a command line must arrive within this many
+    /// seconds of our last reply, and message data at this many seconds per 1000 octets.
+    pub timeout_command_secs: u64,
+    pub timeout_data_secs: u64,
 }
 
 impl Default for Limits {
@@ -107,6 +111,8 @@ impl Default for Limits {
             max_recipients: 100,
             max_connections: 200,
             max_connections_per_ip: 20,
+            timeout_command_secs: 300,
+            timeout_data_secs: 180,
         }
     }
 }

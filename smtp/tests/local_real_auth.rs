@@ -199,12 +199,16 @@ async fn resolution_end_to_end() {
     assert_eq!(fwd.len(), 1);
     assert_eq!(fwd[0].recipients, vec!["far@remote.example".to_string()]);
 
-    // A domain we do not host.
+    // A domain we do not host: the check says so (smtpd relays or refuses), and a delivery
+    // waits in the queue for remote delivery instead of bouncing.
     let status = local.deliver("Q6", s, "x@not-ours.example", &msg).await;
-    assert_eq!(status, Status::Permanent("no such user".into()));
+    assert_eq!(
+        status,
+        Status::Temporary("remote delivery is not available yet".into())
+    );
     assert_eq!(
         local.check("x@not-ours.example", None).await,
-        Status::Permanent("no such user".into())
+        Status::Permanent("not a local domain".into())
     );
 
     // Quota 1K: a check for 2000 bytes is refused, a small one accepted, and L agrees.

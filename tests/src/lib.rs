@@ -73,6 +73,12 @@ impl Stack {
     /// Starts the stack with `moat up` (quickstart) or `moat serve --config` (the production
     /// supervisor; the certificate is made here since nothing else would).
     pub fn start_with(mode: Mode) -> Stack {
+        Stack::start_configured(mode, "")
+    }
+
+    /// Like `start_with`, with `extra` appended to moat.toml (whole sections, e.g. a
+    /// `[limits]` table with lower limits or shorter timeouts for one test).
+    pub fn start_configured(mode: Mode, extra: &str) -> Stack {
         let tmp = tempfile::tempdir().expect("tempdir");
         // As root, the programs run as their own system users and must be able to reach in.
         std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755))
@@ -89,7 +95,7 @@ impl Stack {
                  [store]\nurl = \"sqlite:db/users.db\"\n\
                  [paths]\nmail = \"mail\"\nqueue = \"queue\"\nrun = \"run\"\n\
                  [listen]\nsmtp = [\"127.0.0.1:{smtp}\"]\nsubmission = [\"127.0.0.1:{submission}\"]\n\
-                 submissions = [\"127.0.0.1:{submissions}\"]\n"
+                 submissions = [\"127.0.0.1:{submissions}\"]\n{extra}"
             ),
         )
         .expect("write config");

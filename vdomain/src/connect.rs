@@ -57,6 +57,8 @@ struct Target {
     url: String,
     shown: String,
     in_memory: bool,
+    /// The SQLite file, for the migration lock.
+    file: Option<std::path::PathBuf>,
 }
 
 impl Store {
@@ -123,7 +125,26 @@ impl Store {
             Backend::Sqlite => &SQLITE_MIGRATIONS,
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
-        if let Err(e) = migrator.run(&pool).await {
+        // sqlx locks PostgreSQL during migrations but not SQLite: two processes opening a new
+        // store at once (moat-auth starting while an admin runs `moat`) would both create the
+        // tables. Serialise them with flock on the database file itself (SQLite's own locks
+        // are fcntl locks, which Linux keeps apart from flock).
+        let migration_lock = match &target.file {
+            Some(file) => match lock_file(file.clone()).await {
+                Ok(lock) => Some(lock),
+                Err(e) => {
+                    pool.close().await;
+                    return Err(StoreError::Unavailable(format!(
+                        "cannot lock {} to update its schema: {e}",
+                        target.shown
+                    )));
+                }
+            },
+            None => None,
+        };
+        let migrated = migrator.run(&pool).await;
+        drop(migration_lock);
+        if let Err(e) = migrated {
             pool.close().await;
             return Err(StoreError::Database(format!(
                 "cannot bring the schema of {} up to date: {e}",
@@ -187,6 +208,7 @@ fn parse_url(url: &str) -> Result<Target, StoreError> {
             url: url.to_owned(),
             shown: redact(url),
             in_memory: false,
+            file: None,
         });
     }
     Err(StoreError::InvalidUrl(format!(
@@ -211,6 +233,7 @@ fn parse_sqlite(rest: &str, original: &str) -> Result<Target, StoreError> {
             url: "sqlite::memory:".to_owned(),
             shown: "SQLite in-memory database".to_owned(),
             in_memory: true,
+            file: None,
         });
     }
     // SQLite would only say "unable to open database file"; say which directory is missing.
@@ -250,7 +273,19 @@ fn parse_sqlite(rest: &str, original: &str) -> Result<Target, StoreError> {
         url: format!("sqlite:{encoded}?{query}"),
         shown: format!("SQLite database {path}"),
         in_memory: false,
+        file: Some(Path::new(clean).to_path_buf()),
     })
+}
+
+/// Takes an exclusive flock on `file` (released when the returned handle is dropped).
+async fn lock_file(file: std::path::PathBuf) -> std::io::Result<std::fs::File> {
+    tokio::task::spawn_blocking(move || {
+        let f = std::fs::File::open(&file)?;
+        rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive)?;
+        Ok(f)
+    })
+    .await
+    .map_err(std::io::Error::other)?
 }
 
 /// The URL with any password replaced by `***`, for messages and logs.

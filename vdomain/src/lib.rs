@@ -16,7 +16,7 @@
 //! [`Store::resolve`] looks at one address in this order:
 //!
 //! 1. **Domain.** The domain is normalised (IDNA, lower case). A domain alias is rewritten
-//!    to its real domain. A domain we do not host is [`Resolution::Unknown`] at the top
+//!    to its real domain. A domain we do not host is [`Resolution::NotLocal`] at the top
 //!    level, and a [`Target::Forward`] when it is reached as an alias target.
 //! 2. **Exact user** → a [`Target::Mailbox`]. Disabled users still receive mail (as in
 //!    vpopmail and typical Postfix/Dovecot setups): "disabled" means "cannot log in"; to

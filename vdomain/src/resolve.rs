@@ -37,8 +37,11 @@ impl Default for ResolveOptions {
 /// What to do with mail for an address.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub enum Resolution {
-    /// Not ours or no such address here: reject the recipient.
+    /// No such address in a domain we host: reject the recipient.
     Unknown,
+    /// The domain is not one we host (nor an alias of one): mail for it is relayed (after
+    /// authentication) or refused (relaying denied), never delivered here.
+    NotLocal,
     /// Deliver a copy to each target (never empty, no duplicates).
     Deliver(Vec<Target>),
 }
@@ -66,8 +69,8 @@ type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 impl Store {
     /// Decides where mail for `address` goes (see the module docs for the order).
     ///
-    /// `Ok(Resolution::Unknown)` for an address in a domain we do not host or an address
-    /// that matches nothing; [`StoreError::InvalidAddress`] if `address` is not a valid
+    /// `Ok(Resolution::NotLocal)` for an address in a domain we do not host,
+    /// `Ok(Resolution::Unknown)` for an address of ours that matches nothing; [`StoreError::InvalidAddress`] if `address` is not a valid
     /// address at all; [`StoreError::AliasLoop`] if alias expansion loops or exceeds
     /// `opts.max_depth`.
     pub async fn resolve(
@@ -84,8 +87,12 @@ impl Store {
             done: HashMap::new(),
             out: Vec::new(),
             seen: HashSet::new(),
+            not_local: false,
         };
         let found = r.expand(addr, 0, None).await?;
+        if r.not_local {
+            return Ok(Resolution::NotLocal);
+        }
         let out = std::mem::take(&mut r.out);
         Ok(if found && !out.is_empty() {
             Resolution::Deliver(out)
@@ -107,6 +114,8 @@ struct Resolver<'c> {
     out: Vec<Target>,
     /// Dedupe keys of `out`: the user for mailboxes, the address for forwards.
     seen: HashSet<String>,
+    /// The top-level address is in a domain we do not host.
+    not_local: bool,
 }
 
 impl Resolver<'_> {
@@ -122,6 +131,7 @@ impl Resolver<'_> {
             let Some((domain_id, domain)) = self.lookup_domain(&addr.domain).await? else {
                 if depth == 0 {
                     // Top level: not a domain we host, so not ours to accept.
+                    self.not_local = true;
                     return Ok(false);
                 }
                 // A target in a domain we do not host: relay it.

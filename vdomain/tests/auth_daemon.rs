@@ -322,9 +322,15 @@ async fn authenticate_and_resolve_on_sqlite() {
         client.resolve("dave@example.test").await.expect("ask"),
         Resolved::Targets(_)
     ));
+    assert_eq!(
+        client
+            .resolve("someone@not-hosted.test")
+            .await
+            .expect("ask"),
+        Resolved::NotLocal
+    );
     for unknown in [
         "nobody@example.test",
-        "someone@not-hosted.test",
         "not an address",
         "../../x@example.test",
         "",

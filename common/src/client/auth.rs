@@ -8,6 +8,8 @@ use crate::wire::{Record, Status};
 
 /// The text of moat-auth's `D` reply to `R` for an address that does not exist.
 pub const NO_SUCH_USER: &str = "no such user";
+/// The text of moat-auth's `D` reply to `R` for an address in a domain we do not host.
+pub const NOT_LOCAL: &str = "not a local domain";
 
 /// Fields per resolved target in an `R` reply.
 pub const TARGET_FIELDS: usize = 5;
@@ -45,7 +47,10 @@ pub enum AuthAnswer {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Resolved {
     Targets(Vec<Target>),
+    /// No such address in a domain we host.
     Unknown,
+    /// The domain is not ours: relay (after AUTH) or refuse, never deliver here.
+    NotLocal,
     Temporary(String),
 }
 
@@ -155,6 +160,7 @@ impl AuthClient {
                 {
                     Resolved::Unknown
                 }
+                Status::Permanent(why) if why == NOT_LOCAL => Resolved::NotLocal,
                 Status::Permanent(why) => Resolved::Temporary(format!("moat-auth refused: {why}")),
                 Status::Temporary(why) => Resolved::Temporary(why),
             })

@@ -206,6 +206,14 @@ pub fn items<'a>(
                 "max_connections_per_ip",
                 l.max_connections_per_ip.to_string(),
             ));
+            items.push(Item::Setting(
+                "timeout_command_secs",
+                l.timeout_command_secs.to_string(),
+            ));
+            items.push(Item::Setting(
+                "timeout_data_secs",
+                l.timeout_data_secs.to_string(),
+            ));
         }
     }
     items

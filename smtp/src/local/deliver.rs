@@ -37,6 +37,9 @@ pub const MAILBOX_FULL: &str = "mailbox full";
 pub const LOOP: &str = "mail loop detected";
 
 /// Delivers the message open at `fd` for one recipient and returns the verdict.
+/// Mail for domains we do not host waits in the queue with this reason until moat-remote exists.
+pub const REMOTE_NOT_AVAILABLE: &str = "remote delivery is not available yet";
+
 pub async fn deliver(settings: &Settings, req: &DeliverRequest, fd: OwnedFd) -> Status {
     let qid = req.queue_id.as_str();
     let message = match Message::from_fd(fd, MAX_MESSAGE) {
@@ -52,6 +55,10 @@ pub async fn deliver(settings: &Settings, req: &DeliverRequest, fd: OwnedFd) -> 
     };
     let targets = match resolve(settings, &req.recipient, Some(qid)).await {
         Ok(t) => t,
+        Err(Status::Permanent(why)) if why == moat_common::client::auth::NOT_LOCAL => {
+            info!(id = qid; "deferred rcpt=<{}>: not a local domain", req.recipient);
+            return Status::Temporary(REMOTE_NOT_AVAILABLE.into());
+        }
         Err(status) => {
             info!(id = qid; "not delivered rcpt=<{}>: {}", req.recipient, text(&status));
             return status;

@@ -7,7 +7,7 @@
 //! `deliver`), and the reasons sent on to our own peers are fixed texts or moat-auth's own
 //! reply text, never our local error details (paths, errno), which stay in the log.
 
-use moat_common::client::auth::{Resolved, Target};
+use moat_common::client::auth::{NOT_LOCAL, Resolved, Target};
 use moat_common::warn;
 use moat_common::wire::Status;
 
@@ -27,6 +27,10 @@ pub async fn resolve(
     match settings.auth.resolve(address).await {
         Ok(Resolved::Targets(targets)) => Ok(targets),
         Ok(Resolved::Unknown) => Err(Status::Permanent(NO_SUCH_USER.into())),
+        // For `C`, a plain refusal that smtpd turns into "relaying denied" or, after AUTH, an
+        // accepted remote recipient. For `L`, deliver.rs makes it a temporary failure: remote
+        // mail waits in the queue until moat-remote takes it.
+        Ok(Resolved::NotLocal) => Err(Status::Permanent(NOT_LOCAL.into())),
         Ok(Resolved::Temporary(why)) => Err(Status::Temporary(why)),
         Err(e) => {
             match queue_id {

@@ -37,7 +37,9 @@ pub const SERVICES: &[&str] = &["smtp", "imap", "pop3"];
 
 pub const AUTH_FAILED: &str = "authentication failed";
 pub const THROTTLED: &str = "too many failed logins, try later";
-pub const NO_SUCH_USER: &str = "no such user";
+pub const NO_SUCH_USER: &str = moat_common::client::auth::NO_SUCH_USER;
+/// The `D` text for an address in a domain we do not host.
+pub const NOT_LOCAL: &str = moat_common::client::auth::NOT_LOCAL;
 pub const UNAVAILABLE: &str = "user store unavailable, try later";
 pub const ALIAS_LOOP: &str = "alias loop, try later";
 pub const TOO_MANY_TARGETS: &str = "too many targets for one reply";
@@ -186,6 +188,7 @@ impl Handler {
             Ok(Resolution::Unknown) | Err(StoreError::InvalidAddress(_)) => {
                 Status::Permanent(NO_SUCH_USER.into()).to_record()
             }
+            Ok(Resolution::NotLocal) => Status::Permanent(NOT_LOCAL.into()).to_record(),
             Err(e) => {
                 error!("resolving {address:?}: {e}");
                 Status::Temporary(temporary_reason(&e).into()).to_record()

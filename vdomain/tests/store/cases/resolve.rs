@@ -73,12 +73,12 @@ pub async fn resolve_order(ctx: Ctx) {
             Target::Forward("friend@remote.example".into()),
         ])
     );
-    // Unknown local part, unknown domain, and a remote address are all Unknown.
+    // An unknown local part is Unknown; an unknown domain and a remote address are NotLocal.
     assert_eq!(resolve(s, "nobody@example.test").await, Resolution::Unknown);
-    assert_eq!(resolve(s, "ann@nope.test").await, Resolution::Unknown);
+    assert_eq!(resolve(s, "ann@nope.test").await, Resolution::NotLocal);
     assert_eq!(
         resolve(s, "friend@remote.example").await,
-        Resolution::Unknown
+        Resolution::NotLocal
     );
     // Not an address at all is an error, not Unknown.
     assert!(matches!(
@@ -117,8 +117,8 @@ pub async fn resolve_order(ctx: Ctx) {
         resolve(s, "whoever@example.test").await,
         Resolution::Deliver(vec![Target::Forward("sink@remote.example".into())])
     );
-    // Still Unknown for a domain we do not host.
-    assert_eq!(resolve(s, "whoever@nope.test").await, Resolution::Unknown);
+    // Still NotLocal for a domain we do not host.
+    assert_eq!(resolve(s, "whoever@nope.test").await, Resolution::NotLocal);
 }
 
 pub async fn resolve_subaddress(ctx: Ctx) {
