@@ -45,6 +45,25 @@ pub struct Config {
     pub limits: Limits,
     /// How long a message may wait in the queue before it is bounced.
     pub queue_lifetime_secs: u64,
+    pub pop3: Pop3,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Pop3 {
+    /// Accept USER/PASS and AUTH PLAIN without TLS from loopback clients (local fetchers).
+    pub plaintext_on_loopback: bool,
+    /// Seconds a client may stay silent (RFC 1939: at least 10 minutes).
+    pub idle_timeout_secs: u64,
+}
+
+impl Default for Pop3 {
+    fn default() -> Self {
+        Pop3 {
+            plaintext_on_loopback: true,
+            idle_timeout_secs: 600,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -56,6 +75,10 @@ pub struct Listen {
     pub submission: Vec<String>,
     /// Submission over implicit TLS (port 465): AUTH required.
     pub submissions: Vec<String>,
+    /// POP3 with STLS (port 110).
+    pub pop3: Vec<String>,
+    /// POP3 over implicit TLS (port 995).
+    pub pop3s: Vec<String>,
 }
 
 impl Default for Listen {
@@ -64,6 +87,8 @@ impl Default for Listen {
             smtp: vec!["0.0.0.0:25".into()],
             submission: vec!["0.0.0.0:587".into()],
             submissions: vec!["0.0.0.0:465".into()],
+            pop3: vec!["0.0.0.0:110".into()],
+            pop3s: vec!["0.0.0.0:995".into()],
         }
     }
 }
@@ -148,6 +173,8 @@ struct RawConfig {
     limits: Limits,
     #[serde(default)]
     queue: RawQueue,
+    #[serde(default)]
+    pop3: Pop3,
 }
 
 #[derive(Deserialize, Default)]
@@ -271,6 +298,8 @@ impl Config {
             .iter()
             .chain(&raw.listen.submission)
             .chain(&raw.listen.submissions)
+            .chain(&raw.listen.pop3)
+            .chain(&raw.listen.pop3s)
         {
             if addr.parse::<std::net::SocketAddr>().is_err() {
                 return Err(invalid(format!(
@@ -293,6 +322,7 @@ impl Config {
             users: raw.users,
             limits: raw.limits,
             queue_lifetime_secs,
+            pop3: raw.pop3,
         })
     }
 }

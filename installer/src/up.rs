@@ -41,10 +41,13 @@ pub async fn up(opts: UpOptions) -> anyhow::Result<()> {
         demo(&config).await?;
     }
     println!(
-        "Moat is starting: SMTP {}, submission {} (STARTTLS), {} (TLS). Stop with Ctrl-C.",
+        "Moat is starting: SMTP {}, submission {} (STARTTLS), {} (TLS), POP3 {} (STLS), {} (TLS). \
+         Stop with Ctrl-C.",
         config.listen.smtp.join(" "),
         config.listen.submission.join(" "),
-        config.listen.submissions.join(" ")
+        config.listen.submissions.join(" "),
+        config.listen.pop3.join(" "),
+        config.listen.pop3s.join(" ")
     );
     println!(
         "Manage it from {} with e.g.: moat user add alice@example.test",
@@ -66,7 +69,8 @@ fn create_folder(dir: &Path, ip: &str) -> anyhow::Result<()> {
          hostname = \"{hostname}\"\n\n\
          [store]\nurl = \"sqlite:db/users.db\"\n\n\
          [paths]\nmail = \"mail\"\nqueue = \"queue\"\nrun = \"run\"\n\n\
-         [listen]\nsmtp = [\"{ip}:2525\"]\nsubmission = [\"{ip}:2587\"]\nsubmissions = [\"{ip}:2465\"]\n\n\
+         [listen]\nsmtp = [\"{ip}:2525\"]\nsubmission = [\"{ip}:2587\"]\nsubmissions = [\"{ip}:2465\"]\n\
+         pop3 = [\"{ip}:1110\"]\npop3s = [\"{ip}:1995\"]\n\n\
          [tls]\ncert = \"tls/cert.pem\"\nkey = \"tls/key.pem\"\n"
     );
     let path = dir.join("moat.toml");

@@ -43,6 +43,15 @@ fn free_port() -> u16 {
         .expect("free port")
 }
 
+/// The programs the supervisor runs.
+pub const PROGRAMS: [&str; 5] = [
+    "moat-smtpd",
+    "moat-queue",
+    "moat-local",
+    "moat-auth",
+    "moat-pop3d",
+];
+
 /// How the stack is started.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -60,6 +69,8 @@ pub struct Stack {
     pub smtp: u16,
     pub submission: u16,
     pub submissions: u16,
+    pub pop3: u16,
+    pub pop3s: u16,
     log: PathBuf,
     moat: Option<Child>,
 }
@@ -87,6 +98,7 @@ impl Stack {
         std::fs::create_dir_all(data.join("db")).expect("mkdir");
         std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).expect("chmod");
         let (smtp, submission, submissions) = (free_port(), free_port(), free_port());
+        let (pop3, pop3s) = (free_port(), free_port());
         let config = data.join("moat.toml");
         std::fs::write(
             &config,
@@ -95,7 +107,8 @@ impl Stack {
                  [store]\nurl = \"sqlite:db/users.db\"\n\
                  [paths]\nmail = \"mail\"\nqueue = \"queue\"\nrun = \"run\"\n\
                  [listen]\nsmtp = [\"127.0.0.1:{smtp}\"]\nsubmission = [\"127.0.0.1:{submission}\"]\n\
-                 submissions = [\"127.0.0.1:{submissions}\"]\n{extra}"
+                 submissions = [\"127.0.0.1:{submissions}\"]\n\
+                 pop3 = [\"127.0.0.1:{pop3}\"]\npop3s = [\"127.0.0.1:{pop3s}\"]\n{extra}"
             ),
         )
         .expect("write config");
@@ -136,6 +149,8 @@ impl Stack {
             smtp,
             submission,
             submissions,
+            pop3,
+            pop3s,
             log,
             moat: Some(moat),
         };
@@ -146,12 +161,16 @@ impl Stack {
     fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            let ports_up = [self.smtp, self.submission, self.submissions]
-                .iter()
-                .all(|p| TcpStream::connect(("127.0.0.1", *p)).is_ok());
-            let programs_up = ["moat-smtpd", "moat-queue", "moat-local", "moat-auth"]
-                .iter()
-                .all(|p| self.pid_of(p).is_some());
+            let ports_up = [
+                self.smtp,
+                self.submission,
+                self.submissions,
+                self.pop3,
+                self.pop3s,
+            ]
+            .iter()
+            .all(|p| TcpStream::connect(("127.0.0.1", *p)).is_ok());
+            let programs_up = PROGRAMS.iter().all(|p| self.pid_of(p).is_some());
             if ports_up && programs_up {
                 return;
             }
@@ -312,6 +331,8 @@ impl Stack {
             .env("SMTP_PORT", self.smtp.to_string())
             .env("SUBMISSION_PORT", self.submission.to_string())
             .env("SUBMISSIONS_PORT", self.submissions.to_string())
+            .env("POP3_PORT", self.pop3.to_string())
+            .env("POP3S_PORT", self.pop3s.to_string())
             .output()
             .expect("run python3")
     }
@@ -343,10 +364,7 @@ pub fn signal(pid: u32, sig: rustix::process::Signal) {
 
 impl Drop for Stack {
     fn drop(&mut self) {
-        let children: Vec<u32> = ["moat-smtpd", "moat-queue", "moat-local", "moat-auth"]
-            .iter()
-            .filter_map(|p| self.pid_of(p))
-            .collect();
+        let children: Vec<u32> = PROGRAMS.iter().filter_map(|p| self.pid_of(p)).collect();
         self.stop();
         for pid in children {
             signal(pid, rustix::process::Signal::KILL);

@@ -86,7 +86,7 @@ impl Supervisor {
 
     fn spawn(&mut self, role: Role) -> anyhow::Result<Running> {
         let tls = match role {
-            Role::Smtpd => Some(TlsFiles::open(&self.config)?),
+            Role::Smtpd | Role::Pop3d => Some(TlsFiles::open(&self.config)?),
             _ => None,
         };
         let setup = items(
@@ -232,7 +232,8 @@ impl Supervisor {
 
     async fn drain(&mut self) {
         self.restart_at.clear();
-        self.stop(&[Role::Smtpd], Duration::from_secs(60)).await;
+        self.stop(&[Role::Smtpd, Role::Pop3d], Duration::from_secs(60))
+            .await;
         self.stop(&[Role::Queue, Role::Local], Duration::from_secs(30))
             .await;
         self.stop(&[Role::Auth], Duration::from_secs(10)).await;

@@ -19,10 +19,17 @@ pub enum Role {
     Local,
     Queue,
     Smtpd,
+    Pop3d,
 }
 
 impl Role {
-    pub const ALL: [Role; 4] = [Role::Auth, Role::Local, Role::Queue, Role::Smtpd];
+    pub const ALL: [Role; 5] = [
+        Role::Auth,
+        Role::Local,
+        Role::Queue,
+        Role::Smtpd,
+        Role::Pop3d,
+    ];
 
     pub fn program(self) -> &'static str {
         match self {
@@ -30,13 +37,15 @@ impl Role {
             Role::Local => "moat-local",
             Role::Queue => "moat-queue",
             Role::Smtpd => "moat-smtpd",
+            Role::Pop3d => "moat-pop3d",
         }
     }
 
     pub fn account(self, accounts: &Accounts) -> &Account {
         match self {
             Role::Auth => &accounts.auth,
-            Role::Local => &accounts.local,
+            // The mail-access servers read and write the Maildirs, as the delivery agent does.
+            Role::Local | Role::Pop3d => &accounts.local,
             Role::Queue => &accounts.queue,
             Role::Smtpd => &accounts.smtpd,
         }
@@ -126,6 +135,8 @@ pub fn items<'a>(
             ));
             items.push(Item::Setting("peers_smtpd", uid(&accounts.smtpd)));
             items.push(Item::Setting("peers_local", uid(&accounts.local)));
+            // moat-pop3d (and later moat-imapd) log users in; they run as the mail user.
+            items.push(Item::Setting("peers_imapd", uid(&accounts.local)));
         }
         Role::Queue => {
             items.push(Item::Fd("queue", sockets.queue.as_fd()));
@@ -213,6 +224,30 @@ pub fn items<'a>(
             items.push(Item::Setting(
                 "timeout_data_secs",
                 l.timeout_data_secs.to_string(),
+            ));
+        }
+        Role::Pop3d => {
+            for (name, listener) in [("pop3", &sockets.pop3), ("pop3s", &sockets.pop3s)] {
+                if let Some(l) = listener {
+                    items.push(Item::Fd(name, l.as_fd()));
+                }
+            }
+            if let Some(tls) = tls {
+                items.push(Item::Fd("tls_cert", tls.cert.as_fd()));
+                items.push(Item::Fd("tls_key", tls.key.as_fd()));
+            }
+            items.push(Item::Setting("mail_root", path(config.mail_root.clone())));
+            items.push(Item::Setting(
+                "auth_socket",
+                path(Sockets::auth_path(config)),
+            ));
+            items.push(Item::Setting(
+                "plaintext_on_loopback",
+                config.pop3.plaintext_on_loopback.to_string(),
+            ));
+            items.push(Item::Setting(
+                "idle_timeout_secs",
+                config.pop3.idle_timeout_secs.to_string(),
             ));
         }
     }
