@@ -45,7 +45,161 @@ pub struct Config {
     pub limits: Limits,
     /// How long a message may wait in the queue before it is bounced.
     pub queue_lifetime_secs: u64,
+    /// The first retry delay (doubling up to an hour); `[queue] retry_min`, default 60 s.
+    pub queue_retry_min_secs: u64,
     pub pop3: Pop3,
+    pub remote: Remote,
+}
+
+/// How moat-remote uses STARTTLS with a destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TlsPolicy {
+    /// Never STARTTLS.
+    None,
+    /// STARTTLS when offered, any certificate; plaintext when not offered or the handshake fails.
+    May,
+    /// STARTTLS required, any certificate.
+    Encrypt,
+    /// STARTTLS required, the chain and the host name verified.
+    Verify,
+}
+
+impl TlsPolicy {
+    pub fn parse(text: &str) -> Option<TlsPolicy> {
+        match text {
+            "none" => Some(TlsPolicy::None),
+            "may" => Some(TlsPolicy::May),
+            "encrypt" => Some(TlsPolicy::Encrypt),
+            "verify" => Some(TlsPolicy::Verify),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            TlsPolicy::None => "none",
+            TlsPolicy::May => "may",
+            TlsPolicy::Encrypt => "encrypt",
+            TlsPolicy::Verify => "verify",
+        }
+    }
+}
+
+/// One static route (qmail's smtproutes): where mail for a domain goes instead of its MX.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    /// `example.org`, or `*` for every domain without a route of its own (a smarthost).
+    pub domain: String,
+    pub host: String,
+    pub port: u16,
+    /// `None`: the default policy of `[remote] tls`.
+    pub tls: Option<TlsPolicy>,
+}
+
+impl Route {
+    /// The one-line form handed to moat-remote: `domain=host:port/policy` (policy may be empty).
+    pub fn encode(&self) -> String {
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        let tls = self.tls.map(TlsPolicy::name).unwrap_or("");
+        format!("{}={host}:{}/{tls}", self.domain, self.port)
+    }
+
+    /// Parses the form of `encode`.
+    pub fn decode(text: &str) -> Option<Route> {
+        let (domain, rest) = text.split_once('=')?;
+        let (target, tls) = rest.rsplit_once('/')?;
+        let (host, port) = parse_host_port(target, 25)?;
+        let tls = match tls {
+            "" => None,
+            t => Some(TlsPolicy::parse(t)?),
+        };
+        valid_route_domain(domain).then(|| Route {
+            domain: domain.to_string(),
+            host,
+            port,
+            tls,
+        })
+    }
+}
+
+/// `host`, `host:port`, `1.2.3.4:25`, `[::1]:25` → (host, port); the host is a name or an IP.
+pub fn parse_host_port(text: &str, default_port: u16) -> Option<(String, u16)> {
+    let text = text.trim();
+    let (host, port) = if let Some(rest) = text.strip_prefix('[') {
+        let (host, after) = rest.split_once(']')?;
+        host.parse::<std::net::Ipv6Addr>().ok()?;
+        match after {
+            "" => (host, default_port),
+            p => (host, p.strip_prefix(':')?.parse().ok()?),
+        }
+    } else {
+        match text.rsplit_once(':') {
+            Some((h, p)) => (h, p.parse().ok()?),
+            None => (text, default_port),
+        }
+    };
+    let host = host.to_ascii_lowercase();
+    let ok = host.parse::<std::net::IpAddr>().is_ok() || valid_hostname(&host);
+    (ok && port != 0).then_some((host, port))
+}
+
+fn valid_route_domain(domain: &str) -> bool {
+    domain == "*" || valid_hostname(domain)
+}
+
+/// `[remote]`: moat-remote, delivery to other mail servers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Remote {
+    /// The DNS server to ask (`IP` or `IP:PORT`); `None` = the first of /etc/resolv.conf.
+    pub nameserver: Option<String>,
+    /// The port of hosts found through MX records (25; tests use another).
+    pub port: u16,
+    /// The default STARTTLS policy.
+    pub tls: TlsPolicy,
+    /// PEM roots for `verify` instead of the built-in Mozilla roots.
+    pub ca_file: Option<PathBuf>,
+    pub routes: Vec<Route>,
+    /// RFC 5321 §4.5.3.2 timeouts, in seconds: connecting, each command's reply (greeting,
+    /// EHLO, MAIL, RCPT, DATA's 354), each block of message data, the reply after the final dot.
+    pub timeout_connect_secs: u64,
+    pub timeout_command_secs: u64,
+    pub timeout_data_block_secs: u64,
+    pub timeout_data_end_secs: u64,
+    /// The most SMTP transactions at once.
+    pub max_deliveries: u32,
+}
+
+impl Default for Remote {
+    fn default() -> Self {
+        Remote {
+            nameserver: None,
+            port: 25,
+            tls: TlsPolicy::May,
+            ca_file: None,
+            routes: Vec::new(),
+            timeout_connect_secs: 30,
+            timeout_command_secs: 300,
+            timeout_data_block_secs: 180,
+            timeout_data_end_secs: 600,
+            max_deliveries: 20,
+        }
+    }
+}
+
+impl Remote {
+    /// The longest one transaction may take (connection attempts to a few hosts included);
+    /// the queue waits this long for moat-remote's answer.
+    pub fn transaction_limit_secs(&self) -> u64 {
+        let one = self.timeout_connect_secs
+            + 6 * self.timeout_command_secs
+            + self.timeout_data_block_secs
+            + self.timeout_data_end_secs;
+        one.saturating_mul(2).saturating_add(60)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -100,6 +254,7 @@ pub struct Users {
     pub queue: String,
     pub local: String,
     pub auth: String,
+    pub remote: String,
 }
 
 impl Default for Users {
@@ -109,6 +264,7 @@ impl Default for Users {
             queue: "moat-queue".into(),
             local: "moat-vmail".into(),
             auth: "moat-auth".into(),
+            remote: "moat-remote".into(),
         }
     }
 }
@@ -175,6 +331,38 @@ struct RawConfig {
     queue: RawQueue,
     #[serde(default)]
     pop3: Pop3,
+    #[serde(default)]
+    remote: RawRemote,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawRemote {
+    nameserver: Option<String>,
+    port: Option<u16>,
+    tls: Option<String>,
+    ca_file: Option<String>,
+    #[serde(default)]
+    routes: std::collections::BTreeMap<String, RawRoute>,
+    timeout_connect_secs: Option<u64>,
+    timeout_command_secs: Option<u64>,
+    timeout_data_block_secs: Option<u64>,
+    timeout_data_end_secs: Option<u64>,
+    max_deliveries: Option<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawRoute {
+    Host(String),
+    Table(RawRouteTable),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRouteTable {
+    host: String,
+    tls: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -188,6 +376,7 @@ struct RawTls {
 #[serde(deny_unknown_fields)]
 struct RawQueue {
     lifetime: Option<String>,
+    retry_min: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -292,6 +481,15 @@ impl Config {
                 ))
             })?,
         };
+        let queue_retry_min_secs = match raw.queue.retry_min.as_deref() {
+            None => 60,
+            Some(text) => parse_duration(text).filter(|s| *s > 0).ok_or_else(|| {
+                invalid(format!(
+                    "queue.retry_min {text:?} is not a duration of at least 1 s such as \"1m\""
+                ))
+            })?,
+        };
+        let remote = parse_remote(raw.remote, base).map_err(invalid)?;
         for addr in raw
             .listen
             .smtp
@@ -322,9 +520,102 @@ impl Config {
             users: raw.users,
             limits: raw.limits,
             queue_lifetime_secs,
+            queue_retry_min_secs,
             pop3: raw.pop3,
+            remote,
         })
     }
+}
+
+fn parse_remote(raw: RawRemote, base: &Path) -> Result<Remote, String> {
+    let d = Remote::default();
+    let policy = |t: &str, what: &str| {
+        TlsPolicy::parse(t).ok_or_else(|| {
+            format!("{what} {t:?} is not a TLS policy: none, may, encrypt or verify")
+        })
+    };
+    if let Some(ns) = &raw.nameserver
+        && parse_nameserver(ns).is_none()
+    {
+        return Err(format!(
+            "remote.nameserver {ns:?} is not IP or IP:PORT (e.g. \"127.0.0.1:53\")"
+        ));
+    }
+    let mut routes = Vec::new();
+    for (domain, spec) in raw.routes {
+        let domain = domain.trim().trim_end_matches('.').to_ascii_lowercase();
+        if !valid_route_domain(&domain) {
+            return Err(format!(
+                "remote.routes: {domain:?} is not a domain name or \"*\""
+            ));
+        }
+        let (target, tls) = match spec {
+            RawRoute::Host(h) => (h, None),
+            RawRoute::Table(t) => (t.host, t.tls),
+        };
+        let (host, port) = parse_host_port(&target, 25).ok_or_else(|| {
+            format!("remote.routes.{domain:?}: {target:?} is not HOST or HOST:PORT")
+        })?;
+        let tls = match tls {
+            None => None,
+            Some(t) => Some(policy(&t, "remote.routes tls")?),
+        };
+        routes.push(Route {
+            domain,
+            host,
+            port,
+            tls,
+        });
+    }
+    let secs = |v: Option<u64>, default: u64, what: &str| match v {
+        Some(0) => Err(format!("remote.{what} must be at least 1")),
+        Some(v) => Ok(v),
+        None => Ok(default),
+    };
+    Ok(Remote {
+        nameserver: raw.nameserver,
+        port: raw.port.filter(|p| *p != 0).unwrap_or(d.port),
+        tls: match raw.tls {
+            Some(t) => policy(&t, "remote.tls")?,
+            None => d.tls,
+        },
+        ca_file: raw.ca_file.map(|p| base.join(p)),
+        routes,
+        timeout_connect_secs: secs(
+            raw.timeout_connect_secs,
+            d.timeout_connect_secs,
+            "timeout_connect_secs",
+        )?,
+        timeout_command_secs: secs(
+            raw.timeout_command_secs,
+            d.timeout_command_secs,
+            "timeout_command_secs",
+        )?,
+        timeout_data_block_secs: secs(
+            raw.timeout_data_block_secs,
+            d.timeout_data_block_secs,
+            "timeout_data_block_secs",
+        )?,
+        timeout_data_end_secs: secs(
+            raw.timeout_data_end_secs,
+            d.timeout_data_end_secs,
+            "timeout_data_end_secs",
+        )?,
+        max_deliveries: match raw.max_deliveries {
+            Some(0) => return Err("remote.max_deliveries must be at least 1".into()),
+            Some(n) => n,
+            None => d.max_deliveries,
+        },
+    })
+}
+
+/// `IP` or `IP:PORT` (port 53 by default).
+pub fn parse_nameserver(text: &str) -> Option<std::net::SocketAddr> {
+    let text = text.trim();
+    if let Ok(ip) = text.parse::<std::net::IpAddr>() {
+        return Some(std::net::SocketAddr::new(ip, 53));
+    }
+    text.parse().ok()
 }
 
 /// `5d`, `36h`, `90m`, `600s` or plain seconds.
@@ -471,6 +762,52 @@ mod tests {
                 .expect_err(text)
                 .to_string();
             assert!(err.contains(needle), "{err}");
+        }
+    }
+
+    #[test]
+    fn remote_routes_and_policies() {
+        let c = Config::parse(
+            "[store]\nurl = \"sqlite:a\"\n[queue]\nretry_min = \"2s\"\n\
+             [remote]\nnameserver = \"127.0.0.1:5353\"\ntls = \"verify\"\nport = 2525\n\
+             [remote.routes]\n\"Example.ORG\" = \"127.0.0.1:2526\"\n\
+             \"*\" = { host = \"smart.example.net\", tls = \"encrypt\" }\n",
+            Path::new("/d/moat.toml"),
+        )
+        .expect("valid");
+        assert_eq!(c.queue_retry_min_secs, 2);
+        let r = &c.remote;
+        assert_eq!((r.tls, r.port), (TlsPolicy::Verify, 2525));
+        assert_eq!(r.nameserver.as_deref(), Some("127.0.0.1:5353"));
+        assert_eq!(r.routes.len(), 2);
+        for route in &r.routes {
+            assert_eq!(Route::decode(&route.encode()).as_ref(), Some(route));
+        }
+        let smart = r
+            .routes
+            .iter()
+            .find(|r| r.domain == "*")
+            .expect("smarthost");
+        assert_eq!((smart.port, smart.tls), (25, Some(TlsPolicy::Encrypt)));
+        assert!(
+            r.routes
+                .iter()
+                .any(|r| r.domain == "example.org" && r.port == 2526)
+        );
+        assert_eq!(
+            parse_host_port("[::1]:26", 25),
+            Some(("::1".to_string(), 26))
+        );
+        for text in [
+            "[store]\nurl = \"sqlite:a\"\n[remote]\ntls = \"maybe\"\n",
+            "[store]\nurl = \"sqlite:a\"\n[remote]\nnameserver = \"dns\"\n",
+            "[store]\nurl = \"sqlite:a\"\n[remote.routes]\n\"a.example\" = \"x:99999\"\n",
+            "[store]\nurl = \"sqlite:a\"\n[remote.routes]\n\"a b\" = \"x:25\"\n",
+        ] {
+            assert!(
+                Config::parse(text, Path::new("/d/moat.toml")).is_err(),
+                "{text}"
+            );
         }
     }
 

@@ -9,7 +9,13 @@ use moat_common::info;
 use moat_common::privilege;
 
 pub fn ensure(users: &Users) -> anyhow::Result<()> {
-    for name in [&users.smtpd, &users.queue, &users.local, &users.auth] {
+    for name in [
+        &users.smtpd,
+        &users.queue,
+        &users.local,
+        &users.auth,
+        &users.remote,
+    ] {
         if privilege::lookup(name).is_ok() {
             continue;
         }

@@ -8,8 +8,11 @@
 //!
 //! `smtpd` is moat-smtpd: the async driver of `proto` on ports 25, 587 and 465 (TLS, limits,
 //! deadlines, recipient and login checks, streaming into the queue).
+//!
+//! `remote` is moat-remote: delivery to other mail servers (routes, MX, STARTTLS, SMTP client).
 
 pub mod local;
 pub mod proto;
 pub mod queue;
+pub mod remote;
 pub mod smtpd;

@@ -5,7 +5,7 @@ mod local_support;
 use std::time::Duration;
 
 use local_support::*;
-use moat_common::client::local::LocalClient;
+use moat_common::client::local::{Delivery, LocalClient};
 use moat_common::wire::Status;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -141,7 +141,10 @@ async fn sigterm_lets_deliveries_in_flight_finish() {
     tokio::time::sleep(Duration::from_millis(150)).await;
     local.signal(rustix::process::Signal::TERM);
     let answer = in_flight.await.expect("join").expect("answered");
-    assert_eq!(answer, Status::Ok("delivered to 1 mailbox".into()));
+    assert_eq!(
+        answer,
+        Delivery::Status(Status::Ok("delivered to 1 mailbox".into()))
+    );
     let status = tokio::task::block_in_place(|| local.wait_exit());
     assert!(status.success(), "{status:?}");
     assert_eq!(local.new_messages("example.test/a").len(), 1);
@@ -203,6 +206,10 @@ async fn wrong_peer_kind_is_refused() {
                     client
                         .deliver("Q1", "", "a@example.test", std::os::fd::AsFd::as_fd(&file))
                         .await
+                        .map(|d| match d {
+                            Delivery::Status(s) => s,
+                            Delivery::Remote => Status::Temporary("R".into()),
+                        })
                 } else {
                     client.check("a@example.test", None).await
                 }

@@ -5,6 +5,7 @@ mod local_support;
 use std::os::unix::fs::PermissionsExt;
 
 use local_support::*;
+use moat_common::client::local::Delivery;
 use moat_common::wire::{Record, Status};
 
 const QID: &str = "1TW2KQ8F0A3C0001";
@@ -395,7 +396,10 @@ async fn bad_requests_are_refused() {
         .deliver(QID, "", "a@example.test", std::os::fd::AsFd::as_fd(&a))
         .await
         .expect("answer");
-    assert!(matches!(status, Status::Permanent(_)), "{status:?}");
+    assert!(
+        matches!(status, Delivery::Status(Status::Permanent(_))),
+        "{status:?}"
+    );
     // A message past the 100 MiB limit (a sparse file: nothing is written).
     local.auth.set(
         "a@example.test",
@@ -409,7 +413,7 @@ async fn bad_requests_are_refused() {
         .await
         .expect("answer");
     assert!(
-        matches!(&status, Status::Permanent(t) if t.starts_with("message too large")),
+        matches!(&status, Delivery::Status(Status::Permanent(t)) if t.starts_with("message too large")),
         "{status:?}"
     );
     assert!(files_in(&local.mail_root).is_empty(), "nothing created");

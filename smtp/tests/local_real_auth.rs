@@ -200,12 +200,11 @@ async fn resolution_end_to_end() {
     assert_eq!(fwd[0].recipients, vec!["far@remote.example".to_string()]);
 
     // A domain we do not host: the check says so (smtpd relays or refuses), and a delivery
-    // waits in the queue for remote delivery instead of bouncing.
-    let status = local.deliver("Q6", s, "x@not-ours.example", &msg).await;
-    assert_eq!(
-        status,
-        Status::Temporary("remote delivery is not available yet".into())
-    );
+    // is answered `R`: the queue hands it to moat-remote.
+    let answer = local
+        .deliver_answer("Q6", s, "x@not-ours.example", &msg)
+        .await;
+    assert_eq!(answer, moat_common::client::local::Delivery::Remote);
     assert_eq!(
         local.check("x@not-ours.example", None).await,
         Status::Permanent("not a local domain".into())

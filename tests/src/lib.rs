@@ -25,6 +25,7 @@ pub fn bin_dir() -> PathBuf {
         "moat-queue",
         "moat-local",
         "moat-auth",
+        "moat-remote",
         "sendmail",
     ] {
         assert!(
@@ -44,12 +45,13 @@ fn free_port() -> u16 {
 }
 
 /// The programs the supervisor runs.
-pub const PROGRAMS: [&str; 5] = [
+pub const PROGRAMS: [&str; 6] = [
     "moat-smtpd",
     "moat-queue",
     "moat-local",
     "moat-auth",
     "moat-pop3d",
+    "moat-remote",
 ];
 
 /// How the stack is started.
@@ -88,8 +90,15 @@ impl Stack {
     }
 
     /// Like `start_with`, with `extra` appended to moat.toml (whole sections, e.g. a
-    /// `[limits]` table with lower limits or shorter timeouts for one test).
+    /// `[limits]` table with lower limits or shorter timeouts for one test). Without a
+    /// `[remote]` section, moat-remote asks a DNS server on 127.0.0.1:9 (nothing answers), so
+    /// no test ever sends a query off the machine.
     pub fn start_configured(mode: Mode, extra: &str) -> Stack {
+        let default_remote = if extra.contains("[remote]") {
+            ""
+        } else {
+            "[remote]\nnameserver = \"127.0.0.1:9\"\n"
+        };
         let tmp = tempfile::tempdir().expect("tempdir");
         // As root, the programs run as their own system users and must be able to reach in.
         std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755))
@@ -108,7 +117,8 @@ impl Stack {
                  [paths]\nmail = \"mail\"\nqueue = \"queue\"\nrun = \"run\"\n\
                  [listen]\nsmtp = [\"127.0.0.1:{smtp}\"]\nsubmission = [\"127.0.0.1:{submission}\"]\n\
                  submissions = [\"127.0.0.1:{submissions}\"]\n\
-                 pop3 = [\"127.0.0.1:{pop3}\"]\npop3s = [\"127.0.0.1:{pop3s}\"]\n{extra}"
+                 pop3 = [\"127.0.0.1:{pop3}\"]\npop3s = [\"127.0.0.1:{pop3s}\"]\n\
+                 {default_remote}{extra}"
             ),
         )
         .expect("write config");

@@ -34,6 +34,7 @@ fn each_program_runs_as_its_own_user_and_smtpd_reaches_nothing() {
         ("moat-queue", "moat-queue"),
         ("moat-local", "moat-vmail"),
         ("moat-auth", "moat-auth"),
+        ("moat-remote", "moat-remote"),
     ];
     let mut uids = Vec::new();
     for (program, user) in expected {
@@ -65,7 +66,7 @@ fn each_program_runs_as_its_own_user_and_smtpd_reaches_nothing() {
     }
     uids.sort();
     uids.dedup();
-    assert_eq!(uids.len(), 4, "four programs, four users");
+    assert_eq!(uids.len(), 5, "five programs, five users");
 
     // What moat-smtpd's user can reach on disk: nothing of the queue, the mail or the store.
     let smtpd = privilege::lookup("moat-smtpd").expect("moat-smtpd");

@@ -1,4 +1,7 @@
 //! moat-local's protocol: deliver (`L` + message descriptor) and check a recipient (`C`).
+//!
+//! A delivery is answered `K`/`Z`/`D` [text], or `R` [text] when the recipient's domain is not
+//! one we host: the queue then hands that recipient to moat-remote (docs/PROTOCOLS.md).
 
 use std::os::fd::BorrowedFd;
 use std::path::{Path, PathBuf};
@@ -6,6 +9,20 @@ use std::time::Duration;
 
 use crate::conn::{Conn, with_timeout};
 use crate::wire::{Record, Status};
+
+/// The kind letter of moat-local's "not a local domain: deliver remotely" answer to `L`.
+pub const REMOTE: u8 = b'R';
+/// Its text.
+pub const REMOTE_TEXT: &str = "not a local domain";
+
+/// moat-local's answer to a delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    /// Delivered, retry later, or bounce.
+    Status(Status),
+    /// Not a domain we host: for moat-remote.
+    Remote,
+}
 
 #[derive(Debug, Clone)]
 pub struct LocalClient {
@@ -28,7 +45,7 @@ impl LocalClient {
         sender: &str,
         recipient: &str,
         message: BorrowedFd<'_>,
-    ) -> std::io::Result<Status> {
+    ) -> std::io::Result<Delivery> {
         with_timeout(self.timeout, async {
             let mut conn = Conn::connect(&self.path).await?;
             let req = Record::new(b'L')
@@ -36,7 +53,13 @@ impl LocalClient {
                 .field(sender)
                 .field(recipient);
             conn.send_with_fds(&req, &[message]).await?;
-            Ok(conn.status().await?.0)
+            let record = conn.expect().await?;
+            if record.kind == REMOTE {
+                return Ok(Delivery::Remote);
+            }
+            Status::from_record(&record)
+                .map(Delivery::Status)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
         })
         .await
     }

@@ -8,3 +8,4 @@
 pub mod auth;
 pub mod local;
 pub mod queue;
+pub mod remote;

@@ -33,6 +33,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                         "no configuration found: pass --config, set MOAT_CONFIG, or use `moat up`"
                     )
                 })?;
+            if moat_common::privilege::is_root() {
+                // A system user added in a newer version (moat-remote) must exist before the
+                // supervisor looks them up.
+                crate::system_users::ensure(&config.users)?;
+            }
             return crate::serve::serve(&config).await;
         }
         Command::Queue(cmd) => {

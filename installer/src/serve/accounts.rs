@@ -13,6 +13,7 @@ pub struct Accounts {
     pub queue: Account,
     pub local: Account,
     pub auth: Account,
+    pub remote: Account,
 }
 
 impl Accounts {
@@ -29,12 +30,14 @@ impl Accounts {
                 queue: look(&config.users.queue)?,
                 local: look(&config.users.local)?,
                 auth: look(&config.users.auth)?,
+                remote: look(&config.users.remote)?,
             };
             for a in [
                 &accounts.smtpd,
                 &accounts.queue,
                 &accounts.local,
                 &accounts.auth,
+                &accounts.remote,
             ] {
                 if a.uid == 0 || a.gid == 0 {
                     anyhow::bail!(
@@ -55,7 +58,8 @@ impl Accounts {
                 smtpd: me.clone(),
                 queue: me.clone(),
                 local: me.clone(),
-                auth: me,
+                auth: me.clone(),
+                remote: me,
             })
         }
     }

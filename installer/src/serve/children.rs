@@ -1,7 +1,7 @@
 //! Running the children: spawn with the setup channel, notice exits, restart with backoff,
 //! replace moat-smtpd on SIGHUP (new one first, so no connection is refused), and drain in
 //! order on SIGTERM: smtpd first (open transactions finish or get 421), then the queue and
-//! local delivery, then auth; whatever has not stopped in time is killed.
+//! local and remote delivery, then auth; whatever has not stopped in time is killed.
 
 use std::collections::BTreeMap;
 use std::os::unix::net::UnixStream;
@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 
 use super::Accounts;
 use super::listeners::Sockets;
-use super::specs::{ProgramDir, Role, TlsFiles, items};
+use super::specs::{ProgramDir, Role, TlsFiles, items, open_ca};
 
 /// A child that ran at least this long is considered healthy: its next crash restarts fast.
 const HEALTHY_AFTER: Duration = Duration::from_secs(30);
@@ -89,12 +89,17 @@ impl Supervisor {
             Role::Smtpd | Role::Pop3d => Some(TlsFiles::open(&self.config)?),
             _ => None,
         };
+        let ca = match role {
+            Role::Remote => open_ca(&self.config)?,
+            _ => None,
+        };
         let setup = items(
             role,
             &self.config,
             &self.accounts,
             &self.sockets,
             tls.as_ref(),
+            ca.as_ref(),
         );
         let mut cmd = Command::new(self.programs.path(role));
         cmd.env_clear()
@@ -234,8 +239,11 @@ impl Supervisor {
         self.restart_at.clear();
         self.stop(&[Role::Smtpd, Role::Pop3d], Duration::from_secs(60))
             .await;
-        self.stop(&[Role::Queue, Role::Local], Duration::from_secs(30))
-            .await;
+        self.stop(
+            &[Role::Queue, Role::Local, Role::Remote],
+            Duration::from_secs(30),
+        )
+        .await;
         self.stop(&[Role::Auth], Duration::from_secs(10)).await;
     }
 

@@ -20,6 +20,7 @@ pub struct Sockets {
     pub auth: UnixListener,
     pub queue: UnixListener,
     pub local: UnixListener,
+    pub remote: UnixListener,
 }
 
 impl Sockets {
@@ -31,6 +32,9 @@ impl Sockets {
     }
     pub fn local_path(config: &Config) -> PathBuf {
         config.run_dir.join("local.sock")
+    }
+    pub fn remote_path(config: &Config) -> PathBuf {
+        config.run_dir.join("remote.sock")
     }
 }
 
@@ -44,6 +48,7 @@ pub fn bind(config: &Config) -> anyhow::Result<Sockets> {
         auth: unix(&Sockets::auth_path(config))?,
         queue: unix(&Sockets::queue_path(config))?,
         local: unix(&Sockets::local_path(config))?,
+        remote: unix(&Sockets::remote_path(config))?,
     })
 }
 

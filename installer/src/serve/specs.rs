@@ -20,12 +20,14 @@ pub enum Role {
     Queue,
     Smtpd,
     Pop3d,
+    Remote,
 }
 
 impl Role {
-    pub const ALL: [Role; 5] = [
+    pub const ALL: [Role; 6] = [
         Role::Auth,
         Role::Local,
+        Role::Remote,
         Role::Queue,
         Role::Smtpd,
         Role::Pop3d,
@@ -38,6 +40,7 @@ impl Role {
             Role::Queue => "moat-queue",
             Role::Smtpd => "moat-smtpd",
             Role::Pop3d => "moat-pop3d",
+            Role::Remote => "moat-remote",
         }
     }
 
@@ -48,6 +51,7 @@ impl Role {
             Role::Local | Role::Pop3d => &accounts.local,
             Role::Queue => &accounts.queue,
             Role::Smtpd => &accounts.smtpd,
+            Role::Remote => &accounts.remote,
         }
     }
 }
@@ -107,6 +111,17 @@ impl TlsFiles {
     }
 }
 
+/// The CA file for moat-remote's `verify` policy, when one is configured (public data, but
+/// opened here so moat-remote needs no file-system access at all).
+pub fn open_ca(config: &Config) -> anyhow::Result<Option<File>> {
+    match &config.remote.ca_file {
+        None => Ok(None),
+        Some(p) => File::open(p)
+            .map(Some)
+            .with_context(|| format!("cannot open remote.ca_file {}", p.display())),
+    }
+}
+
 /// The items for `role`'s setup channel.
 pub fn items<'a>(
     role: Role,
@@ -114,6 +129,7 @@ pub fn items<'a>(
     accounts: &Accounts,
     sockets: &'a Sockets,
     tls: Option<&'a TlsFiles>,
+    ca: Option<&'a File>,
 ) -> Vec<Item<'a>> {
     let uid = |a: &Account| a.uid.to_string();
     let path = |p: PathBuf| p.display().to_string();
@@ -157,8 +173,45 @@ pub fn items<'a>(
                 "max_message_size",
                 config.limits.max_message_size.to_string(),
             ));
+            items.push(Item::Setting(
+                "retry_min_secs",
+                config.queue_retry_min_secs.to_string(),
+            ));
+            items.push(Item::Setting(
+                "remote_socket",
+                path(Sockets::remote_path(config)),
+            ));
+            items.push(Item::Setting(
+                "remote_timeout_secs",
+                config.remote.transaction_limit_secs().to_string(),
+            ));
             items.push(Item::Setting("peers_smtpd", uid(&accounts.smtpd)));
             items.push(Item::Setting("peers_local", uid(&accounts.local)));
+        }
+        Role::Remote => {
+            let r = &config.remote;
+            items.push(Item::Fd("remote", sockets.remote.as_fd()));
+            if let Some(ca) = ca {
+                items.push(Item::Fd("tls_ca", ca.as_fd()));
+            }
+            items.push(Item::Setting("peers_queue", uid(&accounts.queue)));
+            items.push(Item::Setting(
+                "nameserver",
+                r.nameserver.clone().unwrap_or_default(),
+            ));
+            items.push(Item::Setting("port", r.port.to_string()));
+            items.push(Item::Setting("tls", r.tls.name().to_string()));
+            let routes: Vec<String> = r.routes.iter().map(|r| r.encode()).collect();
+            items.push(Item::Setting("routes", routes.join(",")));
+            for (key, value) in [
+                ("timeout_connect_secs", r.timeout_connect_secs),
+                ("timeout_command_secs", r.timeout_command_secs),
+                ("timeout_data_block_secs", r.timeout_data_block_secs),
+                ("timeout_data_end_secs", r.timeout_data_end_secs),
+                ("max_deliveries", u64::from(r.max_deliveries)),
+            ] {
+                items.push(Item::Setting(key, value.to_string()));
+            }
         }
         Role::Local => {
             items.push(Item::Fd("local", sockets.local.as_fd()));

@@ -19,6 +19,7 @@ use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
 use moat_common::client::auth::{Target, TargetKind};
+use moat_common::client::local::Delivery;
 use moat_common::wire::Status;
 use moat_common::{error, info, warn};
 
@@ -36,32 +37,31 @@ pub const MAILBOX_FULL: &str = "mailbox full";
 /// The reply text for a loop.
 pub const LOOP: &str = "mail loop detected";
 
-/// Delivers the message open at `fd` for one recipient and returns the verdict.
-/// Mail for domains we do not host waits in the queue with this reason until moat-remote exists.
-pub const REMOTE_NOT_AVAILABLE: &str = "remote delivery is not available yet";
-
-pub async fn deliver(settings: &Settings, req: &DeliverRequest, fd: OwnedFd) -> Status {
+/// Delivers the message open at `fd` for one recipient and returns the verdict; a recipient in
+/// a domain we do not host is `Delivery::Remote` (answered `R`: the queue hands it to
+/// moat-remote).
+pub async fn deliver(settings: &Settings, req: &DeliverRequest, fd: OwnedFd) -> Delivery {
     let qid = req.queue_id.as_str();
     let message = match Message::from_fd(fd, MAX_MESSAGE) {
         Ok(m) => Arc::new(m),
         Err(e @ (MessageError::NotAFile | MessageError::TooLarge(_))) => {
             warn!(id = qid; "bounced rcpt=<{}>: {e}", req.recipient);
-            return Status::Permanent(e.to_string());
+            return Delivery::Status(Status::Permanent(e.to_string()));
         }
         Err(e) => {
             warn!(id = qid; "deferred rcpt=<{}>: {e}", req.recipient);
-            return Status::Temporary("cannot read the message".into());
+            return Delivery::Status(Status::Temporary("cannot read the message".into()));
         }
     };
     let targets = match resolve(settings, &req.recipient, Some(qid)).await {
         Ok(t) => t,
         Err(Status::Permanent(why)) if why == moat_common::client::auth::NOT_LOCAL => {
-            info!(id = qid; "deferred rcpt=<{}>: not a local domain", req.recipient);
-            return Status::Temporary(REMOTE_NOT_AVAILABLE.into());
+            info!(id = qid; "rcpt=<{}> is not in a local domain: for moat-remote", req.recipient);
+            return Delivery::Remote;
         }
         Err(status) => {
             info!(id = qid; "not delivered rcpt=<{}>: {}", req.recipient, text(&status));
-            return status;
+            return Delivery::Status(status);
         }
     };
 
@@ -70,11 +70,11 @@ pub async fn deliver(settings: &Settings, req: &DeliverRequest, fd: OwnedFd) -> 
         Ok(Ok(h)) => h,
         Ok(Err(e)) => {
             warn!(id = qid; "deferred rcpt=<{}>: cannot read the message: {e}", req.recipient);
-            return Status::Temporary("cannot read the message".into());
+            return Delivery::Status(Status::Temporary("cannot read the message".into()));
         }
         Err(e) => {
             error!(id = qid; "deferred rcpt=<{}>: {e}", req.recipient);
-            return Status::Temporary("internal error".into());
+            return Delivery::Status(Status::Temporary("internal error".into()));
         }
     };
     let mut addresses = vec![req.recipient.as_str()];
@@ -86,7 +86,7 @@ pub async fn deliver(settings: &Settings, req: &DeliverRequest, fd: OwnedFd) -> 
     );
     if let Some(found) = loops::detect(&header, &addresses) {
         info!(id = qid; "bounced rcpt=<{}>: {LOOP} ({found})", req.recipient);
-        return Status::Permanent(LOOP.into());
+        return Delivery::Status(Status::Permanent(LOOP.into()));
     }
     let eol = header::line_ending(&header);
     drop(header);
@@ -96,7 +96,7 @@ pub async fn deliver(settings: &Settings, req: &DeliverRequest, fd: OwnedFd) -> 
         let status = deliver_target(settings, req, target, &message, eol).await;
         results.push((target.kind.clone(), status));
     }
-    combine(&results)
+    Delivery::Status(combine(&results))
 }
 
 /// Delivers to one target, logging the outcome.

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use moat_common::child::Setup;
+use moat_common::client::local::{self, Delivery};
 use moat_common::conn::{Conn, unix_listener, with_timeout};
 use moat_common::wire::{Record, Status};
 use moat_common::{error, info, warn};
@@ -147,46 +148,49 @@ async fn serve_one(stream: UnixStream, settings: &Settings) {
             return;
         }
     };
-    let reply = match Kind::of(record.kind) {
+    let reply: Record = match Kind::of(record.kind) {
         None => {
             warn!(
                 "unknown request {:?} from uid {} pid {}",
                 record.kind as char, peer.uid, peer.pid
             );
-            Status::Permanent("unknown request".into())
+            Status::Permanent("unknown request".into()).to_record()
         }
         Some(kind) if !settings.peers.allows(kind, peer.uid) => {
             warn!(
                 "permission denied: request {:?} from uid {} pid {}",
                 record.kind as char, peer.uid, peer.pid
             );
-            Status::Permanent("permission denied".into())
+            Status::Permanent("permission denied".into()).to_record()
         }
-        Some(Kind::Deliver) => handle_deliver(&mut conn, &record, settings).await,
+        Some(Kind::Deliver) => match handle_deliver(&mut conn, &record, settings).await {
+            Delivery::Status(status) => status.to_record(),
+            Delivery::Remote => Record::new(local::REMOTE).field(local::REMOTE_TEXT),
+        },
         Some(Kind::Check) => match CheckRequest::parse(&record) {
-            Ok(req) => check(settings, &req).await,
+            Ok(req) => check(settings, &req).await.to_record(),
             Err(e) => {
                 warn!("bad check request from uid {}: {e}", peer.uid);
-                Status::Permanent(format!("bad request: {e}"))
+                Status::Permanent(format!("bad request: {e}")).to_record()
             }
         },
     };
-    if let Err(e) = with_timeout(REQUEST_TIMEOUT, conn.send(&reply.to_record())).await {
+    if let Err(e) = with_timeout(REQUEST_TIMEOUT, conn.send(&reply)).await {
         warn!("cannot answer uid {} pid {}: {e}", peer.uid, peer.pid);
     }
 }
 
-async fn handle_deliver(conn: &mut Conn, record: &Record, settings: &Settings) -> Status {
+async fn handle_deliver(conn: &mut Conn, record: &Record, settings: &Settings) -> Delivery {
     let req = match DeliverRequest::parse(record) {
         Ok(req) => req,
         Err(e) => {
             warn!("bad delivery request: {e}");
-            return Status::Permanent(format!("bad request: {e}"));
+            return Delivery::Status(Status::Permanent(format!("bad request: {e}")));
         }
     };
     let Some(fd) = conn.take_fd() else {
         warn!(id = &req.queue_id; "delivery request without a message descriptor");
-        return Status::Permanent("no message descriptor attached".into());
+        return Delivery::Status(Status::Permanent("no message descriptor attached".into()));
     };
     deliver(settings, &req, fd).await
 }

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use moat_common::child::{Setup, wait_for_close};
 use moat_common::client::local::LocalClient;
+use moat_common::client::remote::RemoteClient;
 use moat_common::conn::unix_listener;
 use moat_common::{info, warn};
 use tokio::signal::unix::{SignalKind, signal};
@@ -103,6 +104,10 @@ async fn serve(
     let (commands, inbox) = mpsc::unbounded_channel();
     let ctx = Arc::new(Ctx {
         local: LocalClient::new(&settings.local_socket),
+        remote: settings
+            .remote_socket
+            .as_deref()
+            .map(|p| RemoteClient::new(p, Duration::from_secs(settings.remote_timeout_secs))),
         store,
         settings,
         scheduler: commands,

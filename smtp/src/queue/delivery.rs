@@ -1,5 +1,7 @@
 //! One delivery attempt of one message: every recipient not yet done is handed to moat-local
-//! (`L` with a fresh read-only descriptor of `mess/<id>`), each result is written as a done mark
+//! (`L` with a fresh read-only descriptor of `mess/<id>`); those moat-local answers `R` (not a
+//! domain we host) are grouped by domain and handed to moat-remote, one request (one SMTP
+//! transaction) per domain and at most 100 recipients. Each result is written as a done mark
 //! (appended and fsynced) as soon as it arrives, then the message is either finished (bounce for
 //! the failed recipients, then removed) or given its next retry time (persisted).
 //!
@@ -7,14 +9,16 @@
 //! (`state::backoff`), and once the message is older than the queue lifetime, failed with
 //! `4.4.7`. The last retry is moved up to the expiry time so a message bounces on time.
 //!
-//! SECURITY: moat-local gets a read-only descriptor, never a path. Texts it answers are cleaned
+//! SECURITY: moat-local and moat-remote get a read-only descriptor, never a path. Texts it answers are cleaned
 //! before they go into a done mark, a log line or a bounce. A bounce goes only to a non-null
 //! sender that is a plausible address; a message whose sender is null is never bounced (no loops).
 
 use std::os::fd::AsFd;
 use std::sync::Arc;
 
+use moat_common::client::local::Delivery;
 use moat_common::client::queue::Origin;
+use moat_common::client::remote::MAX_RECIPIENTS;
 use moat_common::wire::Status;
 use moat_common::{error, info, warn};
 use tokio::sync::Semaphore;
@@ -37,7 +41,12 @@ pub enum Outcome {
 enum Verdict {
     Done(Mark),
     Deferred(String),
+    /// Not a domain we host: for moat-remote.
+    Remote,
 }
+
+/// The deferral text when no moat-remote is configured.
+pub const NO_REMOTE: &str = "remote delivery is not available";
 
 /// Runs one attempt; errors of the queue itself become a retry.
 pub async fn attempt(ctx: &Arc<Ctx>, id: &str, permits: Arc<Semaphore>) -> Outcome {
@@ -88,13 +97,43 @@ async fn try_attempt(
         });
     }
     let mut deferred = Vec::new();
+    let mut remote: Vec<usize> = Vec::new();
     while let Some(joined) = tasks.join_next().await {
         match joined {
             Ok((index, Verdict::Done(mark))) => {
                 marks.insert(index, mark);
             }
             Ok((index, Verdict::Deferred(text))) => deferred.push((index, text)),
+            Ok((index, Verdict::Remote)) => remote.push(index),
             Err(e) => return Err(std::io::Error::other(format!("delivery task failed: {e}"))),
+        }
+    }
+    if !remote.is_empty() {
+        remote.sort_unstable();
+        let mut groups = JoinSet::new();
+        for indices in by_domain(&env, &remote) {
+            let (ctx, env, permits, id) = (
+                Arc::clone(ctx),
+                Arc::clone(&env),
+                Arc::clone(&permits),
+                id.to_string(),
+            );
+            groups.spawn(async move {
+                deliver_remote(&ctx, &id, &env, indices, attempts, permits).await
+            });
+        }
+        while let Some(joined) = groups.join_next().await {
+            let results =
+                joined.map_err(|e| std::io::Error::other(format!("delivery task failed: {e}")))?;
+            for (index, verdict) in results {
+                match verdict {
+                    Verdict::Done(mark) => {
+                        marks.insert(index, mark);
+                    }
+                    Verdict::Deferred(text) => deferred.push((index, text)),
+                    Verdict::Remote => deferred.push((index, NO_REMOTE.into())),
+                }
+            }
         }
     }
     let now = date::now();
@@ -158,23 +197,122 @@ async fn deliver_one(
         )),
     };
     let verdict = match answer {
-        Ok(Status::Ok(text)) => {
-            info!(id = id; "to=<{rcpt}> delivered: {text}");
-            Verdict::Done(Mark::Delivered(text))
-        }
-        Ok(Status::Permanent(text)) => {
-            info!(id = id; "to=<{rcpt}> failed: {text}");
-            Verdict::Done(Mark::Failed(permanent_text(&text)))
-        }
-        Ok(Status::Temporary(text)) => {
-            info!(id = id; "to=<{rcpt}> deferred (attempt {attempt}): {text}");
-            Verdict::Deferred(text)
-        }
+        Ok(Delivery::Remote) => return Verdict::Remote,
+        Ok(Delivery::Status(status)) => settle(id, rcpt, attempt, status),
         Err(e) => {
             warn!(id = id; "to=<{rcpt}> deferred (attempt {attempt}): moat-local: {e}");
             Verdict::Deferred(format!("moat-local did not answer: {e}"))
         }
     };
+    mark_done(ctx, id, index, rcpt, verdict).await
+}
+
+/// Groups remote recipients (indices into the envelope) by domain, at most `MAX_RECIPIENTS` per
+/// group, in envelope order.
+fn by_domain(env: &Envelope, indices: &[usize]) -> Vec<Vec<usize>> {
+    let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
+    for &i in indices {
+        let domain = domain_of(&env.recipients[i]);
+        match groups
+            .iter_mut()
+            .find(|(d, g)| *d == domain && g.len() < MAX_RECIPIENTS)
+        {
+            Some((_, g)) => g.push(i),
+            None => groups.push((domain, vec![i])),
+        }
+    }
+    groups.into_iter().map(|(_, g)| g).collect()
+}
+
+/// The domain of an address, lower-cased (envelope addresses were checked at injection).
+fn domain_of(address: &str) -> String {
+    address
+        .rsplit_once('@')
+        .map(|(_, d)| d.to_ascii_lowercase())
+        .unwrap_or_default()
+}
+
+/// One moat-remote request for recipients of one domain; a verdict per recipient.
+async fn deliver_remote(
+    ctx: &Arc<Ctx>,
+    id: &str,
+    env: &Envelope,
+    indices: Vec<usize>,
+    attempt: u32,
+    permits: Arc<Semaphore>,
+) -> Vec<(usize, Verdict)> {
+    let rcpts: Vec<String> = indices.iter().map(|i| env.recipients[*i].clone()).collect();
+    let domain = rcpts.first().map(|r| domain_of(r)).unwrap_or_default();
+    let Some(remote) = &ctx.remote else {
+        for r in &rcpts {
+            info!(id = id; "to=<{r}> deferred (attempt {attempt}): {NO_REMOTE}");
+        }
+        return indices
+            .into_iter()
+            .map(|i| (i, Verdict::Deferred(NO_REMOTE.into())))
+            .collect();
+    };
+    let answers = match permits.acquire_owned().await {
+        Err(_) => Err(std::io::Error::other("the queue is stopping")),
+        Ok(_permit) => match ctx.store.open_message(id) {
+            Ok(file) => {
+                remote
+                    .deliver(id, &env.sender, &domain, &rcpts, file.as_fd())
+                    .await
+            }
+            Err(e) => Err(std::io::Error::new(
+                e.kind(),
+                format!("cannot open the message: {e}"),
+            )),
+        },
+    };
+    let mut out = Vec::with_capacity(indices.len());
+    match answers {
+        Ok(statuses) => {
+            for ((index, rcpt), status) in indices.into_iter().zip(&rcpts).zip(statuses) {
+                let verdict = settle(id, rcpt, attempt, status);
+                out.push((index, mark_done(ctx, id, index, rcpt, verdict).await));
+            }
+        }
+        Err(e) => {
+            for (index, rcpt) in indices.into_iter().zip(&rcpts) {
+                warn!(id = id; "to=<{rcpt}> deferred (attempt {attempt}): moat-remote: {e}");
+                out.push((
+                    index,
+                    Verdict::Deferred(format!("moat-remote did not answer: {e}")),
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// Turns one answer into a verdict, logging it.
+fn settle(id: &str, rcpt: &str, attempt: u32, status: Status) -> Verdict {
+    match status {
+        Status::Ok(text) => {
+            info!(id = id; "to=<{rcpt}> delivered: {text}");
+            Verdict::Done(Mark::Delivered(text))
+        }
+        Status::Permanent(text) => {
+            info!(id = id; "to=<{rcpt}> failed: {text}");
+            Verdict::Done(Mark::Failed(permanent_text(&text)))
+        }
+        Status::Temporary(text) => {
+            info!(id = id; "to=<{rcpt}> deferred (attempt {attempt}): {text}");
+            Verdict::Deferred(text)
+        }
+    }
+}
+
+/// Writes the done mark of a finished recipient; a mark that cannot be written defers it.
+async fn mark_done(
+    ctx: &Arc<Ctx>,
+    id: &str,
+    index: usize,
+    rcpt: &str,
+    verdict: Verdict,
+) -> Verdict {
     if let Verdict::Done(mark) = &verdict
         && let Err(e) = write_mark(ctx, id, index, mark).await
     {

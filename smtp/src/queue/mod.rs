@@ -17,6 +17,7 @@
 use std::sync::Arc;
 
 use moat_common::client::local::LocalClient;
+use moat_common::client::remote::RemoteClient;
 use tokio::sync::mpsc;
 
 pub mod admin;
@@ -43,6 +44,8 @@ pub struct Ctx {
     pub store: Arc<store::Store>,
     pub settings: settings::Settings,
     pub local: LocalClient,
+    /// moat-remote, when configured; without it mail for other domains waits in the queue.
+    pub remote: Option<RemoteClient>,
     pub scheduler: mpsc::UnboundedSender<scheduler::Command>,
     /// The uid moat-queue runs as (admin requests from it are allowed, its injections trusted).
     pub own_uid: u32,

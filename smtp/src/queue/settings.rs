@@ -2,7 +2,8 @@
 //!
 //! Required: `queue_dir`, `local_socket`, `hostname`. Optional: `queue_lifetime_secs` (432000),
 //! `bounce_from` (`MAILER-DAEMON@<hostname>`), `peers_smtpd`, `peers_local` (uids, ""),
-//! `retry_min_secs` (60), `max_deliveries` (20), `max_message_size` (36700160).
+//! `retry_min_secs` (60), `max_deliveries` (20), `max_message_size` (36700160), `remote_socket`
+//! ("" or absent: no moat-remote; mail for other domains waits), `remote_timeout_secs` (3600).
 //!
 //! SECURITY: settings come from the supervisor, which is trusted; they are still parsed strictly
 //! (a typo in a number is an error at start, not a silent default).
@@ -23,6 +24,8 @@ pub struct Settings {
     pub retry_min_secs: u64,
     pub max_deliveries: usize,
     pub max_message_size: u64,
+    pub remote_socket: Option<PathBuf>,
+    pub remote_timeout_secs: u64,
 }
 
 fn number(get: &dyn Fn(&str) -> Option<String>, key: &str, default: u64) -> Result<u64, String> {
@@ -58,6 +61,10 @@ impl Settings {
             retry_min_secs,
             max_deliveries: usize::try_from(max_deliveries).map_err(|e| e.to_string())?,
             max_message_size: number(get, "max_message_size", 36_700_160)?,
+            remote_socket: get("remote_socket")
+                .filter(|p| !p.is_empty())
+                .map(PathBuf::from),
+            remote_timeout_secs: number(get, "remote_timeout_secs", 3600)?,
             hostname,
         })
     }

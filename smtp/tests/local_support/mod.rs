@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use moat_common::child::{Item, spawn};
 use moat_common::client::auth::{Target, TargetKind};
-use moat_common::client::local::LocalClient;
+use moat_common::client::local::{Delivery, LocalClient};
 use moat_common::conn::Conn;
 use moat_common::wire::{Record, Status};
 
@@ -263,6 +263,20 @@ impl Local {
     /// Delivers `message` as queue id `qid`. The descriptor's offset is left at the end of the
     /// file, as a queue that just wrote it would leave it: moat-local must read from 0.
     pub async fn deliver(&self, qid: &str, sender: &str, rcpt: &str, message: &[u8]) -> Status {
+        match self.deliver_answer(qid, sender, rcpt, message).await {
+            Delivery::Status(status) => status,
+            Delivery::Remote => panic!("moat-local answered R (not local) for {rcpt}"),
+        }
+    }
+
+    /// Like `deliver`, with moat-local's whole answer (`R` included).
+    pub async fn deliver_answer(
+        &self,
+        qid: &str,
+        sender: &str,
+        rcpt: &str,
+        message: &[u8],
+    ) -> Delivery {
         let file = message_file(message);
         self.client()
             .deliver(qid, sender, rcpt, file.as_fd())

@@ -1,0 +1,142 @@
+//! moat-remote's settings, as the supervisor hands them over (docs/PROTOCOLS.md "moat-remote").
+//!
+//! Required: `hostname`. Optional: `peers_queue` (uids), `nameserver` (IP[:PORT]; "" = the first
+//! `nameserver` of /etc/resolv.conf), `port` (25), `tls` (may), `routes`
+//! (`domain=host:port/policy`, comma-separated), `timeout_connect_secs` (30),
+//! `timeout_command_secs` (300), `timeout_data_block_secs` (180), `timeout_data_end_secs`
+//! (600), `max_deliveries` (20).
+//!
+//! SECURITY: settings come from the trusted supervisor and are still parsed strictly.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use moat_common::config::{Route, TlsPolicy, parse_nameserver};
+use moat_common::conn::parse_uids;
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub hostname: String,
+    pub peers_queue: Vec<u32>,
+    pub nameserver: SocketAddr,
+    pub port: u16,
+    pub tls: TlsPolicy,
+    pub routes: Vec<Route>,
+    pub timeouts: Timeouts,
+    pub max_deliveries: usize,
+}
+
+/// RFC 5321 §4.5.3.2 timeouts.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    pub connect: Duration,
+    /// Greeting, EHLO, STARTTLS, MAIL, RCPT, DATA's 354, RSET, QUIT.
+    pub command: Duration,
+    /// Each block of message data written.
+    pub data_block: Duration,
+    /// The reply after the final dot.
+    pub data_end: Duration,
+}
+
+impl Settings {
+    pub fn from_lookup(get: &dyn Fn(&str) -> Option<String>) -> Result<Settings, String> {
+        let number = |key: &str, default: u64| -> Result<u64, String> {
+            match get(key) {
+                None => Ok(default),
+                Some(v) => match v.trim().parse::<u64>() {
+                    Ok(n) if n > 0 => Ok(n),
+                    _ => Err(format!("setting {key} = {v:?} is not a positive number")),
+                },
+            }
+        };
+        let hostname = get("hostname").ok_or("setting hostname is missing")?;
+        let nameserver = match get("nameserver").filter(|n| !n.is_empty()) {
+            Some(ns) => {
+                parse_nameserver(&ns).ok_or_else(|| format!("setting nameserver {ns:?} is bad"))?
+            }
+            None => system_nameserver(),
+        };
+        let tls = match get("tls") {
+            None => TlsPolicy::May,
+            Some(t) => TlsPolicy::parse(&t).ok_or_else(|| format!("setting tls {t:?} is bad"))?,
+        };
+        let mut routes = Vec::new();
+        for text in get("routes").unwrap_or_default().split(',') {
+            if text.is_empty() {
+                continue;
+            }
+            routes.push(Route::decode(text).ok_or_else(|| format!("bad route {text:?}"))?);
+        }
+        let port = u16::try_from(number("port", 25)?).map_err(|e| e.to_string())?;
+        let secs = |key, default| number(key, default).map(Duration::from_secs);
+        Ok(Settings {
+            peers_queue: parse_uids(&get("peers_queue").unwrap_or_default())?,
+            nameserver,
+            port,
+            tls,
+            routes,
+            timeouts: Timeouts {
+                connect: secs("timeout_connect_secs", 30)?,
+                command: secs("timeout_command_secs", 300)?,
+                data_block: secs("timeout_data_block_secs", 180)?,
+                data_end: secs("timeout_data_end_secs", 600)?,
+            },
+            max_deliveries: usize::try_from(number("max_deliveries", 20)?)
+                .map_err(|e| e.to_string())?,
+            hostname,
+        })
+    }
+
+    /// The route for `domain`: its own, else `*`, else none (MX lookup).
+    pub fn route(&self, domain: &str) -> Option<&Route> {
+        self.routes
+            .iter()
+            .find(|r| r.domain == domain)
+            .or_else(|| self.routes.iter().find(|r| r.domain == "*"))
+    }
+}
+
+/// The first `nameserver` line of /etc/resolv.conf (a world-readable system file), else
+/// 127.0.0.1:53.
+fn system_nameserver() -> SocketAddr {
+    std::fs::read_to_string("/etc/resolv.conf")
+        .ok()
+        .and_then(|text| {
+            text.lines().find_map(|l| {
+                let mut words = l.split_whitespace();
+                (words.next() == Some("nameserver"))
+                    .then(|| words.next().and_then(parse_nameserver))
+                    .flatten()
+            })
+        })
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 53)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn routes_and_defaults() {
+        let map: HashMap<&str, &str> = [
+            ("hostname", "mx.example.test"),
+            ("nameserver", "127.0.0.1:5353"),
+            (
+                "routes",
+                "a.example=127.0.0.1:2526/verify,*=smart.example:587/",
+            ),
+        ]
+        .into_iter()
+        .collect();
+        let s = Settings::from_lookup(&|k| map.get(k).map(|v| v.to_string())).expect("ok");
+        assert_eq!(s.nameserver, "127.0.0.1:5353".parse().expect("addr"));
+        assert_eq!(s.route("a.example").map(|r| r.port), Some(2526));
+        assert_eq!(
+            s.route("b.example").map(|r| r.host.as_str()),
+            Some("smart.example")
+        );
+        assert_eq!((s.port, s.tls), (25, TlsPolicy::May));
+        assert_eq!(s.timeouts.data_end, Duration::from_secs(600));
+    }
+}
