@@ -1,16 +1,29 @@
-//! moat-pop3d: placeholder until the POP3 server lands. It takes its setup like every child
-//! (so the supervisor's wiring is exercised) and waits to be stopped.
+//! moat-pop3d: the POP3 server for ports 110 (STLS) and 995 (TLS) (docs/ARCHITECTURE.md
+//! "POP3").
+//!
+//! Started by the supervisor with its setup on fd 0; not meant to be run by hand. Exit status:
+//! 0 after SIGTERM/SIGINT or the supervisor's exit; 1 when it cannot start (the reason is
+//! logged).
+//!
+//! SECURITY: `Setup::receive` runs first, before any thread or runtime: it drops root for the
+//! `user` setting (the mail user) and asserts the process is not root. Everything else is in
+//! `moat_pop3`.
 
-fn main() -> std::process::ExitCode {
+use std::process::ExitCode;
+
+use moat_common::child::Setup;
+use moat_common::error;
+
+fn main() -> ExitCode {
     moat_common::log::init("moat-pop3d");
-    let setup = match moat_common::child::Setup::receive() {
-        Ok(setup) => setup,
+    let result = Setup::receive()
+        .map_err(|e| e.to_string())
+        .and_then(moat_pop3::run);
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            moat_common::error!("{e}");
-            return std::process::ExitCode::FAILURE;
+            error!("{e}");
+            ExitCode::FAILURE
         }
-    };
-    moat_common::warn!("the POP3 server is not built yet: connections are not served");
-    moat_common::child::wait_for_close(&setup.control);
-    std::process::ExitCode::SUCCESS
+    }
 }

@@ -1,0 +1,395 @@
+//! One client connection: the driver around the sans-I/O [`Session`]. It reads lines into the
+//! session, writes its replies, and carries out its steps: the STLS handshake, the login
+//! through moat-auth and the maildrop snapshot, RETR/TOP streamed from the file through the
+//! dot-stuffing encoder, and the UPDATE state at QUIT.
+//!
+//! SECURITY: the only code that touches the client's socket. Every wait on the client has a
+//! deadline (`idle_timeout_secs` for each read and each write, 30 s for a handshake); a
+//! message is streamed in 64 KiB pieces, never loaded whole; file work (snapshot, open,
+//! commit) runs on the blocking pool. Any way out other than QUIT in TRANSACTION (timeout,
+//! stop, error, the client leaving) drops the maildrop without UPDATE: nothing is deleted.
+//! The user we act for is moat-auth's answer, not what the client typed.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use moat_common::client::auth::AuthAnswer;
+use moat_common::{error, info, warn};
+use moat_maildir::Error as MaildirError;
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+
+use crate::Server;
+use crate::command::Secret;
+use crate::dotstuff::Encoder;
+use crate::limits::Slot;
+use crate::lines::{Line, Lines};
+use crate::maildrop::{self, Change, Mailbox, OpenError};
+use crate::session::{self, AuthOutcome, Session, Step};
+use crate::settings::TLS_HANDSHAKE;
+use crate::stop::{Stop, stopped};
+use crate::stream::Stream;
+
+/// Message bytes read from the file, and encoded bytes written to the client, at a time.
+const CHUNK: usize = 64 * 1024;
+
+/// Fills `buf` as far as the file goes (short only at end of file).
+fn read_some(file: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
+    use std::io::Read;
+    let mut n = 0;
+    while n < buf.len() {
+        match file.read(buf.get_mut(n..).unwrap_or_default()) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// Why a connection ended (for the log).
+enum End {
+    Closed,
+    ClientGone,
+    Timeout,
+    Stopping,
+    Failed(String),
+}
+
+impl std::fmt::Display for End {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            End::Closed => f.write_str("closed"),
+            End::ClientGone => f.write_str("client left"),
+            End::Timeout => f.write_str("idle timeout"),
+            End::Stopping => f.write_str("server stopping"),
+            End::Failed(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+fn io_end(e: std::io::Error) -> End {
+    match e.kind() {
+        std::io::ErrorKind::TimedOut => End::Timeout,
+        std::io::ErrorKind::UnexpectedEof
+        | std::io::ErrorKind::ConnectionReset
+        | std::io::ErrorKind::BrokenPipe => End::ClientGone,
+        _ => End::Failed(format!("I/O error: {e}")),
+    }
+}
+
+struct Connection {
+    server: Arc<Server>,
+    peer: SocketAddr,
+    session: Session,
+    stream: Stream,
+    lines: Lines,
+    stop: Stop,
+    buf: Vec<u8>,
+    mailbox: Option<Mailbox>,
+    user: Option<String>,
+}
+
+/// Runs one connection to its end; `slot` holds its place in the limits until then.
+pub async fn serve(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    implicit_tls: bool,
+    server: Arc<Server>,
+    slot: Slot,
+) {
+    let _slot = slot;
+    let _ = tcp.set_nodelay(true);
+    let loopback = peer.ip().to_canonical().is_loopback();
+    let config = session::Config {
+        hostname: server.settings.hostname.clone(),
+        tls_available: server.tls.is_some(),
+        plaintext_allowed: loopback && server.settings.plaintext_on_loopback,
+    };
+    let mut c = Connection {
+        session: Session::new(config, implicit_tls),
+        stream: Stream::Plain(tcp),
+        lines: Lines::new(),
+        stop: server.stop.clone(),
+        buf: vec![0; 4096],
+        mailbox: None,
+        user: None,
+        server,
+        peer,
+    };
+    let end = c.run(implicit_tls).await;
+    // Without UPDATE the snapshot and the in-use lock are simply dropped.
+    let user = c.user.as_deref().unwrap_or("-");
+    info!("{peer}: {user}: {end}");
+}
+
+impl Connection {
+    async fn run(&mut self, implicit_tls: bool) -> End {
+        if implicit_tls {
+            let Some(tls) = self.server.tls.clone() else {
+                return End::Failed("no TLS certificate".into());
+            };
+            if let Err(e) = self.stream.start_tls(&tls, TLS_HANDSHAKE).await {
+                return End::Failed(format!("TLS handshake failed: {e}"));
+            }
+        }
+        let greeting = self.session.greeting();
+        if let Err(e) = self.write(greeting.as_bytes()).await {
+            return e;
+        }
+        loop {
+            let line = match self.next_line().await {
+                Ok(line) => line,
+                Err(end) => return end,
+            };
+            let mut step = Some(self.session.line(line));
+            while let Some(s) = step.take() {
+                step = match self.perform(s).await {
+                    Ok(next) => next,
+                    Err(end) => return end,
+                };
+            }
+        }
+    }
+
+    /// Carries out one step; returns the follow-up step, if any. `Err` ends the connection.
+    async fn perform(&mut self, step: Step) -> Result<Option<Step>, End> {
+        match step {
+            Step::Reply(r) => self.write(r.as_bytes()).await.map(|()| None),
+            Step::Close(r) => {
+                self.write(r.as_bytes()).await?;
+                self.stream.close().await;
+                Err(End::Closed)
+            }
+            Step::StartTls(r) => {
+                self.write(r.as_bytes()).await?;
+                let dropped = self.lines.clear();
+                if dropped > 0 {
+                    info!("{}: dropped {dropped} bytes sent after STLS", self.peer);
+                }
+                let Some(tls) = self.server.tls.clone() else {
+                    return Err(End::Failed("STLS without a certificate".into()));
+                };
+                self.stream
+                    .start_tls(&tls, TLS_HANDSHAKE)
+                    .await
+                    .map_err(|e| End::Failed(format!("TLS handshake failed: {e}")))?;
+                self.session.tls_started();
+                Ok(None)
+            }
+            Step::Authenticate { login, password } => {
+                Ok(Some(self.authenticate(login, password).await))
+            }
+            Step::Retrieve {
+                number,
+                base,
+                octets,
+                top,
+            } => self.retrieve(number, base, octets, top).await,
+            Step::Update(changes) => Ok(Some(self.update(changes).await)),
+        }
+    }
+
+    async fn write(&mut self, bytes: &[u8]) -> Result<(), End> {
+        let idle = self.server.settings.idle;
+        self.stream.write_all(bytes, idle).await.map_err(io_end)
+    }
+
+    async fn next_line(&mut self) -> Result<Line, End> {
+        let idle = self.server.settings.idle;
+        loop {
+            if let Some(line) = self.lines.next(self.session.line_limit()) {
+                return Ok(line);
+            }
+            let read = tokio::select! {
+                _ = stopped(&mut self.stop) => {
+                    let _ = self.write(b"-ERR [SYS/TEMP] server shutting down, try again later\r\n").await;
+                    self.stream.close().await;
+                    return Err(End::Stopping);
+                }
+                read = self.stream.read(&mut self.buf, idle) => read,
+            };
+            match read {
+                Ok(0) => return Err(End::ClientGone),
+                Ok(n) => {
+                    let (lines, buf) = (&mut self.lines, &self.buf);
+                    lines.push(buf.get(..n).unwrap_or_default());
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                    // RFC 1939 section 3: the autologout timer ends the session without UPDATE.
+                    let _ = self.write(b"-ERR autologout: idle for too long\r\n").await;
+                    self.stream.close().await;
+                    return Err(End::Timeout);
+                }
+                Err(e) => return Err(io_end(e)),
+            }
+        }
+    }
+
+    async fn authenticate(&mut self, login: String, password: Secret) -> Step {
+        let ip = self.peer.ip().to_canonical().to_string();
+        let answer = self
+            .server
+            .auth
+            .authenticate(&login, &password.0, &ip, "pop3")
+            .await;
+        drop(password);
+        let outcome = match answer {
+            Ok(AuthAnswer::Ok(user)) => self.open_maildrop(user).await,
+            Ok(AuthAnswer::Failed) => {
+                info!("{}: authentication failed for {login:?}", self.peer);
+                AuthOutcome::Failed
+            }
+            Ok(AuthAnswer::Temporary(why)) if why.contains("too many") => {
+                info!("{}: login {login:?} throttled: {why}", self.peer);
+                AuthOutcome::Throttled
+            }
+            Ok(AuthAnswer::Temporary(why)) => {
+                warn!("{}: moat-auth: {why}", self.peer);
+                AuthOutcome::Unavailable
+            }
+            Err(e) => {
+                warn!("{}: cannot ask moat-auth: {e}", self.peer);
+                AuthOutcome::Unavailable
+            }
+        };
+        self.session.auth_result(outcome)
+    }
+
+    async fn open_maildrop(&mut self, user: String) -> AuthOutcome {
+        let root = self.server.settings.mail_root.clone();
+        let who = user.clone();
+        let opened = tokio::task::spawn_blocking(move || maildrop::open(&root, &who)).await;
+        match opened {
+            Ok(Ok((mailbox, drop))) => {
+                let (n, octets) = drop.stat();
+                info!(
+                    "{}: {user} logged in ({}), {n} messages, {octets} octets",
+                    self.peer,
+                    if self.stream.is_tls() {
+                        "TLS"
+                    } else {
+                        "plaintext"
+                    }
+                );
+                self.mailbox = Some(mailbox);
+                self.user = Some(user);
+                AuthOutcome::LoggedIn(drop)
+            }
+            Ok(Err(OpenError::InUse)) => {
+                info!("{}: {user}: maildrop in use", self.peer);
+                AuthOutcome::InUse
+            }
+            Ok(Err(OpenError::Failed(e))) => {
+                error!("{}: {user}: cannot open the maildrop: {e}", self.peer);
+                AuthOutcome::Unavailable
+            }
+            Err(e) => {
+                error!("{}: {user}: maildrop task failed: {e}", self.peer);
+                AuthOutcome::Unavailable
+            }
+        }
+    }
+
+    /// RETR or TOP: `+OK`, the encoded message, `.`.
+    async fn retrieve(
+        &mut self,
+        number: u32,
+        base: String,
+        octets: u64,
+        top: Option<u64>,
+    ) -> Result<Option<Step>, End> {
+        let Some(maildir) = self.mailbox.as_ref().and_then(|m| m.maildir.clone()) else {
+            return Ok(Some(self.session.vanished(number)));
+        };
+        // Open and read the first piece in one trip to the blocking pool: most messages fit.
+        let opened = tokio::task::spawn_blocking(move || {
+            let (mut file, _) = maildir.open_message(&base)?;
+            let mut first = vec![0u8; CHUNK];
+            let n = read_some(&mut file, &mut first).map_err(|e| MaildirError::Io {
+                op: "read",
+                path: base.into(),
+                source: e,
+            })?;
+            first.truncate(n);
+            Ok::<_, MaildirError>((file, first))
+        })
+        .await;
+        let (file, first) = match opened {
+            Ok(Ok(pair)) => pair,
+            Ok(Err(MaildirError::MessageNotFound(_))) => {
+                return Ok(Some(self.session.vanished(number)));
+            }
+            Ok(Err(e)) => {
+                error!("{}: cannot read message {number}: {e}", self.peer);
+                return Ok(Some(Step::Reply(
+                    "-ERR [SYS/TEMP] cannot read the message now\r\n".into(),
+                )));
+            }
+            Err(e) => return Err(End::Failed(format!("open task failed: {e}"))),
+        };
+        let mut out = match top {
+            None => format!("+OK {octets} octets\r\n"),
+            Some(_) => "+OK top of message follows\r\n".to_string(),
+        }
+        .into_bytes();
+        let mut encoder = Encoder::new(top);
+        encoder.encode(&first, &mut out);
+        if first.len() == CHUNK {
+            let mut file = tokio::fs::File::from_std(file);
+            let mut chunk = first;
+            while !encoder.is_done() {
+                let n = match file.read(&mut chunk).await {
+                    Ok(n) => n,
+                    // The +OK may be out already: the answer cannot be completed honestly.
+                    Err(e) => return Err(End::Failed(format!("reading message {number}: {e}"))),
+                };
+                if n == 0 {
+                    break;
+                }
+                encoder.encode(chunk.get(..n).unwrap_or_default(), &mut out);
+                if out.len() >= CHUNK {
+                    self.write(&out).await?;
+                    out.clear();
+                }
+            }
+        }
+        encoder.finish(&mut out);
+        self.write(&out).await?;
+        self.session.sent(number, top.is_some());
+        Ok(None)
+    }
+
+    /// QUIT in TRANSACTION: the UPDATE state, then the in-use lock is released.
+    async fn update(&mut self, changes: Vec<Change>) -> Step {
+        let mailbox = self.mailbox.take();
+        let n = changes.len();
+        let result = tokio::task::spawn_blocking(move || {
+            let outcome = mailbox
+                .as_ref()
+                .map(|m| maildrop::commit(m, &changes))
+                .unwrap_or_default();
+            drop(mailbox);
+            outcome
+        })
+        .await;
+        let failures = match result {
+            Ok((0, _)) => 0,
+            Ok((failed, errors)) => {
+                for e in errors {
+                    error!("{}: update: {e}", self.peer);
+                }
+                failed
+            }
+            Err(e) => {
+                error!("{}: update task failed: {e}", self.peer);
+                n.max(1)
+            }
+        };
+        if n > 0 {
+            info!("{}: update: {n} change(s), {failures} failed", self.peer);
+        }
+        self.session.updated(failures)
+    }
+}
