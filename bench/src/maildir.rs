@@ -41,13 +41,13 @@ pub struct Args {
     dir: Option<PathBuf>,
 }
 
-struct Measurement {
-    ops: usize,
-    elapsed: Duration,
+pub(crate) struct Measurement {
+    pub(crate) ops: usize,
+    pub(crate) elapsed: Duration,
 }
 
 impl Measurement {
-    fn rate(&self) -> f64 {
+    pub(crate) fn rate(&self) -> f64 {
         self.ops as f64 / self.elapsed.as_secs_f64().max(f64::EPSILON)
     }
 }
@@ -167,14 +167,14 @@ pub fn run(args: &Args) -> Result<()> {
 }
 
 /// The run with the median rate.
-fn median(mut runs: Vec<Measurement>) -> Measurement {
+pub(crate) fn median(mut runs: Vec<Measurement>) -> Measurement {
     runs.sort_by(|a, b| a.rate().total_cmp(&b.rate()));
     let mid = runs.len() / 2;
     runs.swap_remove(mid)
 }
 
 /// A plausible message of exactly `size` bytes (headers, then LF-terminated lines).
-fn sample_message(size: usize) -> Vec<u8> {
+pub(crate) fn sample_message(size: usize) -> Vec<u8> {
     let mut m = b"Return-Path: <bench@example.org>\nFrom: bench@example.org\nTo: user@example.org\nSubject: benchmark\n\n"
         .to_vec();
     let line = b"The quick brown fox jumps over the lazy dog 0123456789.\n";
@@ -214,8 +214,8 @@ fn parallel(
 }
 
 /// Raw disk work: create+write+fsync+close, and with `commit_dir` also rename into a second directory
-/// and fsync that directory (what committing a delivery needs).
-fn raw(
+/// and fsync that directory (what committing a delivery needs). Also used by the `smtp` benchmark.
+pub(crate) fn raw(
     base: &Path,
     name: &str,
     count: usize,
@@ -272,7 +272,7 @@ fn deliver(
 }
 
 /// The file system type, for the report.
-fn fs_name(path: &Path) -> String {
+pub(crate) fn fs_name(path: &Path) -> String {
     let Ok(st) = rustix::fs::statfs(path) else {
         return "unknown fs".to_owned();
     };

@@ -2,7 +2,9 @@
 //! (`smtp`, `imap`, ...), add a variant to `Command` with its `Args` and a match arm in `main`.
 
 mod maildir;
+mod pop3;
 mod report;
+mod smtp;
 
 use clap::{Parser, Subcommand};
 
@@ -17,10 +19,16 @@ struct Cli {
 enum Command {
     /// Maildir delivery rate against the disk's raw fsync rate.
     Maildir(maildir::Args),
+    /// SMTP: messages/s accepted and delivered into Maildir, Moat against a private Postfix.
+    Smtp(smtp::Args),
+    /// POP3: RETR throughput and login rate, Moat against a private Dovecot.
+    Pop3(pop3::Args),
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Maildir(args) => maildir::run(&args),
+        Command::Smtp(args) => smtp::run(&args),
+        Command::Pop3(args) => pop3::run(&args),
     }
 }

@@ -1,0 +1,223 @@
+//! `moat-bench pop3`: RETR throughput and login rate of moat-pop3d, side by side with a private
+//! Dovecot pop3 over a copy of the same Maildir (docs/BENCHMARKS.md "POP3").
+//!
+//! One mailbox of `--count` messages of `--size` bytes is written with the maildir crate into a
+//! Moat stack's mail folder, then copied (`cp -a`) for Dovecot. RETR: one session retrieves
+//! every message in order, request/response as fetchers do (no pipelining), `--rounds` times
+//! after one warm-up round, median reported; the session ends without QUIT so every round sees
+//! the same maildrop. Logins: `--logins` sessions of USER/PASS/STAT/QUIT over `--threads`
+//! parallel connections, each thread with its own empty mailbox; both servers check the same
+//! argon2id hash (Moat through moat-auth, Dovecot through a passwd-file).
+
+mod client;
+mod servers;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+
+use crate::report::Table;
+use client::Pop;
+use servers::{DOMAIN, PASSWORD, Server};
+
+#[derive(Parser)]
+#[command(after_help = "Examples:\n  cargo build --release --workspace\n  \
+    ./target/release/moat-bench pop3                    # 2000 x 50 KB, 200 logins\n  \
+    ./target/release/moat-bench pop3 --count 500 --rounds 5 --threads 2")]
+pub struct Args {
+    /// Messages in the mailbox.
+    #[arg(long, default_value_t = 2000)]
+    count: usize,
+    /// Size of each message in bytes.
+    #[arg(long, default_value_t = 50 * 1024)]
+    size: usize,
+    /// Measured RETR rounds (after one warm-up); the median is reported.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Logins to time.
+    #[arg(long, default_value_t = 200)]
+    logins: usize,
+    /// Parallel connections for the login test.
+    #[arg(long, default_value_t = 4)]
+    threads: usize,
+    /// Folder holding moat and its moat-* programs (default: next to moat-bench).
+    #[arg(long)]
+    bin_dir: Option<PathBuf>,
+    /// Work folder (default: a temporary folder, removed afterwards).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+}
+
+struct Figures {
+    retr: Duration,
+    octets: u64,
+    logins: Duration,
+}
+
+fn retr_round(port: u16, count: usize) -> Result<(Duration, u64)> {
+    let mut p = Pop::connect(port)?;
+    p.login(&format!("bulk@{DOMAIN}"), PASSWORD)?;
+    let stat = p.cmd("STAT")?;
+    if !stat.starts_with(&format!("+OK {count} ")) {
+        bail!("expected {count} messages, got {stat}");
+    }
+    let start = Instant::now();
+    let mut octets = 0;
+    for n in 1..=count {
+        octets += p.retr(n)?;
+    }
+    // No QUIT: nothing is marked Seen, the next round sees the same maildrop.
+    Ok((start.elapsed(), octets))
+}
+
+fn login_run(port: u16, total: usize, threads: usize) -> Result<Duration> {
+    let start = Instant::now();
+    let per = total.div_ceil(threads);
+    let handles: Vec<_> = (0..threads)
+        .map(|t| {
+            std::thread::spawn(move || -> Result<()> {
+                for _ in 0..per {
+                    let mut p = Pop::connect(port)?;
+                    p.login(&format!("login{t}@{DOMAIN}"), PASSWORD)?;
+                    p.cmd("STAT")?;
+                    p.cmd("QUIT")?;
+                }
+                Ok(())
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join()
+            .map_err(|_| anyhow::anyhow!("login thread panicked"))??;
+    }
+    Ok(start.elapsed())
+}
+
+fn measure(server: &Server, args: &Args) -> Result<Figures> {
+    eprintln!("{}: warm-up round", server.name);
+    retr_round(server.port, args.count)?;
+    let mut rounds = Vec::new();
+    for r in 0..args.rounds.max(1) {
+        let (elapsed, octets) = retr_round(server.port, args.count)?;
+        eprintln!(
+            "{}: RETR round {} {:.2} s",
+            server.name,
+            r + 1,
+            elapsed.as_secs_f64()
+        );
+        rounds.push((elapsed, octets));
+    }
+    rounds.sort();
+    let (retr, octets) = rounds[rounds.len() / 2];
+    eprintln!("{}: {} logins", server.name, args.logins);
+    let logins = login_run(server.port, args.logins, args.threads.max(1))?;
+    Ok(Figures {
+        retr,
+        octets,
+        logins,
+    })
+}
+
+/// A message of exactly `size` bytes with CRLF line ends, as moat-local stores mail.
+fn sample_message(size: usize) -> Vec<u8> {
+    let mut m =
+        format!("From: bench@example.org\r\nTo: bulk@{DOMAIN}\r\nSubject: pop3 benchmark\r\n\r\n")
+            .into_bytes();
+    let line = b"Lorem ipsum dolor sit amet, consectetur adipiscing elit 0123456789\r\n";
+    while m.len() + line.len() <= size {
+        m.extend_from_slice(line);
+    }
+    m.resize(size.max(m.len()), b'x');
+    m
+}
+
+pub fn run(args: &Args) -> Result<()> {
+    let bin_dir = match &args.bin_dir {
+        Some(d) => d.clone(),
+        None => std::env::current_exe()?
+            .parent()
+            .context("no folder for moat-bench")?
+            .to_path_buf(),
+    };
+    let tmp = tempfile::tempdir()?;
+    let base = args.dir.clone().unwrap_or_else(|| tmp.path().to_path_buf());
+    let moat = servers::Moat::start(&base.join("moat"), &bin_dir)?;
+    moat.admin(&["domain", "add", DOMAIN], "")?;
+    let mut users = vec!["bulk".to_string()];
+    users.extend((0..args.threads.max(1)).map(|t| format!("login{t}")));
+    for u in &users {
+        moat.admin(
+            &["user", "add", &format!("{u}@{DOMAIN}"), "--password-stdin"],
+            &format!("{PASSWORD}\n"),
+        )?;
+    }
+    eprintln!("writing {} messages of {} bytes", args.count, args.size);
+    let md = moat_maildir::Maildir::create(moat.maildir("bulk"))?;
+    let message = sample_message(args.size);
+    for _ in 0..args.count {
+        md.deliver(&message)?;
+    }
+    // As root the stack runs as system users: the mailbox must belong to the mail folder's owner.
+    let owner = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(moat.data.join("mail"))?);
+    let group = std::os::unix::fs::MetadataExt::gid(&std::fs::metadata(moat.data.join("mail"))?);
+    let status = Command::new("chown")
+        .arg("-R")
+        .arg(format!("{owner}:{group}"))
+        .arg(moat.data.join("mail").join(DOMAIN))
+        .status()?;
+    if !status.success() {
+        bail!("chown of the Moat mailbox failed");
+    }
+    // The copy for Dovecot, taken before either server touched the mailbox.
+    let dove_dir = base.join("dovecot");
+    let dove_mail = dove_dir.join("mail");
+    std::fs::create_dir_all(dove_mail.join(DOMAIN).join("bulk"))?;
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(moat.maildir("bulk"))
+        .arg(dove_mail.join(DOMAIN).join("bulk"))
+        .status()?;
+    if !status.success() {
+        bail!("cp -a of the Maildir failed");
+    }
+    let hash = moat.password_hash("bulk")?;
+    let user_refs: Vec<&str> = users.iter().map(String::as_str).collect();
+
+    let moat_figures = measure(&moat.server, args)?;
+    drop(moat);
+    let dovecot = servers::dovecot(&dove_dir, &dove_mail, &user_refs, &hash)?;
+    let dove_figures = measure(&dovecot, args)?;
+    drop(dovecot);
+
+    println!(
+        "POP3 benchmark: {} messages of {} bytes, RETR in one session (median of {}), \
+         {} logins over {} connections\n",
+        args.count,
+        args.size,
+        args.rounds.max(1),
+        args.logins,
+        args.threads.max(1)
+    );
+    let mut table = Table::new(&["server", "RETR msgs/s", "RETR MB/s", "RETR s", "logins/s"]);
+    for (name, f) in [
+        ("moat-pop3d", &moat_figures),
+        ("dovecot pop3", &dove_figures),
+    ] {
+        let secs = f.retr.as_secs_f64().max(f64::EPSILON);
+        table.row(vec![
+            name.to_string(),
+            format!("{:.0}", args.count as f64 / secs),
+            format!("{:.1}", f.octets as f64 / secs / 1e6),
+            format!("{secs:.2}"),
+            format!(
+                "{:.1}",
+                args.logins as f64 / f.logins.as_secs_f64().max(f64::EPSILON)
+            ),
+        ]);
+    }
+    print!("{}", table.render());
+    Ok(())
+}

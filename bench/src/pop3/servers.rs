@@ -1,0 +1,242 @@
+//! The two servers of the POP3 benchmark: a Moat stack (`moat up` in a temporary folder on free
+//! loopback ports) and a private Dovecot (`dovecot -F -c FILE`, loopback high port, passwd-file
+//! auth with the same argon2id hash Moat stores, its own base/state/log folders), each over its
+//! own copy of the same Maildir. Both are stopped by pid; nothing system-wide is touched.
+
+use std::io::Write as _;
+use std::net::TcpListener;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+pub const DOMAIN: &str = "bench.test";
+pub const PASSWORD: &str = "bench-password-1";
+
+pub fn free_port() -> Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .context("finding a free port")?
+        .port())
+}
+
+fn wait_for_pop3(port: u16, child: &mut Child, log: &Path) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if super::client::Pop::connect(port).is_ok() {
+            return Ok(());
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            bail!(
+                "the server exited ({status}):\n{}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+        }
+        if Instant::now() > deadline {
+            bail!("no POP3 greeting on port {port} after 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A running server; SIGTERM on drop.
+pub struct Server {
+    pub name: &'static str,
+    pub port: u16,
+    child: Child,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(pid) = rustix::process::Pid::from_raw(self.child.id() as i32) {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub struct Moat {
+    pub server: Server,
+    pub data: PathBuf,
+    config: PathBuf,
+    bin_dir: PathBuf,
+}
+
+impl Moat {
+    pub fn start(dir: &Path, bin_dir: &Path) -> Result<Moat> {
+        std::fs::create_dir_all(dir)?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))?;
+        let data = dir.join("moat-data");
+        std::fs::create_dir_all(data.join("db"))?;
+        std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755))?;
+        let ports: Vec<u16> = (0..5).map(|_| free_port()).collect::<Result<_>>()?;
+        let config = data.join("moat.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "# moat-bench pop3\nhostname = \"mx.{DOMAIN}\"\n\
+                 [store]\nurl = \"sqlite:db/users.db\"\n\
+                 [paths]\nmail = \"mail\"\nqueue = \"queue\"\nrun = \"run\"\n\
+                 [listen]\nsmtp = [\"127.0.0.1:{}\"]\nsubmission = [\"127.0.0.1:{}\"]\n\
+                 submissions = [\"127.0.0.1:{}\"]\npop3 = [\"127.0.0.1:{}\"]\npop3s = [\"127.0.0.1:{}\"]\n",
+                ports[0], ports[1], ports[2], ports[3], ports[4]
+            ),
+        )?;
+        let log = dir.join("moat.log");
+        let log_file = std::fs::File::create(&log)?;
+        let mut child = Command::new(bin_dir.join("moat"))
+            .args(["up", "--no-demo", "--dir"])
+            .arg(&data)
+            .env_remove("MOAT_CONFIG")
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone()?)
+            .stderr(log_file)
+            .spawn()
+            .with_context(|| format!("cannot run {}", bin_dir.join("moat").display()))?;
+        wait_for_pop3(ports[3], &mut child, &log)?;
+        Ok(Moat {
+            server: Server {
+                name: "moat",
+                port: ports[3],
+                child,
+            },
+            data,
+            config,
+            bin_dir: bin_dir.to_path_buf(),
+        })
+    }
+
+    pub fn admin(&self, args: &[&str], stdin: &str) -> Result<()> {
+        let mut child = Command::new(self.bin_dir.join("moat"))
+            .args(args)
+            .env("MOAT_CONFIG", &self.config)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        if let Some(mut input) = child.stdin.take() {
+            input.write_all(stdin.as_bytes())?;
+        }
+        let out = child.wait_with_output()?;
+        if !out.status.success() {
+            bail!("moat {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(())
+    }
+
+    pub fn maildir(&self, local: &str) -> PathBuf {
+        self.data
+            .join("mail")
+            .join(DOMAIN)
+            .join(local)
+            .join("Maildir")
+    }
+
+    /// The argon2id PHC string the store holds for `local` (read with Python's sqlite3).
+    pub fn password_hash(&self, local: &str) -> Result<String> {
+        let out = Command::new("python3")
+            .arg("-c")
+            .arg("import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('select password_hash from users where local_part=?', (sys.argv[2],)).fetchone()[0])")
+            .arg(self.data.join("db/users.db"))
+            .arg(local)
+            .output()
+            .context("python3 (to read the store's hash)")?;
+        let hash = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        if !out.status.success() || !hash.starts_with("$argon2id$") {
+            bail!(
+                "cannot read the password hash: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(hash)
+    }
+}
+
+/// A private Dovecot 2.3 serving `mail` (`<mail>/<domain>/<local>/Maildir`).
+pub fn dovecot(dir: &Path, mail: &Path, users: &[&str], hash: &str) -> Result<Server> {
+    let dovecot = Command::new("dovecot").arg("--version").output();
+    if !dovecot.is_ok_and(|o| o.status.success()) {
+        bail!("dovecot is not installed: apt-get install -y dovecot-pop3d");
+    }
+    for d in ["run", "state"] {
+        std::fs::create_dir_all(dir.join(d))?;
+    }
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))?;
+    let port = free_port()?;
+    let (mail_user, internal, login) = if rustix::process::geteuid().is_root() {
+        // Dovecot refuses root as a mail user: the copy belongs to nobody.
+        let status = Command::new("chown")
+            .args(["-R", "nobody:nogroup"])
+            .arg(mail)
+            .status()?;
+        if !status.success() {
+            bail!("chown of the Dovecot copy failed");
+        }
+        (
+            "65534:65534".to_string(),
+            "dovecot".to_string(),
+            "dovenull".to_string(),
+        )
+    } else {
+        let me = std::env::var("USER").unwrap_or_else(|_| "nobody".into());
+        let ids = format!(
+            "{}:{}",
+            rustix::process::getuid().as_raw(),
+            rustix::process::getgid().as_raw()
+        );
+        (ids, me.clone(), me)
+    };
+    let (uid, gid) = mail_user.split_once(':').unwrap_or(("65534", "65534"));
+    let passwd = dir.join("passwd");
+    let lines: String = users
+        .iter()
+        .map(|u| format!("{u}@{DOMAIN}:{{ARGON2ID}}{hash}\n"))
+        .collect();
+    std::fs::write(&passwd, lines)?;
+    std::fs::set_permissions(&passwd, std::fs::Permissions::from_mode(0o644))?;
+    let conf = dir.join("dovecot.conf");
+    let log = dir.join("dovecot.log");
+    std::fs::write(
+        &conf,
+        format!(
+            "base_dir = {d}/run\nstate_dir = {d}/state\nlog_path = {log}\n\
+             protocols = pop3\nlisten = 127.0.0.1\nssl = no\ndisable_plaintext_auth = no\n\
+             auth_mechanisms = plain\nmail_location = maildir:{mail}/%d/%n/Maildir\n\
+             pop3_uidl_format = %08Xu%08Xv\nfirst_valid_uid = 1\n\
+             default_internal_user = {internal}\ndefault_login_user = {login}\n\
+             passdb {{\n  driver = passwd-file\n  args = username_format=%u {passwd}\n}}\n\
+             userdb {{\n  driver = static\n  args = uid={uid} gid={gid}\n}}\n\
+             service pop3-login {{\n  inet_listener pop3 {{\n    port = {port}\n  }}\n  \
+             inet_listener pop3s {{\n    port = 0\n  }}\n}}\n",
+            d = dir.display(),
+            log = log.display(),
+            mail = mail.display(),
+            passwd = passwd.display(),
+        ),
+    )?;
+    let mut child = Command::new("dovecot")
+        .arg("-F")
+        .arg("-c")
+        .arg(&conf)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("starting dovecot")?;
+    wait_for_pop3(port, &mut child, &log)?;
+    Ok(Server {
+        name: "dovecot",
+        port,
+        child,
+    })
+}
