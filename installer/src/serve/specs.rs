@@ -302,6 +302,14 @@ pub fn items<'a>(
                 "idle_timeout_secs",
                 config.pop3.idle_timeout_secs.to_string(),
             ));
+            items.push(Item::Setting(
+                "max_connections",
+                config.limits.max_connections.to_string(),
+            ));
+            items.push(Item::Setting(
+                "max_connections_per_ip",
+                config.limits.max_connections_per_ip.to_string(),
+            ));
         }
     }
     items
