@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use rustix::process::Signal;
 
+use super::postfix::POSTFIX;
+
 /// How to stop one server without its owner's help.
 #[derive(Clone)]
 pub enum Emergency {
@@ -128,7 +130,7 @@ pub fn stop(emergency: &Emergency) {
             config_dir,
             queue_dir,
         } => {
-            let _ = Command::new("postfix")
+            let _ = Command::new(POSTFIX)
                 .arg("-c")
                 .arg(config_dir)
                 .arg("abort")

@@ -16,6 +16,11 @@ use anyhow::{Context, Result, bail};
 use super::guard::{self, Emergency, Registration};
 use super::{DOMAIN, Server, USERS, free_port, wait_for_port};
 
+/// Debian's Postfix programs (root's PATH may lack /usr/sbin).
+pub const POSTFIX: &str = "/usr/sbin/postfix";
+const POSTCONF: &str = "/usr/sbin/postconf";
+const POSTMAP: &str = "/usr/sbin/postmap";
+
 /// The packaged defaults this instance starts from (pristine copies first, then the installed
 /// files, which an admin may have edited).
 const MAIN_CF_SOURCES: &[&str] = &["/usr/share/postfix/main.cf.debian"];
@@ -122,7 +127,7 @@ impl Postfix {
             ));
             settings.push(format!("default_process_limit = {}", sessions * 2));
         }
-        let mut postconf = Command::new("postconf");
+        let mut postconf = Command::new(POSTCONF);
         postconf
             .arg("-c")
             .arg(&config_dir)
@@ -136,7 +141,7 @@ impl Postfix {
         }
         std::fs::write(config_dir.join("vmailbox"), map)?;
         run(
-            Command::new("postmap")
+            Command::new(POSTMAP)
                 .arg("-c")
                 .arg(&config_dir)
                 .arg(format!("hash:{}", config_dir.join("vmailbox").display())),
@@ -155,7 +160,7 @@ impl Postfix {
             })),
         };
         let started = run(
-            Command::new("postfix")
+            Command::new(POSTFIX)
                 .arg("-c")
                 .arg(&config_dir)
                 .arg("start"),
@@ -178,7 +183,7 @@ impl Postfix {
             return;
         }
         self.running = false;
-        let _ = Command::new("postfix")
+        let _ = Command::new(POSTFIX)
             .arg("-c")
             .arg(&self.config_dir)
             .arg("stop")
@@ -278,7 +283,10 @@ pub fn private_master_cf(master: &str, port: u16) -> String {
 /// so the system gets no running MTA from it). Refuses when another MTA owns /usr/sbin/sendmail:
 /// installing postfix would remove it.
 fn ensure_installed() -> Result<()> {
-    if Path::new("/usr/sbin/postfix").exists() && Path::new("/usr/sbin/postconf").exists() {
+    if [POSTFIX, POSTCONF, POSTMAP]
+        .iter()
+        .all(|p| Path::new(p).exists())
+    {
         return Ok(());
     }
     if Path::new("/usr/sbin/sendmail").exists() {
