@@ -14,6 +14,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use moat_common::client::auth::AuthAnswer;
+use moat_common::daemon::limits::Slot;
+use moat_common::daemon::stop::{Stop, stopped};
 use moat_common::{error, info, warn};
 use moat_maildir::Error as MaildirError;
 use tokio::io::AsyncReadExt;
@@ -22,12 +24,10 @@ use tokio::net::TcpStream;
 use crate::Server;
 use crate::command::Secret;
 use crate::dotstuff::Encoder;
-use crate::limits::Slot;
 use crate::lines::{Line, Lines};
 use crate::maildrop::{self, Change, Mailbox, OpenError};
 use crate::session::{self, AuthOutcome, Session, Step};
 use crate::settings::TLS_HANDSHAKE;
-use crate::stop::{Stop, stopped};
 use crate::stream::Stream;
 
 /// Message bytes read from the file, and encoded bytes written to the client, at a time.

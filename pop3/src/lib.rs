@@ -11,9 +11,12 @@
 //! | `lock.rs` | one POP3 session per maildrop (`[IN-USE]`), an flock |
 //! | `dotstuff.rs` | RETR/TOP streamed: CRLF, dot-stuffing, the TOP cut |
 //! | `connection.rs` | one connection: the driver around the session |
-//! | `listener.rs`, `limits.rs` | accept loops, connections in total and per client |
-//! | `stream.rs`, `tls.rs` | plain or TLS streams, the rustls configuration |
-//! | `stop.rs` | SIGTERM/SIGINT and the supervisor's end |
+//! | `listener.rs` | the accept loops |
+//! | `stream.rs` | plain or TLS streams |
+//!
+//! The connection limits, the stop flag (SIGTERM/SIGINT and the supervisor's end), the rustls
+//! configuration and the accept loop's skeleton are shared with moat-smtpd:
+//! `moat_common::daemon`.
 //!
 //! SECURITY: moat-pop3d reads what the internet sends and runs as the mail user (dropped in
 //! `Setup::receive` before any thread exists): it can read every Maildir, so it acts only
@@ -25,16 +28,13 @@
 pub mod command;
 pub mod connection;
 pub mod dotstuff;
-pub mod limits;
 pub mod lines;
 pub mod listener;
 pub mod lock;
 pub mod maildrop;
 pub mod session;
 pub mod settings;
-pub mod stop;
 pub mod stream;
-pub mod tls;
 
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
@@ -42,8 +42,11 @@ use std::time::Duration;
 
 use moat_common::child::Setup;
 use moat_common::client::auth::AuthClient;
-use moat_common::conn::tcp_listener;
-use moat_common::{error, info, warn};
+use moat_common::daemon;
+use moat_common::daemon::limits::Limits;
+use moat_common::daemon::stop::{self, Stop};
+use moat_common::daemon::tcp_server::Services;
+use moat_common::{info, warn};
 use rustls::ServerConfig;
 
 use settings::Settings;
@@ -57,80 +60,53 @@ pub struct Server {
     pub settings: Settings,
     pub tls: Option<Arc<ServerConfig>>,
     pub auth: AuthClient,
-    pub limits: Arc<limits::Limits>,
-    pub stop: stop::Stop,
+    pub limits: Arc<Limits>,
+    pub stop: Stop,
 }
 
 /// Runs moat-pop3d with what the supervisor handed over. Call after `Setup::receive`.
 pub fn run(mut setup: Setup) -> Result<(), String> {
     let settings = Settings::from_lookup(&|k| setup.get_opt(k).map(str::to_string))?;
-    let tls = match (setup.take_fd_opt("tls_cert"), setup.take_fd_opt("tls_key")) {
-        (Some(cert), Some(key)) => match tls::load(cert, key) {
-            Ok(config) => Some(config),
-            Err(e) => {
-                error!("{e}: running without TLS (no STLS, port 995 off)");
-                None
-            }
-        },
-        (None, None) => {
-            warn!("no TLS certificate: running without TLS (no STLS, port 995 off)");
-            None
-        }
-        _ => return Err("only one of tls_cert and tls_key was passed".into()),
-    };
-    let mut listeners: Vec<(&'static str, bool, OwnedFd)> = Vec::new();
+    let tls = daemon::tls::from_setup(&mut setup, "no STLS, port 995 off")?;
+    let mut listeners: Vec<(&'static str, OwnedFd, bool)> = Vec::new();
     if let Some(fd) = setup.take_fd_opt("pop3") {
-        listeners.push(("pop3", false, fd));
+        listeners.push(("pop3", fd, false));
     }
     match setup.take_fd_opt("pop3s") {
         Some(_) if tls.is_none() => warn!("pop3s: off, it needs a TLS certificate"),
-        Some(fd) => listeners.push(("pop3s", true, fd)),
+        Some(fd) => listeners.push(("pop3s", fd, true)),
         None => {}
     }
     if listeners.is_empty() {
         return Err("no listener to serve (pop3, pop3s)".into());
     }
     let control = setup.control;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the runtime: {e}"))?;
-    let result = runtime.block_on(serve(settings, tls, listeners, control));
-    runtime.shutdown_timeout(Duration::from_secs(2));
-    result
+    daemon::block_on(
+        serve(settings, tls, listeners, control),
+        Some(Duration::from_secs(2)),
+    )
 }
 
 async fn serve(
     settings: Settings,
     tls: Option<Arc<ServerConfig>>,
-    listeners: Vec<(&'static str, bool, OwnedFd)>,
+    listeners: Vec<(&'static str, OwnedFd, bool)>,
     control: std::os::unix::net::UnixStream,
 ) -> Result<(), String> {
-    let mut stop = stop::watch(control)?;
+    let mut stop = stop::watch(control, "")?;
     let server = Arc::new(Server {
         auth: AuthClient::new(&settings.auth_socket),
-        limits: limits::Limits::new(settings.max_connections, settings.max_connections_per_ip),
+        limits: Limits::new(settings.max_connections, settings.max_connections_per_ip),
         tls,
         stop: stop.clone(),
         settings,
     });
-    let mut loops = Vec::new();
-    let mut names = Vec::new();
-    for (name, implicit_tls, fd) in listeners {
-        let listener = tcp_listener(fd).map_err(|e| format!("bad {name} listener: {e}"))?;
-        if let Ok(addr) = listener.local_addr() {
-            names.push(format!("{name} on {addr}"));
-        }
-        loops.push(tokio::spawn(listener::accept_loop(
-            listener,
-            name,
-            implicit_tls,
-            Arc::clone(&server),
-        )));
-    }
+    let services = Services::start(listeners, |listener, name, implicit_tls| {
+        listener::accept_loop(listener, name, implicit_tls, Arc::clone(&server))
+    })?;
     info!(
         "ready: {} (TLS {}, plaintext logins on loopback {}, at most {} connections)",
-        names.join(", "),
+        services.describe(),
         if server.tls.is_some() { "on" } else { "off" },
         if server.settings.plaintext_on_loopback {
             "allowed"
@@ -140,14 +116,8 @@ async fn serve(
         server.settings.max_connections
     );
     stop::stopped(&mut stop).await;
-    for l in loops {
-        let _ = l.await;
-    }
-    let deadline = tokio::time::Instant::now() + DRAIN;
-    while server.limits.open() > 0 && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    if server.limits.open() > 0 {
+    services.join().await;
+    if !server.limits.all_closed(DRAIN).await {
         warn!(
             "{} session(s) still open after the drain: dropped without UPDATE",
             server.limits.open()

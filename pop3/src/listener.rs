@@ -3,19 +3,19 @@
 //! plaintext port) and closed; admitted ones run in their own task.
 //!
 //! SECURITY: a refused connection costs one non-blocking write and a close. Accept errors
-//! (out of descriptors) are logged and slowed down, never a busy loop. On stop the loops end;
+//! (out of descriptors) are logged and slowed down, never a busy loop
+//! (`moat_common::daemon::tcp_server`). On stop the loops end;
 //! the supervisor keeps the listening sockets, so clients wait in the backlog for the next
 //! moat-pop3d instead of being refused.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use moat_common::{error, info};
+use moat_common::daemon::tcp_server;
+use moat_common::info;
 use tokio::net::TcpListener;
 
 use crate::Server;
 use crate::connection;
-use crate::stop::stopped;
 
 /// Accepts connections until the stop flag is raised. `implicit_tls`: port 995.
 pub async fn accept_loop(
@@ -24,39 +24,20 @@ pub async fn accept_loop(
     implicit_tls: bool,
     server: Arc<Server>,
 ) {
-    let mut stop = server.stop.clone();
-    loop {
-        let accepted = tokio::select! {
-            _ = stopped(&mut stop) => break,
-            accepted = listener.accept() => accepted,
-        };
-        let (tcp, peer) = match accepted {
-            Ok(pair) => pair,
-            Err(e) => {
-                error!("{name}: cannot accept a connection: {e}");
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                continue;
+    tcp_server::accept_loop(
+        listener,
+        name,
+        &server.limits,
+        server.stop.clone(),
+        |tcp, peer, slot| connection::serve(tcp, peer, implicit_tls, Arc::clone(&server), slot),
+        |tcp, peer, refusal| {
+            let why = refusal.text();
+            info!("{name}: refused {peer}: {why}");
+            if !implicit_tls {
+                let _ =
+                    tcp.try_write(format!("-ERR [SYS/TEMP] {why}, try again later\r\n").as_bytes());
             }
-        };
-        match server.limits.admit(peer.ip()) {
-            Ok(slot) => {
-                tokio::spawn(connection::serve(
-                    tcp,
-                    peer,
-                    implicit_tls,
-                    Arc::clone(&server),
-                    slot,
-                ));
-            }
-            Err(why) => {
-                info!("{name}: refused {peer}: {why}");
-                if !implicit_tls {
-                    let _ = tcp.try_write(
-                        format!("-ERR [SYS/TEMP] {why}, try again later\r\n").as_bytes(),
-                    );
-                }
-            }
-        }
-    }
-    info!("{name}: no longer accepting connections");
+        },
+    )
+    .await;
 }

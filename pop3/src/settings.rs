@@ -12,6 +12,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use moat_common::daemon::settings::{count, required, valid_hostname};
+
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub hostname: String,
@@ -27,33 +29,12 @@ pub struct Settings {
 /// One TLS handshake may take this long.
 pub const TLS_HANDSHAKE: Duration = Duration::from_secs(30);
 
-fn valid_hostname(name: &str) -> bool {
-    name.len() <= 253
-        && name.split('.').all(|l| {
-            !l.is_empty()
-                && l.len() <= 63
-                && l.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        })
-}
-
 impl Settings {
     /// Reads the settings through `get` (`Setup::get_opt` in the daemon, a map in tests).
     pub fn from_lookup(get: &dyn Fn(&str) -> Option<String>) -> Result<Settings, String> {
-        let required = |key: &str| {
-            get(key)
-                .filter(|v| !v.is_empty())
-                .ok_or_else(|| format!("setting {key} is missing"))
-        };
-        let number = |key: &str, default: u64| -> Result<u64, String> {
-            match get(key) {
-                None => Ok(default),
-                Some(v) => match v.trim().parse::<u64>() {
-                    Ok(n) if n >= 1 && n <= u64::from(u32::MAX) => Ok(n),
-                    _ => Err(format!("setting {key} = {v:?} is not a number from 1")),
-                },
-            }
-        };
+        let required = |key: &str| required(get, key);
+        // Every number here is from 1 and fits a u32.
+        let count = |key: &str, default: u64| count(get, key, default);
         let hostname = required("hostname")?;
         if !valid_hostname(&hostname) {
             return Err(format!(
@@ -69,15 +50,12 @@ impl Settings {
                 ));
             }
         };
-        let count = |key: &str, default: u64| {
-            number(key, default).map(|n| u32::try_from(n).unwrap_or(u32::MAX))
-        };
         Ok(Settings {
             hostname,
             mail_root: PathBuf::from(required("mail_root")?),
             auth_socket: PathBuf::from(required("auth_socket")?),
             plaintext_on_loopback,
-            idle: Duration::from_secs(number("idle_timeout_secs", 600)?),
+            idle: Duration::from_secs(count("idle_timeout_secs", 600)?.into()),
             max_connections: count("max_connections", 200)?,
             max_connections_per_ip: count("max_connections_per_ip", 20)?,
         })

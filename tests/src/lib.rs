@@ -37,11 +37,25 @@ pub fn bin_dir() -> PathBuf {
     dir
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
+/// `N` distinct free loopback ports below the kernel's ephemeral range (32768 and up), so the
+/// many short client connections of parallel tests cannot take one between our choice and the
+/// stack's bind. All are held open until every one is chosen.
+pub fn free_ports<const N: usize>() -> [u16; N] {
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0)
+        ^ std::process::id().wrapping_mul(2_654_435_761);
+    let mut next = seed;
+    let mut listeners: Vec<TcpListener> = Vec::with_capacity(N);
+    while listeners.len() < N {
+        next = next.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+        let port = 20_000 + (next >> 8) % 12_000;
+        if let Ok(l) = TcpListener::bind(("127.0.0.1", port as u16)) {
+            listeners.push(l);
+        }
+    }
+    std::array::from_fn(|i| listeners[i].local_addr().expect("local addr").port())
 }
 
 /// The programs the supervisor runs.
@@ -94,6 +108,19 @@ impl Stack {
     /// `[remote]` section, moat-remote asks a DNS server on 127.0.0.1:9 (nothing answers), so
     /// no test ever sends a query off the machine.
     pub fn start_configured(mode: Mode, extra: &str) -> Stack {
+        // Another test may still grab a port between our choice and the bind: try again then.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match Stack::try_start(mode, extra) {
+                Ok(stack) => return stack,
+                Err(log) if attempt < 4 && log.contains("Address already in use") => continue,
+                Err(log) => panic!("the stack did not start:\n{log}"),
+            }
+        }
+    }
+
+    fn try_start(mode: Mode, extra: &str) -> Result<Stack, String> {
         let default_remote = if extra.contains("[remote]") {
             ""
         } else {
@@ -106,8 +133,7 @@ impl Stack {
         let data = tmp.path().join("moat-data");
         std::fs::create_dir_all(data.join("db")).expect("mkdir");
         std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-        let (smtp, submission, submissions) = (free_port(), free_port(), free_port());
-        let (pop3, pop3s) = (free_port(), free_port());
+        let [smtp, submission, submissions, pop3, pop3s] = free_ports::<5>();
         let config = data.join("moat.toml");
         std::fs::write(
             &config,
@@ -164,11 +190,11 @@ impl Stack {
             log,
             moat: Some(moat),
         };
-        stack.wait_ready();
-        stack
+        stack.wait_ready()?;
+        Ok(stack)
     }
 
-    fn wait_ready(&mut self) {
+    fn wait_ready(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let ports_up = [
@@ -182,12 +208,12 @@ impl Stack {
             .all(|p| TcpStream::connect(("127.0.0.1", *p)).is_ok());
             let programs_up = PROGRAMS.iter().all(|p| self.pid_of(p).is_some());
             if ports_up && programs_up {
-                return;
+                return Ok(());
             }
             if let Some(child) = self.moat.as_mut()
                 && let Ok(Some(status)) = child.try_wait()
             {
-                panic!("moat up exited ({status}):\n{}", self.log());
+                return Err(format!("moat exited ({status}):\n{}", self.log()));
             }
             assert!(
                 Instant::now() < deadline,

@@ -109,7 +109,11 @@ fn remote_mail_waits_in_the_queue_and_moat_queue_manages_it() {
     s.admin(&["queue", "delete", &entry.id], "");
     let deadline = Instant::now() + Duration::from_secs(30);
     while !queue_list(&s).is_empty() {
-        assert!(Instant::now() < deadline, "still queued after delete:\n{}", s.log());
+        assert!(
+            Instant::now() < deadline,
+            "still queued after delete:\n{}",
+            s.log()
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     assert_eq!(s.queued(), 0);

@@ -87,8 +87,10 @@ fn stack_with_mail(extra: &str, messages: usize) -> Stack {
             .send_mail("x@remote.example", &[ALICE], msg.as_bytes())
             .expect("send");
         assert_eq!(r.0, 250, "{r:?}");
+        // One at a time, so the Maildir (and so the UID) order is the sending order: queued
+        // messages are delivered concurrently and may otherwise land in either order.
+        s.wait_messages(ALICE, i);
     }
-    s.wait_messages(ALICE, messages);
     s
 }
 

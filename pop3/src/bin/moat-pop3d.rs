@@ -11,19 +11,6 @@
 
 use std::process::ExitCode;
 
-use moat_common::child::Setup;
-use moat_common::error;
-
 fn main() -> ExitCode {
-    moat_common::log::init("moat-pop3d");
-    let result = Setup::receive()
-        .map_err(|e| e.to_string())
-        .and_then(moat_pop3::run);
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            error!("{e}");
-            ExitCode::FAILURE
-        }
-    }
+    moat_common::daemon::main("moat-pop3d", 1, moat_pop3::run)
 }

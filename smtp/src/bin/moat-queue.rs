@@ -9,23 +9,6 @@
 
 use std::process::ExitCode;
 
-use moat_common::child::Setup;
-use moat_common::error;
-
 fn main() -> ExitCode {
-    moat_common::log::init("moat-queue");
-    let setup = match Setup::receive() {
-        Ok(setup) => setup,
-        Err(e) => {
-            error!("{e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match moat_smtp::queue::daemon::run(setup) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            error!("{e}");
-            ExitCode::FAILURE
-        }
-    }
+    moat_common::daemon::main("moat-queue", 1, moat_smtp::queue::daemon::run)
 }

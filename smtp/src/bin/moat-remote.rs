@@ -9,34 +9,12 @@
 
 use std::process::ExitCode;
 
-use moat_common::child::Setup;
-use moat_common::{error, log};
+use moat_common::daemon;
 use moat_smtp::remote::Daemon;
 
 fn main() -> ExitCode {
-    log::init("moat-remote");
-    let setup = match Setup::receive() {
-        Ok(setup) => setup,
-        Err(e) => return fail(&e),
-    };
-    let daemon = match Daemon::from_setup(setup) {
-        Ok(daemon) => daemon,
-        Err(e) => return fail(&e),
-    };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => return fail(&e),
-    };
-    match runtime.block_on(daemon.serve()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => fail(&e),
-    }
-}
-
-fn fail(e: &dyn std::fmt::Display) -> ExitCode {
-    error!("{e}");
-    ExitCode::from(111)
+    daemon::main("moat-remote", 111, |setup| {
+        let daemon = Daemon::from_setup(setup)?;
+        daemon::block_on(daemon.serve(), None)
+    })
 }

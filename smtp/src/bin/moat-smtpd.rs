@@ -11,23 +11,6 @@
 
 use std::process::ExitCode;
 
-use moat_common::child::Setup;
-use moat_common::error;
-
 fn main() -> ExitCode {
-    moat_common::log::init("moat-smtpd");
-    let setup = match Setup::receive() {
-        Ok(setup) => setup,
-        Err(e) => {
-            error!("{e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match moat_smtp::smtpd::run(setup) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            error!("{e}");
-            ExitCode::FAILURE
-        }
-    }
+    moat_common::daemon::main("moat-smtpd", 1, moat_smtp::smtpd::run)
 }

@@ -20,11 +20,10 @@ use std::time::Duration;
 use moat_common::child::Setup;
 use moat_common::client::local::{self, Delivery};
 use moat_common::conn::{Conn, unix_listener, with_timeout};
+use moat_common::daemon::{stop, unix_server};
 use moat_common::wire::{Record, Status};
-use moat_common::{error, info, warn};
+use moat_common::{info, warn};
 use tokio::net::UnixStream;
-use tokio::sync::Semaphore;
-use tokio::task::JoinSet;
 
 use crate::local::check::check;
 use crate::local::deliver::deliver;
@@ -61,71 +60,25 @@ impl Daemon {
     /// tokio runtime.
     pub async fn serve(self) -> std::io::Result<()> {
         let listener = unix_listener(self.listener)?;
-        let mut sigterm =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        let (closed_tx, closed_rx) = tokio::sync::oneshot::channel::<()>();
-        let control = self.control;
-        // A plain thread: it blocks in read() until the supervisor goes away, and must not
-        // keep the runtime from shutting down.
-        std::thread::Builder::new()
-            .name("control".into())
-            .spawn(move || {
-                moat_common::child::wait_for_close(&control);
-                let _ = closed_tx.send(());
-            })?;
-        let shutdown = async {
-            tokio::select! {
-                _ = sigterm.recv() => "SIGTERM",
-                _ = closed_rx => "the supervisor closed the control channel",
-            }
-        };
-        tokio::pin!(shutdown);
-
+        let shutdown = stop::shutdown(self.control)?;
         info!(
             "serving mail_root={} auth={} queue={}",
             self.settings.mail_root.display(),
             self.settings.auth_socket.display(),
             self.settings.queue_socket.display()
         );
-        let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-        let mut tasks = JoinSet::new();
-        let why = loop {
-            let permit = tokio::select! {
-                why = &mut shutdown => break why,
-                permit = Arc::clone(&limit).acquire_owned() => match permit {
-                    Ok(permit) => permit,
-                    Err(_) => break "the connection limit was closed",
-                },
-            };
-            tokio::select! {
-                why = &mut shutdown => break why,
-                accepted = listener.accept() => match accepted {
-                    Ok((stream, _)) => {
-                        let settings = Arc::clone(&self.settings);
-                        tasks.spawn(async move {
-                            serve_one(stream, &settings).await;
-                            drop(permit);
-                        });
-                        while let Some(done) = tasks.try_join_next() {
-                            if let Err(e) = done {
-                                error!("a request handler failed: {e}");
-                            }
-                        }
-                    }
-                    Err(e) => {
-                        error!("accept: {e}");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                    }
-                },
-            }
-        };
-        drop(listener);
-        info!(
-            "stopping ({why}); finishing {} request(s) in flight",
-            tasks.len()
-        );
-        while tasks.join_next().await.is_some() {}
-        info!("stopped");
+        let settings = self.settings;
+        unix_server::serve(
+            listener,
+            MAX_CONNECTIONS,
+            shutdown,
+            "request(s) in flight",
+            |stream| {
+                let settings = Arc::clone(&settings);
+                async move { serve_one(stream, &settings).await }
+            },
+        )
+        .await;
         Ok(())
     }
 }
@@ -133,20 +86,8 @@ impl Daemon {
 /// Serves one connection: one request, one answer.
 async fn serve_one(stream: UnixStream, settings: &Settings) {
     let mut conn = Conn::new(stream);
-    let peer = match conn.peer() {
-        Ok(p) => p,
-        Err(e) => {
-            warn!("cannot identify a peer: {e}");
-            return;
-        }
-    };
-    let record = match with_timeout(REQUEST_TIMEOUT, conn.recv()).await {
-        Ok(Some(r)) => r,
-        Ok(None) => return,
-        Err(e) => {
-            warn!("bad request from uid {} pid {}: {e}", peer.uid, peer.pid);
-            return;
-        }
+    let Some((peer, record)) = unix_server::read_request(&mut conn, REQUEST_TIMEOUT).await else {
+        return;
     };
     let reply: Record = match Kind::of(record.kind) {
         None => {

@@ -13,13 +13,13 @@ use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::time::Duration;
 
-use moat_common::child::{Setup, wait_for_close};
+use moat_common::child::Setup;
 use moat_common::client::local::LocalClient;
 use moat_common::client::remote::RemoteClient;
 use moat_common::conn::unix_listener;
+use moat_common::daemon::{self, stop};
 use moat_common::{info, warn};
-use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 
 use super::settings::Settings;
 use super::store::Store;
@@ -41,13 +41,10 @@ pub fn run(mut setup: Setup) -> Result<(), String> {
         );
     }
     let control = setup.control;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the runtime: {e}"))?;
-    let result = runtime.block_on(serve(settings, Arc::new(store), listener, control));
-    runtime.shutdown_timeout(Duration::from_secs(5));
-    result
+    daemon::block_on(
+        serve(settings, Arc::new(store), listener, control),
+        Some(Duration::from_secs(5)),
+    )
 }
 
 /// The queue directory must be ours (qmail's spawn refuses files it does not own, for the same
@@ -80,27 +77,7 @@ async fn serve(
     control: UnixStream,
 ) -> Result<(), String> {
     let listener = unix_listener(listener).map_err(|e| format!("bad queue listener: {e}"))?;
-    let (stop_tx, stop) = watch::channel(false);
-    let stop_tx = Arc::new(stop_tx);
-    let on_close = Arc::clone(&stop_tx);
-    std::thread::Builder::new()
-        .name("control".into())
-        .spawn(move || {
-            wait_for_close(&control);
-            info!("the supervisor closed the setup channel: stopping");
-            on_close.send_replace(true);
-        })
-        .map_err(|e| format!("cannot start the control thread: {e}"))?;
-    let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
-    let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
-    let on_signal = Arc::clone(&stop_tx);
-    tokio::spawn(async move {
-        tokio::select! {
-            _ = term.recv() => info!("SIGTERM: stopping"),
-            _ = int.recv() => info!("SIGINT: stopping"),
-        }
-        on_signal.send_replace(true);
-    });
+    let stop = stop::watch(control, "")?;
     let (commands, inbox) = mpsc::unbounded_channel();
     let ctx = Arc::new(Ctx {
         local: LocalClient::new(&settings.local_socket),

@@ -11,6 +11,7 @@
 use std::path::PathBuf;
 
 use moat_common::conn::parse_uids;
+use moat_common::daemon::settings;
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -28,31 +29,22 @@ pub struct Settings {
     pub remote_timeout_secs: u64,
 }
 
-fn number(get: &dyn Fn(&str) -> Option<String>, key: &str, default: u64) -> Result<u64, String> {
-    match get(key) {
-        None => Ok(default),
-        Some(v) => v
-            .trim()
-            .parse()
-            .map_err(|_| format!("setting {key} = {v:?} is not a number")),
-    }
-}
-
 impl Settings {
     /// Reads the settings through `get` (`Setup::get_opt` in the daemon, a map in tests).
     pub fn from_lookup(get: &dyn Fn(&str) -> Option<String>) -> Result<Settings, String> {
         let required = |key: &str| get(key).ok_or_else(|| format!("setting {key} is missing"));
         let hostname = required("hostname")?;
+        let number = |key: &str, default: u64| settings::number(get, key, default, 0);
         let uids = |key: &str| parse_uids(&get(key).unwrap_or_default());
-        let max_deliveries = number(get, "max_deliveries", 20)?;
-        let retry_min_secs = number(get, "retry_min_secs", 60)?;
+        let max_deliveries = number("max_deliveries", 20)?;
+        let retry_min_secs = number("retry_min_secs", 60)?;
         if max_deliveries == 0 || retry_min_secs == 0 {
             return Err("max_deliveries and retry_min_secs must be at least 1".into());
         }
         Ok(Settings {
             queue_dir: PathBuf::from(required("queue_dir")?),
             local_socket: PathBuf::from(required("local_socket")?),
-            lifetime_secs: number(get, "queue_lifetime_secs", 432_000)?,
+            lifetime_secs: number("queue_lifetime_secs", 432_000)?,
             bounce_from: get("bounce_from")
                 .filter(|b| !b.is_empty())
                 .unwrap_or_else(|| format!("MAILER-DAEMON@{hostname}")),
@@ -60,11 +52,11 @@ impl Settings {
             peers_local: uids("peers_local")?,
             retry_min_secs,
             max_deliveries: usize::try_from(max_deliveries).map_err(|e| e.to_string())?,
-            max_message_size: number(get, "max_message_size", 36_700_160)?,
+            max_message_size: number("max_message_size", 36_700_160)?,
             remote_socket: get("remote_socket")
                 .filter(|p| !p.is_empty())
                 .map(PathBuf::from),
-            remote_timeout_secs: number(get, "remote_timeout_secs", 3600)?,
+            remote_timeout_secs: number("remote_timeout_secs", 3600)?,
             hostname,
         })
     }

@@ -15,11 +15,10 @@ use std::time::Duration;
 use moat_common::child::Setup;
 use moat_common::client::remote::MAX_RECIPIENTS;
 use moat_common::conn::{Conn, unix_listener, with_timeout};
+use moat_common::daemon::{stop, unix_server};
 use moat_common::wire::{Record, Status};
-use moat_common::{error, info, warn};
+use moat_common::{info, warn};
 use tokio::net::UnixStream;
-use tokio::sync::Semaphore;
-use tokio::task::JoinSet;
 
 use super::deliver::{Request, deliver};
 use super::dns::Dns;
@@ -61,24 +60,7 @@ impl Daemon {
         let listener = unix_listener(self.listener).map_err(|e| e.to_string())?;
         let tls = Tls::new(self.ca)?;
         let dns = Dns::new(self.settings.nameserver)?;
-        let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .map_err(|e| e.to_string())?;
-        let (closed_tx, closed_rx) = tokio::sync::oneshot::channel::<()>();
-        let control = self.control;
-        std::thread::Builder::new()
-            .name("control".into())
-            .spawn(move || {
-                moat_common::child::wait_for_close(&control);
-                let _ = closed_tx.send(());
-            })
-            .map_err(|e| e.to_string())?;
-        let shutdown = async {
-            tokio::select! {
-                _ = sigterm.recv() => "SIGTERM",
-                _ = closed_rx => "the supervisor closed the control channel",
-            }
-        };
-        tokio::pin!(shutdown);
+        let shutdown = stop::shutdown(self.control).map_err(|e| e.to_string())?;
         info!(
             "serving: nameserver {}, {} route(s), TLS {} by default, at most {} transactions",
             self.settings.nameserver,
@@ -86,70 +68,28 @@ impl Daemon {
             self.settings.tls.name(),
             self.settings.max_deliveries
         );
-        let limit = Arc::new(Semaphore::new(self.settings.max_deliveries));
+        let max = self.settings.max_deliveries;
         let shared = Arc::new(Shared {
             settings: self.settings,
             dns,
             tls,
             own_uid: rustix::process::geteuid().as_raw(),
         });
-        let mut tasks = JoinSet::new();
-        let why = loop {
-            let permit = tokio::select! {
-                why = &mut shutdown => break why,
-                permit = Arc::clone(&limit).acquire_owned() => match permit {
-                    Ok(permit) => permit,
-                    Err(_) => break "the limit was closed",
-                },
-            };
-            tokio::select! {
-                why = &mut shutdown => break why,
-                accepted = listener.accept() => match accepted {
-                    Ok((stream, _)) => {
-                        let shared = Arc::clone(&shared);
-                        tasks.spawn(async move {
-                            serve_one(stream, &shared).await;
-                            drop(permit);
-                        });
-                        while let Some(done) = tasks.try_join_next() {
-                            if let Err(e) = done {
-                                error!("a request handler failed: {e}");
-                            }
-                        }
-                    }
-                    Err(e) => {
-                        error!("accept: {e}");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                    }
-                },
-            }
-        };
-        drop(listener);
-        info!("stopping ({why}); finishing {} transaction(s)", tasks.len());
-        while tasks.join_next().await.is_some() {}
-        info!("stopped");
+        unix_server::serve(listener, max, shutdown, "transaction(s)", |stream| {
+            let shared = Arc::clone(&shared);
+            async move { serve_one(stream, &shared).await }
+        })
+        .await;
         Ok(())
     }
 }
 
 async fn serve_one(stream: UnixStream, shared: &Shared) {
     let mut conn = Conn::new(stream);
-    let peer = match conn.peer() {
-        Ok(p) => p,
-        Err(e) => {
-            warn!("cannot identify a peer: {e}");
-            return;
-        }
+    let Some((peer, record)) = unix_server::read_request(&mut conn, REQUEST_TIMEOUT).await else {
+        return;
     };
     let allowed = peer.uid == shared.own_uid || shared.settings.peers_queue.contains(&peer.uid);
-    let record = match with_timeout(REQUEST_TIMEOUT, conn.recv()).await {
-        Ok(Some(r)) => r,
-        Ok(None) => return,
-        Err(e) => {
-            warn!("bad request from uid {}: {e}", peer.uid);
-            return;
-        }
-    };
     let refuse = |text: String| vec![Status::Permanent(text).to_record()];
     let replies = if !allowed {
         warn!("permission denied: uid {} pid {}", peer.uid, peer.pid);

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use moat_common::config::{Route, TlsPolicy, parse_nameserver};
 use moat_common::conn::parse_uids;
+use moat_common::daemon::settings::number;
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -40,15 +41,7 @@ pub struct Timeouts {
 
 impl Settings {
     pub fn from_lookup(get: &dyn Fn(&str) -> Option<String>) -> Result<Settings, String> {
-        let number = |key: &str, default: u64| -> Result<u64, String> {
-            match get(key) {
-                None => Ok(default),
-                Some(v) => match v.trim().parse::<u64>() {
-                    Ok(n) if n > 0 => Ok(n),
-                    _ => Err(format!("setting {key} = {v:?} is not a positive number")),
-                },
-            }
-        };
+        let number = |key: &str, default: u64| number(get, key, default, 1);
         let hostname = get("hostname").ok_or("setting hostname is missing")?;
         let nameserver = match get("nameserver").filter(|n| !n.is_empty()) {
             Some(ns) => {

@@ -17,6 +17,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant as StdInstant;
 
+use moat_common::daemon::limits::Slot;
+use moat_common::daemon::stop::Stop;
 use moat_common::wire::Status;
 use moat_common::{info, warn};
 use tokio::net::TcpStream;
@@ -24,12 +26,10 @@ use tokio::time::Instant;
 
 use super::Server;
 use super::clock::Clock;
-use super::limits::Slot;
 use super::listener::Service;
 use super::message::{Additions, Message};
 use super::policy::recipient_address;
 use super::received::{Stamp, address_literal, message_id, session_id};
-use super::stop::Stop;
 use super::stream::Stream;
 use super::tls::TlsInfo;
 use crate::proto::reply::Enhanced;

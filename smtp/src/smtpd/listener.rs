@@ -5,18 +5,18 @@
 //!
 //! SECURITY: a refused connection costs one non-blocking write and a close: no task, no
 //! session, no wait. Accept errors (out of descriptors) are logged and slowed down, never a
-//! busy loop. On stop the loops end at once; the supervisor keeps the listening sockets, so
-//! connections wait in the backlog for the next moat-smtpd instead of being refused.
+//! busy loop (`moat_common::daemon::tcp_server`). On stop the loops end at once; the supervisor
+//! keeps the listening sockets, so connections wait in the backlog for the next moat-smtpd
+//! instead of being refused.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use moat_common::client::queue::Origin;
-use moat_common::{error, info};
+use moat_common::daemon::tcp_server;
+use moat_common::info;
 use tokio::net::TcpListener;
 
 use super::connection;
-use super::stop::{Stop, stopped};
 use super::{HEADROOM, Server};
 use crate::proto::SessionConfig;
 
@@ -71,43 +71,29 @@ impl Service {
 
 /// Accepts connections on `listener` until the stop flag is raised.
 pub async fn accept_loop(listener: TcpListener, service: Service, server: Arc<Server>) {
-    let mut stop: Stop = server.stop.clone();
-    loop {
-        let accepted = tokio::select! {
-            _ = stopped(&mut stop) => break,
-            accepted = listener.accept() => accepted,
-        };
-        let (tcp, peer) = match accepted {
-            Ok(pair) => pair,
-            Err(e) => {
-                error!("{}: cannot accept a connection: {e}", service.name());
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                continue;
-            }
-        };
-        match server.limits.admit(peer.ip()) {
-            Ok(slot) => {
-                tokio::spawn(connection::serve(
-                    tcp,
-                    peer,
-                    service,
-                    Arc::clone(&server),
-                    slot,
-                ));
-            }
-            Err(refusal) => {
-                info!(
-                    "refused connection from {peer} to {}: {} is reached",
-                    service.name(),
-                    refusal.describe()
+    tcp_server::accept_loop(
+        listener,
+        service.name(),
+        &server.limits,
+        server.stop.clone(),
+        |tcp, peer, slot| connection::serve(tcp, peer, service, Arc::clone(&server), slot),
+        |tcp, peer, refusal| {
+            info!(
+                "refused connection from {peer} to {}: {} is reached",
+                service.name(),
+                refusal.describe()
+            );
+            // TLS on 465 has not started, so a plaintext line is all we could say; a TLS
+            // client will just see the connection close.
+            if !service.implicit_tls() {
+                let hostname = &server.settings.hostname;
+                let line = format!(
+                    "421 4.7.0 {hostname} {}, try again later\r\n",
+                    refusal.text()
                 );
-                // TLS on 465 has not started, so a plaintext line is all we could say; a
-                // TLS client will just see the connection close.
-                if !service.implicit_tls() {
-                    let _ = tcp.try_write(refusal.line(&server.settings.hostname).as_bytes());
-                }
+                let _ = tcp.try_write(line.as_bytes());
             }
-        }
-    }
-    info!("{}: no longer accepting connections", service.name());
+        },
+    )
+    .await;
 }

@@ -4,16 +4,17 @@
 //! | file | job |
 //! |---|---|
 //! | `settings.rs` | the settings from the supervisor, checked, with the RFC 5321 timeouts |
-//! | `tls.rs` | the rustls configuration from the passed PEM descriptors; handshake facts |
+//! | `tls.rs` | handshake facts (the rustls configuration is `moat_common::daemon::tls`) |
 //! | `listener.rs` | the three services, their session configurations, the accept loops |
-//! | `limits.rs` | connections in total and per client network |
 //! | `connection.rs` | one connection: the event loop around `proto::Session` |
 //! | `stream.rs` | plain TCP or TLS, and the STARTTLS upgrade |
 //! | `clock.rs` | total deadlines for commands and data (slow clients) |
 //! | `policy.rs` | recipient checks (moat-local, moat-auth) and logins (moat-auth) |
 //! | `message.rs` | a message streamed into moat-queue; Date/Message-ID on submission |
 //! | `received.rs` | the Received line, Message-ID values, session ids |
-//! | `stop.rs` | SIGTERM/SIGINT and the supervisor's end: the stop flag |
+//!
+//! The connection limits, the stop flag (SIGTERM/SIGINT and the supervisor's end), the TLS
+//! files and the accept loop's skeleton are shared with moat-pop3d: `moat_common::daemon`.
 //!
 //! SECURITY: moat-smtpd reads what the internet sends, so it holds nothing worth stealing: it
 //! runs as its own user (dropped in `Setup::receive` before any thread exists), opens nothing
@@ -23,13 +24,11 @@
 
 pub mod clock;
 pub mod connection;
-pub mod limits;
 pub mod listener;
 pub mod message;
 pub mod policy;
 pub mod received;
 pub mod settings;
-pub mod stop;
 pub mod stream;
 pub mod tls;
 
@@ -41,8 +40,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use moat_common::child::Setup;
-use moat_common::conn::tcp_listener;
-use moat_common::{error, info, warn};
+use moat_common::daemon;
+use moat_common::daemon::limits::Limits;
+use moat_common::daemon::stop::{self, Stop};
+use moat_common::daemon::tcp_server::Services;
+use moat_common::{info, warn};
 use rustls::ServerConfig;
 
 use listener::Service;
@@ -57,29 +59,16 @@ pub struct Server {
     pub settings: Settings,
     pub tls: Option<Arc<ServerConfig>>,
     pub policy: policy::Policy,
-    pub limits: Arc<limits::Limits>,
-    pub stop: stop::Stop,
+    pub limits: Arc<Limits>,
+    pub stop: Stop,
 }
 
 /// Runs moat-smtpd with what the supervisor handed over. Call after `Setup::receive`.
 pub fn run(mut setup: Setup) -> Result<(), String> {
     let settings = Settings::from_lookup(&|k| setup.get_opt(k).map(str::to_string))?;
-    let tls = match (setup.take_fd_opt("tls_cert"), setup.take_fd_opt("tls_key")) {
-        (Some(cert), Some(key)) => match tls::load(cert, key) {
-            Ok(config) => Some(config),
-            Err(e) => {
-                // Serving port 25 without STARTTLS beats not serving it; submission without
-                // TLS never offers AUTH, so no password can cross in plaintext.
-                error!("{e}: running without TLS (no STARTTLS, no AUTH, port 465 off)");
-                None
-            }
-        },
-        (None, None) => {
-            warn!("no TLS certificate: running without TLS (no STARTTLS, no AUTH, port 465 off)");
-            None
-        }
-        _ => return Err("only one of tls_cert and tls_key was passed".into()),
-    };
+    // Serving port 25 without STARTTLS beats not serving it; submission without TLS never
+    // offers AUTH, so no password can cross in plaintext.
+    let tls = daemon::tls::from_setup(&mut setup, "no STARTTLS, no AUTH, port 465 off")?;
     let mut listeners: Vec<(Service, OwnedFd)> = Vec::new();
     for service in Service::ALL {
         let Some(fd) = setup.take_fd_opt(service.name()) else {
@@ -98,13 +87,10 @@ pub fn run(mut setup: Setup) -> Result<(), String> {
         return Err("no listener to serve (smtp, submission, submissions)".into());
     }
     let control = setup.control;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the runtime: {e}"))?;
-    let result = runtime.block_on(serve(settings, tls, listeners, control));
-    runtime.shutdown_timeout(Duration::from_secs(2));
-    result
+    daemon::block_on(
+        serve(settings, tls, listeners, control),
+        Some(Duration::from_secs(2)),
+    )
 }
 
 async fn serve(
@@ -113,40 +99,28 @@ async fn serve(
     listeners: Vec<(Service, OwnedFd)>,
     control: std::os::unix::net::UnixStream,
 ) -> Result<(), String> {
-    let mut stop = stop::watch(control)?;
+    let mut stop = stop::watch(control, " (open transactions may finish)")?;
     let drain = settings.drain;
     let server = Arc::new(Server {
         policy: policy::Policy::new(&settings),
-        limits: limits::Limits::new(settings.max_connections, settings.max_connections_per_ip),
+        limits: Limits::new(settings.max_connections, settings.max_connections_per_ip),
         tls,
         stop: stop.clone(),
         settings,
     });
-    let mut loops = Vec::new();
-    let mut names = Vec::new();
-    for (service, fd) in listeners {
-        let listener =
-            tcp_listener(fd).map_err(|e| format!("bad {} listener: {e}", service.name()))?;
-        if let Ok(addr) = listener.local_addr() {
-            names.push(format!("{} on {addr}", service.name()));
-        }
-        loops.push(tokio::spawn(listener::accept_loop(
-            listener,
-            service,
-            Arc::clone(&server),
-        )));
-    }
+    let services = Services::start(
+        listeners.into_iter().map(|(s, fd)| (s.name(), fd, s)),
+        |listener, _, service| listener::accept_loop(listener, service, Arc::clone(&server)),
+    )?;
     info!(
         "ready: {} (TLS {}, at most {} connections, {} per client)",
-        names.join(", "),
+        services.describe(),
         if server.tls.is_some() { "on" } else { "off" },
         server.settings.max_connections,
         server.settings.max_connections_per_ip
     );
     stop::stopped(&mut stop).await;
-    for l in loops {
-        let _ = l.await;
-    }
+    services.join().await;
     let open = server.limits.open();
     if open > 0 {
         info!("waiting for {open} open session(s) to end");

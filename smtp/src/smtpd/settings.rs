@@ -15,6 +15,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use moat_common::daemon::settings::{count, number, required, valid_hostname};
 use moat_common::warn;
 
 /// The most recipients the queue takes in one envelope (moat-queue's `MAX_RECIPIENTS`).
@@ -56,48 +57,10 @@ impl Default for Timeouts {
     }
 }
 
-fn number(
-    get: &dyn Fn(&str) -> Option<String>,
-    key: &str,
-    default: u64,
-    min: u64,
-) -> Result<u64, String> {
-    let value = match get(key) {
-        None => default,
-        Some(v) => v
-            .trim()
-            .parse()
-            .map_err(|_| format!("setting {key} = {v:?} is not a number"))?,
-    };
-    if value < min {
-        return Err(format!(
-            "setting {key} must be at least {min} (got {value})"
-        ));
-    }
-    Ok(value)
-}
-
-/// A host name fit for a greeting and a header line: LDH labels (and `_`), dots, at most 253.
-pub fn valid_hostname(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 253
-        && name.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        })
-}
-
 impl Settings {
     /// Reads the settings through `get` (`Setup::get_opt` in the daemon, a map in tests).
     pub fn from_lookup(get: &dyn Fn(&str) -> Option<String>) -> Result<Settings, String> {
-        let required = |key: &str| {
-            get(key)
-                .filter(|v| !v.is_empty())
-                .ok_or_else(|| format!("setting {key} is missing"))
-        };
+        let required = |key: &str| required(get, key);
         let hostname = required("hostname")?;
         if !valid_hostname(&hostname) {
             return Err(format!(
@@ -113,10 +76,7 @@ impl Settings {
             );
             max_recipients = QUEUE_MAX_RECIPIENTS;
         }
-        let count = |key: &str, default: u64| {
-            number(get, key, default, 1)
-                .and_then(|n| u32::try_from(n).map_err(|_| format!("setting {key} is too large")))
-        };
+        let count = |key: &str, default: u64| count(get, key, default);
         Ok(Settings {
             hostname: hostname.to_ascii_lowercase(),
             auth_socket: PathBuf::from(required("auth_socket")?),

@@ -16,7 +16,8 @@ use tokio::sync::watch;
 
 use super::listener::{Service, accept_loop};
 use super::settings::Settings;
-use super::{Server, limits, policy};
+use super::{Server, policy};
+use moat_common::daemon::limits;
 
 /// Messages the fake queue took: (client text, bytes, envelope fields).
 type Queued = Arc<std::sync::Mutex<Vec<(String, Vec<u8>, Vec<String>)>>>;

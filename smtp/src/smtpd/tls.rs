@@ -1,77 +1,13 @@
-//! TLS for STARTTLS (RFC 3207) and implicit TLS (RFC 8314, port 465): the rustls server
-//! configuration built from the certificate chain and key the supervisor passed as open files,
-//! and the facts about a finished handshake that go into logs and the Received header.
+//! TLS for STARTTLS (RFC 3207) and implicit TLS (RFC 8314, port 465): the facts about a
+//! finished handshake that go into logs and the Received header. The rustls server
+//! configuration is built from the certificate and key descriptors by
+//! `moat_common::daemon::tls`.
 //!
 //! SECURITY: the key file is opened by the supervisor (it is root-only on disk) and only its
-//! descriptor reaches us; we read it once at start, by position (a descriptor shared with
-//! another reader cannot make us read half a file), bounded in size, and wipe our copy of the
-//! PEM text after parsing. rustls with the ring provider and its safe defaults: TLS 1.2 and 1.3
-//! only, no client certificates. A handshake is bounded by a timeout in the caller.
-
-use std::fs::File;
-use std::os::fd::OwnedFd;
-use std::os::unix::fs::FileExt;
-use std::sync::Arc;
-
-use rustls::ServerConfig;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-
-/// The largest PEM file we read (a long chain is a few KiB).
-const MAX_PEM: usize = 1024 * 1024;
-
-/// Reads a whole file from offset 0 through its descriptor, at most `MAX_PEM` bytes.
-fn read_all(fd: OwnedFd, what: &str) -> Result<Vec<u8>, String> {
-    let file = File::from(fd);
-    let mut buf = vec![0u8; 8192];
-    let mut len = 0usize;
-    loop {
-        if len == buf.len() {
-            if buf.len() > MAX_PEM {
-                buf.fill(0);
-                return Err(format!("the {what} file is larger than {MAX_PEM} bytes"));
-            }
-            buf.resize(buf.len() * 2, 0);
-        }
-        match file.read_at(&mut buf[len..], len as u64) {
-            Ok(0) => break,
-            Ok(n) => len += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(format!("cannot read the {what} file: {e}")),
-        }
-    }
-    buf.truncate(len);
-    Ok(buf)
-}
-
-/// Builds the server configuration from the PEM certificate chain and private key.
-pub fn server_config(cert_pem: &[u8], key_pem: &[u8]) -> Result<Arc<ServerConfig>, String> {
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem)
-        .collect::<Result<_, _>>()
-        .map_err(|e| format!("the certificate file is not valid PEM: {e}"))?;
-    if certs.is_empty() {
-        return Err("the certificate file holds no certificate".into());
-    }
-    let key = PrivateKeyDer::from_pem_slice(key_pem)
-        .map_err(|e| format!("the key file holds no usable private key: {e}"))?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS setup: {e}"))?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(|e| format!("the certificate and key do not make a TLS setup: {e}"))?;
-    Ok(Arc::new(config))
-}
-
-/// Loads the configuration from the descriptors `tls_cert` and `tls_key`.
-pub fn load(cert: OwnedFd, key: OwnedFd) -> Result<Arc<ServerConfig>, String> {
-    let cert_pem = read_all(cert, "certificate")?;
-    let mut key_pem = read_all(key, "key")?;
-    let config = server_config(&cert_pem, &key_pem);
-    key_pem.fill(0);
-    config
-}
+//! descriptor reaches us; `moat_common::daemon::tls` reads it once at start, by position,
+//! bounded in size, and wipes its copy of the PEM text after parsing. rustls with the ring
+//! provider and its safe defaults: TLS 1.2 and 1.3 only, no client certificates. A handshake is
+//! bounded by a timeout in the caller.
 
 /// What a finished handshake agreed on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,39 +31,5 @@ impl TlsInfo {
             .map(|s| format!("{:?}", s.suite()))
             .unwrap_or_else(|| "unknown".to_string());
         TlsInfo { version, cipher }
-    }
-}
-
-#[cfg(test)]
-pub(crate) mod tests {
-    use super::*;
-    use std::io::Write;
-    use std::os::fd::OwnedFd;
-
-    /// A self-signed certificate and key for `localhost`, as PEM (cert, key).
-    pub(crate) fn self_signed() -> (String, String) {
-        let c = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("rcgen");
-        (c.cert.pem(), c.signing_key.serialize_pem())
-    }
-
-    fn fd_of(bytes: &[u8]) -> OwnedFd {
-        let mut f = tempfile::tempfile().expect("tempfile");
-        f.write_all(bytes).expect("write");
-        // Leave the offset at the end: `load` must read by position anyway.
-        OwnedFd::from(f)
-    }
-
-    #[test]
-    fn loads_a_pair_from_descriptors() {
-        let (cert, key) = self_signed();
-        assert!(load(fd_of(cert.as_bytes()), fd_of(key.as_bytes())).is_ok());
-    }
-
-    #[test]
-    fn refuses_junk() {
-        let (cert, key) = self_signed();
-        assert!(load(fd_of(b"junk"), fd_of(key.as_bytes())).is_err());
-        assert!(load(fd_of(cert.as_bytes()), fd_of(b"")).is_err());
-        assert!(load(fd_of(key.as_bytes()), fd_of(cert.as_bytes())).is_err());
     }
 }

@@ -1,6 +1,6 @@
-//! Connection limits: in total (a semaphore) and per client network (a counted map). A
-//! connection over either limit gets one `421 4.7.0` line, written without waiting, and is
-//! closed; it never reaches a session.
+//! Connection limits of a TCP service: in total (a semaphore) and per client network (a
+//! counted map). A connection over either limit is refused before any session exists; the
+//! caller tells the client in its protocol's words (`Refusal::text`), and closes it.
 //!
 //! The per-client key is the IPv4 address, or the /64 prefix of an IPv6 address (one host
 //! usually owns a whole /64, so counting single IPv6 addresses would be no limit at all).
@@ -33,15 +33,11 @@ impl Refusal {
         }
     }
 
-    /// The one line the client gets.
-    pub fn line(self, hostname: &str) -> String {
+    /// What the client is told, before ", try again later".
+    pub fn text(self) -> &'static str {
         match self {
-            Refusal::Total => {
-                format!("421 4.7.0 {hostname} too many connections, try again later\r\n")
-            }
-            Refusal::PerClient => format!(
-                "421 4.7.0 {hostname} too many connections from your address, try again later\r\n"
-            ),
+            Refusal::Total => "too many connections",
+            Refusal::PerClient => "too many connections from your address",
         }
     }
 }
@@ -180,5 +176,21 @@ mod tests {
         assert!(!limits.all_closed(Duration::from_millis(20)).await);
         drop(slot);
         assert!(limits.all_closed(Duration::from_millis(20)).await);
+    }
+
+    #[test]
+    fn total_per_client_and_release() {
+        let l = Limits::new(3, 2);
+        let a = l.admit(ip("192.0.2.1")).expect("a");
+        let _b = l.admit(ip("192.0.2.1")).expect("b");
+        assert!(l.admit(ip("192.0.2.1")).is_err());
+        let _c = l.admit(ip("2001:db8::1")).expect("c");
+        assert!(l.admit(ip("2001:db8::2")).is_err(), "total");
+        drop(a);
+        assert_eq!(l.open(), 2);
+        let _d = l
+            .admit(ip("::ffff:192.0.2.1"))
+            .expect("mapped v4 counts as v4");
+        assert!(l.admit(ip("192.0.2.1")).is_err());
     }
 }
