@@ -19,15 +19,7 @@ pub fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
     let deps = exe.parent().expect("deps dir");
     let dir = deps.parent().expect("target dir").to_path_buf();
-    for program in [
-        "moat",
-        "moat-smtpd",
-        "moat-queue",
-        "moat-local",
-        "moat-auth",
-        "moat-remote",
-        "sendmail",
-    ] {
+    for program in PROGRAMS.iter().chain(&["moat", "sendmail"]) {
         assert!(
             dir.join(program).is_file(),
             "{program} is not built in {}: run `cargo build --workspace` (./scripts/test does)",
