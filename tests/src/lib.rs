@@ -2,6 +2,7 @@
 //! folder on free loopback ports, driven by real clients (Python's smtplib, swaks, lettre), and
 //! inspected through the CLI and the Maildirs on disk, as an admin would.
 
+pub mod peer;
 pub mod smtp_client;
 
 use std::io::Read as _;
@@ -336,6 +337,19 @@ impl Stack {
                 self.log()
             );
             std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits until the stack's log contains `needle` (30 s at most).
+    pub fn wait_log(&self, needle: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !self.log().contains(needle) {
+            assert!(
+                Instant::now() < deadline,
+                "no {needle:?} in the log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
         }
     }
 

@@ -6,88 +6,17 @@
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use moat_tests::peer::{PYTHON, Peer};
 use moat_tests::{Mode, Stack};
-
-/// Debian's interpreter, where python3-aiosmtpd and python3-dnslib are installed.
-const PYTHON: &str = "/usr/bin/python3";
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("free port")
-}
-
-/// A running aiosmtpd peer; killed on drop.
-struct Peer {
-    child: Child,
-    port: u16,
-    out: tempfile::TempDir,
-}
-
-impl Peer {
-    fn start(tls: Option<(&Path, &Path)>) -> Peer {
-        let out = tempfile::tempdir().expect("tempdir");
-        let port = free_port();
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("peers/smtp_peer.py");
-        let mut cmd = Command::new(PYTHON);
-        cmd.arg(script).arg(port.to_string()).arg(out.path());
-        if let Some((cert, key)) = tls {
-            cmd.arg(cert).arg(key);
-        }
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start aiosmtpd (apt-get install python3-aiosmtpd)");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("peer output");
-        assert_eq!(line.trim(), "ready", "aiosmtpd did not start");
-        Peer { child, port, out }
-    }
-
-    /// The messages received so far: (envelope lines, message bytes), in order.
-    fn received(&self) -> Vec<(Vec<String>, Vec<u8>)> {
-        let mut got = Vec::new();
-        for n in 1.. {
-            let base = self.out.path().join(n.to_string());
-            let Ok(bytes) = std::fs::read(base.with_extension("eml")) else {
-                break;
-            };
-            let env = std::fs::read_to_string(base.with_extension("env")).unwrap_or_default();
-            got.push((env.lines().map(str::to_string).collect(), bytes));
-        }
-        got
-    }
-
-    fn wait(&self, n: usize, stack: &Stack) -> Vec<(Vec<String>, Vec<u8>)> {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let got = self.received();
-            if got.len() >= n {
-                return got;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the peer got {} of {n} messages:\n{}",
-                got.len(),
-                stack.log()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Peer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn stack(remote: &str) -> Stack {
@@ -124,18 +53,6 @@ with smtplib.SMTP("127.0.0.1", int(os.environ["SUBMISSION_PORT"]), timeout=30) a
         String::from_utf8_lossy(&out.stderr),
         s.log()
     );
-}
-
-fn wait_log(s: &Stack, needle: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !s.log().contains(needle) {
-        assert!(
-            Instant::now() < deadline,
-            "no {needle:?} in the log:\n{}",
-            s.log()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 /// The message body after the headers the stack prepends (Received) — from `Subject:` on.
@@ -184,8 +101,8 @@ fn accepting_peer_gets_the_message_byte_exact_and_mixed_answers_are_per_recipien
     );
     // 550 → failed (the bounce goes when the message is finished); 451 → retried on the short
     // schedule, and the recipients already delivered are not sent again.
-    wait_log(&s, "to=<perm@far.example> failed: 5.1.1");
-    wait_log(&s, "to=<temp@far.example> deferred (attempt 2)");
+    s.wait_log("to=<perm@far.example> failed: 5.1.1");
+    s.wait_log("to=<temp@far.example> deferred (attempt 2)");
     assert_eq!(
         peer.received().len(),
         1,
@@ -234,7 +151,7 @@ fn self_signed_starttls_peer_is_used_under_may_and_refused_under_verify() {
         &["ok@verify.example"],
         b"From: alice@example.test\r\nSubject: verify\r\n\r\nhi\r\n",
     );
-    wait_log(&s, "to=<ok@verify.example> deferred (attempt 1)");
+    s.wait_log("to=<ok@verify.example> deferred (attempt 1)");
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(
         peer.received().len(),
@@ -321,7 +238,7 @@ fn hostile_peers_cost_bounded_memory_and_other_deliveries_go_on() {
         "the good delivery waited for the silent peer"
     );
     for domain in ["silent", "line", "flood"] {
-        wait_log(&s, &format!("to=<x@{domain}.example> deferred (attempt 1)"));
+        s.wait_log(&format!("to=<x@{domain}.example> deferred (attempt 1)"));
     }
     let log = s.log();
     assert!(log.contains("longer than"), "{log}");

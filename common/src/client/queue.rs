@@ -1,4 +1,5 @@
-//! moat-queue's injection protocol: `H` open, `M` chunks, `E` envelope, then `K [queue id]`.
+//! moat-queue's injection protocol: `H` open, `M` chunks, optional `D` DSN request, `E`
+//! envelope, then `K [queue id]`.
 
 use std::path::Path;
 use std::time::Duration;
@@ -40,6 +41,217 @@ impl Origin {
             _ => return None,
         })
     }
+}
+
+/// RFC 3461 4.4: the decoded ENVID is at most 100 characters.
+pub const MAX_ENVID: usize = 100;
+/// RFC 3461 4.2: the decoded ORCPT address is at most 500 characters.
+pub const MAX_ORCPT: usize = 500;
+/// The longest ORCPT address type kept (`rfc822`, `utf-8`, ...).
+pub const MAX_ADDR_TYPE: usize = 32;
+
+/// RET= (RFC 3461 4.3): what a failure report returns of the message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ret {
+    Full,
+    Hdrs,
+}
+
+impl Ret {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Ret::Full => "FULL",
+            Ret::Hdrs => "HDRS",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Ret> {
+        match text {
+            "FULL" => Some(Ret::Full),
+            "HDRS" => Some(Ret::Hdrs),
+            _ => None,
+        }
+    }
+}
+
+/// NOTIFY= (RFC 3461 4.1); all three false is `NEVER`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Notify {
+    pub success: bool,
+    pub failure: bool,
+    pub delay: bool,
+}
+
+impl Notify {
+    pub const NEVER: Notify = Notify {
+        success: false,
+        failure: false,
+        delay: false,
+    };
+
+    /// `NEVER` or the words joined by `,` (`SUCCESS,FAILURE,DELAY` order).
+    pub fn to_text(self) -> String {
+        let words: Vec<&str> = [
+            (self.success, "SUCCESS"),
+            (self.failure, "FAILURE"),
+            (self.delay, "DELAY"),
+        ]
+        .into_iter()
+        .filter_map(|(on, w)| on.then_some(w))
+        .collect();
+        if words.is_empty() {
+            "NEVER".into()
+        } else {
+            words.join(",")
+        }
+    }
+
+    /// The inverse of `to_text` (upper case, no repeats, `NEVER` alone).
+    pub fn parse(text: &str) -> Option<Notify> {
+        if text == "NEVER" {
+            return Some(Notify::NEVER);
+        }
+        let mut n = Notify::NEVER;
+        for word in text.split(',') {
+            let flag = match word {
+                "SUCCESS" => &mut n.success,
+                "FAILURE" => &mut n.failure,
+                "DELAY" => &mut n.delay,
+                _ => return None,
+            };
+            if *flag {
+                return None;
+            }
+            *flag = true;
+        }
+        Some(n)
+    }
+}
+
+/// ORCPT= (RFC 3461 4.2), decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Orcpt {
+    pub addr_type: String,
+    pub addr: String,
+}
+
+/// The DSN request of one recipient.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RcptDsn {
+    pub notify: Option<Notify>,
+    pub orcpt: Option<Orcpt>,
+}
+
+impl RcptDsn {
+    pub fn is_empty(&self) -> bool {
+        self.notify.is_none() && self.orcpt.is_none()
+    }
+
+    /// May a failure of this recipient be reported? (No NOTIFY = the default, FAILURE,DELAY.)
+    pub fn wants_failure(&self) -> bool {
+        self.notify.is_none_or(|n| n.failure)
+    }
+
+    /// One injection field: `""`, or `<notify>;` then `<addr-type>;<addr>` if ORCPT is set.
+    pub fn encode(&self) -> String {
+        if self.is_empty() {
+            return String::new();
+        }
+        let mut out = self.notify.map(Notify::to_text).unwrap_or_default();
+        out.push(';');
+        if let Some(o) = &self.orcpt {
+            out.push_str(&format!("{};{}", o.addr_type, o.addr));
+        }
+        out
+    }
+
+    /// The inverse of `encode`, checked (`check`).
+    pub fn decode(text: &str) -> Result<RcptDsn, String> {
+        if text.is_empty() {
+            return Ok(RcptDsn::default());
+        }
+        let (notify, orcpt) = text.split_once(';').ok_or("DSN field without ';'")?;
+        let notify = match notify {
+            "" => None,
+            n => Some(Notify::parse(n).ok_or("bad NOTIFY")?),
+        };
+        let orcpt = match orcpt {
+            "" => None,
+            o => {
+                let (t, a) = o.split_once(';').ok_or("bad ORCPT")?;
+                Some(Orcpt {
+                    addr_type: t.to_string(),
+                    addr: a.to_string(),
+                })
+            }
+        };
+        let dsn = RcptDsn { notify, orcpt };
+        dsn.check()?;
+        Ok(dsn)
+    }
+
+    pub fn check(&self) -> Result<(), String> {
+        if let Some(o) = &self.orcpt {
+            let type_ok = (1..=MAX_ADDR_TYPE).contains(&o.addr_type.len())
+                && o.addr_type
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-');
+            if !type_ok {
+                return Err("bad ORCPT address type".into());
+            }
+            check_dsn_text(&o.addr, MAX_ORCPT).map_err(|e| format!("bad ORCPT: {e}"))?;
+        }
+        Ok(())
+    }
+}
+
+/// The DSN request of a message (RFC 3461): RET and ENVID from MAIL FROM, and per recipient
+/// (in envelope order) NOTIFY and ORCPT. `recipients` is empty or as long as the envelope's.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Dsn {
+    pub ret: Option<Ret>,
+    pub envid: Option<String>,
+    pub recipients: Vec<RcptDsn>,
+}
+
+impl Dsn {
+    pub fn is_empty(&self) -> bool {
+        self.ret.is_none() && self.envid.is_none() && self.recipients.iter().all(RcptDsn::is_empty)
+    }
+
+    /// Empties `recipients` when none of them asked anything (one canonical form).
+    pub fn normalize(&mut self) {
+        if self.recipients.iter().all(RcptDsn::is_empty) {
+            self.recipients.clear();
+        }
+    }
+
+    /// The request for recipient `index` (the default if there is none).
+    pub fn recipient(&self, index: usize) -> RcptDsn {
+        self.recipients.get(index).cloned().unwrap_or_default()
+    }
+
+    /// Checks the values against their bounds; `recipients` is how many the envelope has.
+    pub fn check(&self, recipients: usize) -> Result<(), String> {
+        if let Some(envid) = &self.envid {
+            check_dsn_text(envid, MAX_ENVID).map_err(|e| format!("bad ENVID: {e}"))?;
+        }
+        if !self.recipients.is_empty() && self.recipients.len() != recipients {
+            return Err("DSN parameters do not match the recipients".into());
+        }
+        self.recipients.iter().try_for_each(RcptDsn::check)
+    }
+}
+
+/// A decoded DSN value: not empty, at most `max` bytes, no control characters (CR, LF, NUL...).
+pub fn check_dsn_text(text: &str, max: usize) -> Result<(), String> {
+    if text.is_empty() || text.len() > max {
+        return Err(format!("empty or longer than {max} bytes"));
+    }
+    if text.chars().any(char::is_control) {
+        return Err("control character".into());
+    }
+    Ok(())
 }
 
 /// One message on its way into the queue.
@@ -93,8 +305,29 @@ impl Injection {
 
     /// Sends the envelope and waits for the queue's verdict: `Status::Ok(queue id)` means the
     /// message is safely on disk. `sender` "" is the null sender.
-    pub async fn finish(mut self, sender: &str, recipients: &[String]) -> std::io::Result<Status> {
+    pub async fn finish(self, sender: &str, recipients: &[String]) -> std::io::Result<Status> {
+        self.finish_with_dsn(sender, recipients, &Dsn::default())
+            .await
+    }
+
+    /// `finish`, with the message's DSN request (RFC 3461), sent as a `D` record before `E`
+    /// when it asks anything: [RET or "", ENVID or "", then per recipient `RcptDsn::encode`].
+    pub async fn finish_with_dsn(
+        mut self,
+        sender: &str,
+        recipients: &[String],
+        dsn: &Dsn,
+    ) -> std::io::Result<Status> {
         self.flush_chunk().await?;
+        if !dsn.is_empty() {
+            let mut record = Record::new(b'D')
+                .field(dsn.ret.map_or("", Ret::as_str))
+                .field(dsn.envid.as_deref().unwrap_or(""));
+            for r in &dsn.recipients {
+                record = record.field(r.encode());
+            }
+            with_timeout(self.timeout, self.conn.send(&record)).await?;
+        }
         let mut envelope = Record::new(b'E').field(sender);
         for r in recipients {
             envelope = envelope.field(r);
@@ -104,5 +337,78 @@ impl Injection {
             Ok(self.conn.status().await?.0)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notify_text() {
+        for text in ["NEVER", "SUCCESS", "FAILURE,DELAY", "SUCCESS,FAILURE,DELAY"] {
+            assert_eq!(
+                Notify::parse(text).map(Notify::to_text).as_deref(),
+                Some(text)
+            );
+        }
+        for bad in ["", "never", "FAILURE,FAILURE", "NEVER,FAILURE", "X"] {
+            assert_eq!(Notify::parse(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn rcpt_field_round_trip() {
+        let samples = [
+            RcptDsn::default(),
+            RcptDsn {
+                notify: Some(Notify::NEVER),
+                orcpt: None,
+            },
+            RcptDsn {
+                notify: None,
+                orcpt: Some(Orcpt {
+                    addr_type: "rfc822".into(),
+                    addr: "\"a;b\"@example.test".into(),
+                }),
+            },
+        ];
+        for s in samples {
+            assert_eq!(RcptDsn::decode(&s.encode()), Ok(s.clone()));
+        }
+        for bad in [
+            "x",
+            "NEVER",
+            "BAD;",
+            ";rfc822",
+            ";rfc 822;a@b",
+            ";rfc822;",
+            ";rfc822;a\r\nb",
+        ] {
+            assert!(RcptDsn::decode(bad).is_err(), "{bad:?}");
+        }
+        assert!(!RcptDsn::decode("NEVER;").expect("decodes").wants_failure());
+        assert!(
+            !RcptDsn::decode("SUCCESS;")
+                .expect("decodes")
+                .wants_failure()
+        );
+        assert!(RcptDsn::decode("").expect("decodes").wants_failure());
+    }
+
+    #[test]
+    fn dsn_checks() {
+        let mut d = Dsn {
+            envid: Some("x".repeat(MAX_ENVID + 1)),
+            ..Dsn::default()
+        };
+        assert!(d.check(1).is_err());
+        d.envid = Some("a\0b".into());
+        assert!(d.check(1).is_err());
+        d.envid = Some("abc".into());
+        d.recipients = vec![RcptDsn::default(); 2];
+        assert!(d.check(1).is_err());
+        d.normalize();
+        assert_eq!(d.check(1), Ok(()));
     }
 }

@@ -3,7 +3,11 @@
 //! Three parts: a human explanation (text/plain), the machine-readable report
 //! (`message/delivery-status`: per-message `Reporting-MTA` and `Arrival-Date`, then per failed
 //! recipient `Final-Recipient`, `Action: failed`, `Status`, `Diagnostic-Code`), and the original
-//! message's header (`text/rfc822-headers`). The bounce goes from the null sender to the original
+//! message's header (`text/rfc822-headers`), or with RET=FULL the whole message
+//! (`message/rfc822`) when it is at most `MAX_FULL_COPY` bytes (bigger: the header only, as
+//! Postfix does). The DSN request (RFC 3461) adds `Original-Envelope-Id` (ENVID, xtext) and
+//! `Original-Recipient` (ORCPT); recipients whose NOTIFY excludes FAILURE are left out by the
+//! caller (`RcptDsn::wants_failure`). The bounce goes from the null sender to the original
 //! sender; the caller never bounces a message whose sender was null.
 //!
 //! SECURITY: recipient addresses and diagnostic texts were checked and cleaned when they were
@@ -13,15 +17,20 @@
 
 use super::date::rfc5322;
 use super::envelope::clean;
+use moat_common::client::queue::Orcpt;
 
 /// How much of the original header goes back to the sender.
 pub const MAX_HEADER_COPY: usize = 64 * 1024;
+/// The biggest message returned whole under RET=FULL.
+pub const MAX_FULL_COPY: usize = 1024 * 1024;
 
 /// One recipient the bounce reports on; `text` starts with an enhanced status code (RFC 3463).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
     pub recipient: String,
     pub text: String,
+    /// ORCPT of this recipient, if given.
+    pub orcpt: Option<Orcpt>,
 }
 
 /// Everything a bounce is made from.
@@ -36,6 +45,10 @@ pub struct Report<'a> {
     pub failures: &'a [Failure],
     /// The original header, CRLF lines.
     pub headers: &'a [u8],
+    /// The whole original message (RET=FULL and small enough): sent instead of `headers`.
+    pub full: Option<&'a [u8]>,
+    /// ENVID, decoded.
+    pub envid: Option<&'a str>,
     /// Random bits for the MIME boundary.
     pub token: u64,
 }
@@ -57,6 +70,19 @@ pub fn permanent_text(text: &str) -> String {
         Some(_) => text.to_string(),
         None => format!("5.0.0 {text}"),
     }
+}
+
+/// RFC 3461 4: xtext, `+XX` for `+`, `=` and anything outside `!`..`~`.
+pub fn xtext_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if (b'!'..=b'~').contains(&b) && b != b'+' && b != b'=' {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("+{b:02X}"));
+        }
+    }
+    out
 }
 
 fn address_type(addr: &str) -> &'static str {
@@ -94,7 +120,11 @@ pub fn compose(r: &Report<'_>) -> Vec<u8> {
     line(&format!("This is the mail system at host {}.", r.hostname));
     line("");
     line("Your message could not be delivered to one or more recipients.");
-    line("It is attached below (its header only).");
+    line(if r.full.is_some() {
+        "It is attached below."
+    } else {
+        "It is attached below (its header only)."
+    });
     line("");
     for f in r.failures {
         let (_, why) = split_status(&f.text).unwrap_or(("", &f.text));
@@ -107,10 +137,20 @@ pub fn compose(r: &Report<'_>) -> Vec<u8> {
     line("");
     line(&format!("Reporting-MTA: dns; {}", r.hostname));
     line(&format!("X-Moat-Queue-ID: {}", r.original_id));
+    if let Some(envid) = r.envid {
+        line(&format!("Original-Envelope-Id: {}", xtext_encode(envid)));
+    }
     line(&format!("Arrival-Date: {}", rfc5322(r.arrival)));
     for f in r.failures {
         let (status, why) = split_status(&f.text).unwrap_or(("5.0.0", &f.text));
         line("");
+        if let Some(o) = &f.orcpt {
+            line(&format!(
+                "Original-Recipient: {}; {}",
+                clean(&o.addr_type, 32),
+                clean(&o.addr, 500)
+            ));
+        }
         line(&format!(
             "Final-Recipient: {}; {}",
             address_type(&f.recipient),
@@ -123,11 +163,19 @@ pub fn compose(r: &Report<'_>) -> Vec<u8> {
     }
     line("");
     line(&format!("--{boundary}"));
-    line("Content-Description: Undelivered Message Headers");
-    line("Content-Type: text/rfc822-headers");
+    if r.full.is_some() {
+        line("Content-Description: Undelivered Message");
+        line("Content-Type: message/rfc822");
+    } else {
+        line("Content-Description: Undelivered Message Headers");
+        line("Content-Type: text/rfc822-headers");
+    }
     line("");
     let mut bytes = out.into_bytes();
-    let headers = &r.headers[..r.headers.len().min(MAX_HEADER_COPY)];
+    let headers = match r.full {
+        Some(full) => &full[..full.len().min(MAX_FULL_COPY)],
+        None => &r.headers[..r.headers.len().min(MAX_HEADER_COPY)],
+    };
     bytes.extend_from_slice(headers);
     if !headers.is_empty() && !headers.ends_with(b"\r\n") {
         bytes.extend_from_slice(b"\r\n");
@@ -159,6 +207,7 @@ mod tests {
         let failures = [Failure {
             recipient: "bad@example.test".into(),
             text: "5.1.1 no such user".into(),
+            orcpt: None,
         }];
         let msg = compose(&Report {
             hostname: "mx.example.test",
@@ -169,6 +218,8 @@ mod tests {
             now: 1_700_000_100,
             failures: &failures,
             headers: b"Subject: hello\r\n",
+            full: None,
+            envid: None,
             token: 7,
         });
         let text = String::from_utf8(msg).expect("utf8");
@@ -182,5 +233,40 @@ mod tests {
         assert!(text.contains("Arrival-Date: Tue, 14 Nov 2023 22:13:20 +0000"));
         assert!(text.contains("text/rfc822-headers\r\n\r\nSubject: hello\r\n\r\n--"));
         assert!(!text.replace("\r\n", "").contains('\n'));
+        assert!(!text.contains("Original-"));
+    }
+
+    #[test]
+    fn dsn_fields_and_full_return() {
+        let failures = [Failure {
+            recipient: "bad@example.test".into(),
+            text: "5.1.1 no such user".into(),
+            orcpt: Some(Orcpt {
+                addr_type: "rfc822".into(),
+                addr: "first@example.test".into(),
+            }),
+        }];
+        let original = b"Subject: hello\r\n\r\nthe body\r\n";
+        let msg = compose(&Report {
+            hostname: "mx.example.test",
+            from: "MAILER-DAEMON@mx.example.test",
+            original_id: "0123456789ABCDEF",
+            original_sender: "alice@example.test",
+            arrival: 1_700_000_000,
+            now: 1_700_000_100,
+            failures: &failures,
+            headers: b"Subject: hello\r\n",
+            full: Some(original),
+            envid: Some("id+1 x"),
+            token: 7,
+        });
+        let text = String::from_utf8(msg).expect("utf8");
+        assert!(text.contains("\r\nOriginal-Envelope-Id: id+2B1+20x\r\n"));
+        assert!(text.contains("\r\n\r\nOriginal-Recipient: rfc822; first@example.test\r\nFinal-Recipient: rfc822; bad@example.test\r\n"));
+        assert!(text.contains(
+            "Content-Type: message/rfc822\r\n\r\nSubject: hello\r\n\r\nthe body\r\n\r\n--"
+        ));
+        assert!(!text.contains("text/rfc822-headers"));
+        assert_eq!(xtext_encode("a=b"), "a+3Db");
     }
 }

@@ -17,14 +17,14 @@ use std::os::fd::AsFd;
 use std::sync::Arc;
 
 use moat_common::client::local::Delivery;
-use moat_common::client::queue::Origin;
+use moat_common::client::queue::{Origin, Ret};
 use moat_common::client::remote::MAX_RECIPIENTS;
 use moat_common::wire::Status;
 use moat_common::{error, info, warn};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use super::bounce::{self, Failure, MAX_HEADER_COPY, Report, permanent_text};
+use super::bounce::{self, Failure, MAX_FULL_COPY, MAX_HEADER_COPY, Report, permanent_text};
 use super::envelope::{Envelope, check_recipient};
 use super::state::{Done, Mark, Retry, backoff, bounce_line, mark_line};
 use super::{Ctx, blocking, date, now_ms};
@@ -330,17 +330,29 @@ async fn finish(
     env: &Arc<Envelope>,
     done: &Done,
 ) -> std::io::Result<Outcome> {
-    let failures: Vec<Failure> = done
+    let failures: Vec<(usize, Failure)> = done
         .marks
         .iter()
         .filter_map(|(i, mark)| match mark {
-            Mark::Failed(text) => Some(Failure {
-                recipient: env.recipients.get(*i)?.clone(),
-                text: text.clone(),
-            }),
+            Mark::Failed(text) => Some((
+                *i,
+                Failure {
+                    recipient: env.recipients.get(*i)?.clone(),
+                    text: text.clone(),
+                    orcpt: env.dsn.recipient(*i).orcpt,
+                },
+            )),
             Mark::Delivered(_) => None,
         })
         .collect();
+    // RFC 3461 4.1: NOTIFY=NEVER, or a NOTIFY without FAILURE, asks for no failure report.
+    let (failures, silent): (Vec<_>, Vec<_>) = failures
+        .into_iter()
+        .partition(|(i, _)| env.dsn.recipient(*i).wants_failure());
+    let failures: Vec<Failure> = failures.into_iter().map(|(_, f)| f).collect();
+    if !silent.is_empty() {
+        info!(id = id; "{} failed recipient(s) asked for no failure notice (NOTIFY)", silent.len());
+    }
     let mut bounce = None;
     if !failures.is_empty() {
         if env.sender.is_empty() {
@@ -375,6 +387,15 @@ async fn queue_bounce(
             .store
             .message_header(&owned, MAX_HEADER_COPY)
             .unwrap_or_default();
+        // RET=FULL: the whole message, unless it is too big (then the header, as Postfix does).
+        let full = match env2.dsn.ret {
+            Some(Ret::Full) if env2.size <= MAX_FULL_COPY as u64 => ctx2
+                .store
+                .message_full(&owned, MAX_FULL_COPY)
+                .ok()
+                .flatten(),
+            _ => None,
+        };
         let now = date::now();
         let message = bounce::compose(&Report {
             hostname: &s.hostname,
@@ -385,6 +406,8 @@ async fn queue_bounce(
             now,
             failures: &failures,
             headers: &headers,
+            full: full.as_deref(),
+            envid: env2.dsn.envid.as_deref(),
             token: rand::random(),
         });
         let mut draft = ctx2.store.create(now)?;
@@ -397,6 +420,7 @@ async fn queue_bounce(
             client: format!("bounce of {owned}"),
             sender: String::new(),
             recipients: vec![env2.sender.clone()],
+            dsn: Default::default(),
         };
         let bid = draft.commit(&mut bounce_env)?;
         // Recorded so a crash before the removal does not bounce twice.

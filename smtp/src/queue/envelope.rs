@@ -12,15 +12,20 @@
 //! Z4096                 message size in bytes
 //! C[192.0.2.1] mx.example  client description, for logs
 //! Falice@example.test   envelope sender ("F" alone = null sender <>)
+//! YFULL                 optional: RET= (FULL or HDRS)
+//! Iabc123               optional: ENVID=, decoded
 //! Rbob@example.test     one line per recipient, in order (index 0, 1, ...)
+//! NFAILURE,DELAY        optional, after its R line: NOTIFY= (NEVER or the words)
+//! Prfc822;bob@b.test    optional, after its R line: ORCPT= (address type;decoded address)
 //! E                     end (last line; a file without it is refused)
 //! ```
 //!
 //! SECURITY: addresses and the client text come from other processes; they are checked (lengths,
 //! no control characters, so no line can be smuggled into this file or a header) before they are
-//! written, and checked again when read back.
+//! written, and checked again when read back. The DSN lines (RFC 3461) are optional, so files
+//! written before they existed still load; their values are bounded and control-free.
 
-use moat_common::client::queue::Origin;
+use moat_common::client::queue::{Dsn, Notify, Orcpt, Origin, RcptDsn, Ret};
 
 /// The longest address accepted (RFC 5321: 64 + 1 + 255, rounded to the usual 320).
 pub const MAX_ADDRESS: usize = 320;
@@ -41,6 +46,8 @@ pub struct Envelope {
     /// "" is the null sender.
     pub sender: String,
     pub recipients: Vec<String>,
+    /// The DSN request (RET, ENVID, per recipient NOTIFY and ORCPT), normalized.
+    pub dsn: Dsn,
 }
 
 fn check_address(addr: &str) -> Result<(), String> {
@@ -94,7 +101,10 @@ impl Envelope {
         if self.recipients.len() > MAX_RECIPIENTS {
             return Err(format!("more than {MAX_RECIPIENTS} recipients"));
         }
-        self.recipients.iter().try_for_each(|r| check_recipient(r))
+        self.recipients
+            .iter()
+            .try_for_each(|r| check_recipient(r))?;
+        self.dsn.check(self.recipients.len())
     }
 
     /// The file contents.
@@ -108,10 +118,23 @@ impl Envelope {
             clean(&self.client, MAX_CLIENT),
             self.sender
         );
-        for r in &self.recipients {
+        if let Some(ret) = self.dsn.ret {
+            out.push_str(&format!("Y{}\n", ret.as_str()));
+        }
+        if let Some(envid) = &self.dsn.envid {
+            out.push_str(&format!("I{envid}\n"));
+        }
+        for (i, r) in self.recipients.iter().enumerate() {
             out.push('R');
             out.push_str(r);
             out.push('\n');
+            let dsn = self.dsn.recipient(i);
+            if let Some(n) = dsn.notify {
+                out.push_str(&format!("N{}\n", n.to_text()));
+            }
+            if let Some(o) = &dsn.orcpt {
+                out.push_str(&format!("P{};{}\n", o.addr_type, o.addr));
+            }
         }
         out.push_str("E\n");
         out.into_bytes()
@@ -130,6 +153,7 @@ impl Envelope {
         let (mut arrival, mut origin, mut uid, mut size, mut client, mut sender) =
             (None, None, None, None, None, None);
         let mut recipients = Vec::new();
+        let mut dsn = Dsn::default();
         for line in lines {
             let (kind, value) = line.split_at_checked(1).ok_or("empty envelope line")?;
             let number = |v: &str| v.parse::<u64>().map_err(|_| format!("bad number {v:?}"));
@@ -140,7 +164,26 @@ impl Envelope {
                 "Z" => size = Some(number(value)?),
                 "C" => client = Some(value.to_string()),
                 "F" => sender = Some(value.to_string()),
-                "R" => recipients.push(value.to_string()),
+                "R" => {
+                    recipients.push(value.to_string());
+                    dsn.recipients.push(RcptDsn::default());
+                }
+                "Y" if dsn.ret.is_none() => dsn.ret = Some(Ret::parse(value).ok_or("bad RET")?),
+                "I" if dsn.envid.is_none() => dsn.envid = Some(value.to_string()),
+                "N" | "P" => {
+                    let last = dsn.recipients.last_mut().ok_or("DSN line before R")?;
+                    if kind == "N" && last.notify.is_none() {
+                        last.notify = Some(Notify::parse(value).ok_or("bad NOTIFY")?);
+                    } else if kind == "P" && last.orcpt.is_none() {
+                        let (t, a) = value.split_once(';').ok_or("bad ORCPT")?;
+                        last.orcpt = Some(Orcpt {
+                            addr_type: t.to_string(),
+                            addr: a.to_string(),
+                        });
+                    } else {
+                        return Err(format!("repeated envelope line kind {kind:?}"));
+                    }
+                }
                 _ => return Err(format!("unknown envelope line kind {kind:?}")),
             }
         }
@@ -153,6 +196,10 @@ impl Envelope {
             client: client.ok_or_else(|| missing("client"))?,
             sender: sender.ok_or_else(|| missing("sender"))?,
             recipients,
+            dsn: {
+                dsn.normalize();
+                dsn
+            },
         };
         env.check()?;
         Ok(env)
@@ -172,7 +219,80 @@ mod tests {
             client: "[192.0.2.1] mx.example".into(),
             sender: "alice@example.test".into(),
             recipients: vec!["bob@example.test".into(), "\"c d\"@example.test".into()],
+            dsn: Dsn::default(),
         }
+    }
+
+    fn with_dsn() -> Envelope {
+        Envelope {
+            dsn: Dsn {
+                ret: Some(Ret::Full),
+                envid: Some("QQ314159".into()),
+                recipients: vec![
+                    RcptDsn {
+                        notify: Some(Notify::NEVER),
+                        orcpt: None,
+                    },
+                    RcptDsn {
+                        notify: Some(Notify {
+                            success: false,
+                            failure: true,
+                            delay: true,
+                        }),
+                        orcpt: Some(Orcpt {
+                            addr_type: "rfc822".into(),
+                            addr: "orig;x@example.test".into(),
+                        }),
+                    },
+                ],
+            },
+            ..sample()
+        }
+    }
+
+    #[test]
+    fn dsn_round_trip_and_old_files() {
+        let env = with_dsn();
+        let bytes = env.encode();
+        let text = String::from_utf8(bytes.clone()).expect("utf8");
+        assert!(text.contains("\nYFULL\nIQQ314159\nRbob@example.test\nNNEVER\nR\"c d\"@example.test\nNFAILURE,DELAY\nPrfc822;orig;x@example.test\nE\n"));
+        assert_eq!(Envelope::decode(&bytes), Ok(env));
+        for cut in 0..bytes.len() {
+            assert!(Envelope::decode(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
+        // A file from before the DSN lines.
+        let old = b"V1\nT1\nOsmtp\nU1\nZ1\nC\nFa@b\nRc@d\nE\n";
+        let back = Envelope::decode(old).expect("old file loads");
+        assert_eq!(back.dsn, Dsn::default());
+        // Only one recipient asking: the others default.
+        let mut one = sample();
+        one.dsn.recipients = vec![RcptDsn::default(), with_dsn().dsn.recipients[1].clone()];
+        assert_eq!(Envelope::decode(&one.encode()), Ok(one));
+    }
+
+    #[test]
+    fn hostile_dsn_lines_are_refused() {
+        let base = "V1\nT1\nOsmtp\nU1\nZ1\nC\nFa@b\n";
+        for bad in [
+            "NNEVER\nRc@d\n",
+            "Rc@d\nNNEVER\nNNEVER\n",
+            "Rc@d\nNnever\n",
+            "Rc@d\nPrfc822\n",
+            "Rc@d\nPrfc 822;a@b\n",
+            "Rc@d\nPrfc822;\n",
+            "YALL\nRc@d\n",
+            "YFULL\nYHDRS\nRc@d\n",
+            "I\nRc@d\n",
+            "Ia\rb\nRc@d\n",
+            "Ia\0b\nRc@d\n",
+        ] {
+            let file = format!("{base}{bad}E\n");
+            assert!(Envelope::decode(file.as_bytes()).is_err(), "{bad:?}");
+        }
+        let long = format!("{base}I{}\nRc@d\nE\n", "x".repeat(101));
+        assert!(Envelope::decode(long.as_bytes()).is_err());
+        let long = format!("{base}Rc@d\nPrfc822;{}\nE\n", "x".repeat(501));
+        assert!(Envelope::decode(long.as_bytes()).is_err());
     }
 
     #[test]

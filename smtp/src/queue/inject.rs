@@ -1,4 +1,5 @@
-//! One injection: `H` [origin, client] (already read), `M` [bytes]..., `E` [sender, recipients...],
+//! One injection: `H` [origin, client] (already read), `M` [bytes]..., optional `D` [RET, ENVID,
+//! per recipient NOTIFY;ORCPT] (RFC 3461, see `client::queue::Dsn`), `E` [sender, recipients...],
 //! answered `K` [queue id] only after the store committed the message (`store::Draft::commit`).
 //!
 //! SECURITY: the message size is counted while it arrives and bounded by `max_message_size`
@@ -9,7 +10,7 @@
 
 use std::sync::Arc;
 
-use moat_common::client::queue::Origin;
+use moat_common::client::queue::{Dsn, Origin, RcptDsn, Ret};
 use moat_common::conn::{Conn, with_timeout};
 use moat_common::fdpass::Peer;
 use moat_common::info;
@@ -80,6 +81,7 @@ async fn receive(
     let max = ctx.settings.max_message_size;
     let mut pending: Vec<u8> = Vec::new();
     let mut size: u64 = 0;
+    let mut dsn_record: Option<Record> = None;
     let envelope = loop {
         let record = with_timeout(IDLE, conn.recv()).await?.ok_or_else(|| {
             std::io::Error::new(
@@ -113,6 +115,7 @@ async fn receive(
                     }
                 }
             }
+            b'D' if dsn_record.is_none() => dsn_record = Some(record),
             b'E' => break record,
             other => {
                 let text = format!(
@@ -138,6 +141,11 @@ async fn receive(
     let Some((sender, recipients)) = texts.split_first() else {
         return Ok(Status::Permanent("envelope without a sender".into()));
     };
+    let dsn = match dsn_record.map(|r| parse_dsn(&r, recipients.len())) {
+        None => Dsn::default(),
+        Some(Ok(dsn)) => dsn,
+        Some(Err(e)) => return Ok(Status::Permanent(format!("5.5.4 {e}"))),
+    };
     let mut env = Envelope {
         arrival: date::now(),
         origin,
@@ -146,6 +154,7 @@ async fn receive(
         client,
         sender: sender.to_string(),
         recipients: recipients.iter().map(|r| r.to_string()).collect(),
+        dsn,
     };
     if let Err(e) = env.check() {
         return Ok(Status::Permanent(format!("5.1.3 {e}")));
@@ -167,4 +176,72 @@ async fn receive(
     // If the scheduler is gone (stopping), the next start picks the message up from disk.
     let _ = ctx.scheduler.send(Command::New(id.clone()));
     Ok(Status::Ok(id))
+}
+
+/// The `D` record: [RET ("", FULL, HDRS), ENVID ("" = none), then nothing or one field per
+/// recipient (`RcptDsn::encode`)]. Checked and normalized.
+fn parse_dsn(record: &Record, recipients: usize) -> Result<Dsn, String> {
+    let text = |i: usize| {
+        record
+            .text(i)
+            .map_err(|_| "DSN record is not UTF-8".to_string())
+    };
+    if record.fields.len() < 2 {
+        return Err("DSN record too short".into());
+    }
+    let ret = match text(0)? {
+        "" => None,
+        r => Some(Ret::parse(r).ok_or("bad RET in the DSN record")?),
+    };
+    let envid = Some(text(1)?.to_string()).filter(|e| !e.is_empty());
+    let per = record.fields.len() - 2;
+    if per != 0 && per != recipients {
+        return Err("DSN record does not match the recipients".into());
+    }
+    let rcpts: Result<Vec<RcptDsn>, String> = (2..record.fields.len())
+        .map(|i| RcptDsn::decode(text(i)?))
+        .collect();
+    let mut dsn = Dsn {
+        ret,
+        envid,
+        recipients: rcpts?,
+    };
+    dsn.normalize();
+    dsn.check(recipients)?;
+    Ok(dsn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(fields: &[&str]) -> Record {
+        fields.iter().fold(Record::new(b'D'), |r, f| r.field(*f))
+    }
+
+    #[test]
+    fn dsn_record() {
+        let dsn = parse_dsn(&record(&["FULL", "id1", "NEVER;", ";rfc822;o@x"]), 2).expect("ok");
+        assert_eq!(dsn.ret, Some(Ret::Full));
+        assert_eq!(dsn.envid.as_deref(), Some("id1"));
+        assert!(!dsn.recipient(0).wants_failure());
+        assert_eq!(dsn.recipient(1).orcpt.map(|o| o.addr), Some("o@x".into()));
+        // MAIL-level only, and per-recipient fields that ask nothing, normalize the same way.
+        assert_eq!(
+            parse_dsn(&record(&["", "id1"]), 3).expect("ok").recipients,
+            vec![]
+        );
+        assert_eq!(parse_dsn(&record(&["", "", "", ""]), 2), Ok(Dsn::default()));
+        for bad in [
+            &["FULL"][..],
+            &["ALL", ""],
+            &["", "a\nb"],
+            &["", "", "NEVER;"],
+            &["", "", "BAD;", ""],
+        ] {
+            assert!(parse_dsn(&record(bad), 2).is_err(), "{bad:?}");
+        }
+        let long = "x".repeat(101);
+        assert!(parse_dsn(&record(&["", &long]), 1).is_err());
+    }
 }

@@ -226,6 +226,15 @@ impl Store {
         Ok(head)
     }
 
+    /// The whole message if it has at most `limit` bytes (`None` if it is bigger).
+    pub fn message_full(&self, id: &str, limit: usize) -> std::io::Result<Option<Vec<u8>>> {
+        let mut all = Vec::new();
+        self.open_message(id)?
+            .take(limit as u64 + 1)
+            .read_to_end(&mut all)?;
+        Ok((all.len() <= limit).then_some(all))
+    }
+
     /// Removes a message: `env/<id>` first (from then on it is no longer queued), then the rest.
     pub fn remove(&self, id: &str) -> std::io::Result<()> {
         not_found_ok(std::fs::remove_file(self.path("env", id)))?;
@@ -316,6 +325,7 @@ mod tests {
             client: "test".into(),
             sender: "a@example.test".into(),
             recipients: vec!["b@example.test".into()],
+            dsn: Default::default(),
         }
     }
 

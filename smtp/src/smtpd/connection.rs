@@ -17,6 +17,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant as StdInstant;
 
+use moat_common::client::queue;
 use moat_common::daemon::limits::Slot;
 use moat_common::daemon::stop::Stop;
 use moat_common::wire::Status;
@@ -395,7 +396,8 @@ impl Connection {
             .iter()
             .map(|r| recipient_address(&r.path, hostname))
             .collect();
-        match message.finish(&sender, &recipients).await {
+        let dsn = dsn_request(envelope);
+        match message.finish(&sender, &recipients, &dsn).await {
             Ok(Status::Ok(id)) => {
                 self.messages += 1;
                 let to: Vec<String> = recipients.iter().map(|r| format!("<{r}>")).collect();
@@ -447,6 +449,53 @@ fn refused(why: &str) -> Reply {
         Some(code @ (5, _, _)) => Reply::new(554, Some(code), "Message refused by the queue"),
         _ => Reply::new(554, Some((5, 3, 0)), "Message refused by the queue"),
     }
+}
+
+/// The RFC 3461 parameters of the transaction, for the queue. The parser already bounded and
+/// decoded them; a value the queue would refuse (a control character) is dropped rather than
+/// failing the whole message.
+fn dsn_request(envelope: &Envelope) -> queue::Dsn {
+    use crate::proto::params::{Notify, Ret};
+    let mut dsn = queue::Dsn {
+        ret: envelope.mail_params.ret.map(|r| match r {
+            Ret::Full => queue::Ret::Full,
+            Ret::Hdrs => queue::Ret::Hdrs,
+        }),
+        envid: envelope
+            .mail_params
+            .envid
+            .clone()
+            .filter(|e| queue::check_dsn_text(e, queue::MAX_ENVID).is_ok()),
+        recipients: envelope
+            .recipients
+            .iter()
+            .map(|r| {
+                let notify = r.params.notify.map(|n| match n {
+                    Notify::Never => queue::Notify::NEVER,
+                    Notify::On {
+                        success,
+                        failure,
+                        delay,
+                    } => queue::Notify {
+                        success,
+                        failure,
+                        delay,
+                    },
+                });
+                let orcpt = r.params.orcpt.as_ref().map(|o| queue::Orcpt {
+                    addr_type: o.addr_type.clone(),
+                    addr: o.addr.clone(),
+                });
+                let mut one = queue::RcptDsn { notify, orcpt };
+                if one.check().is_err() {
+                    one.orcpt = None;
+                }
+                one
+            })
+            .collect(),
+    };
+    dsn.normalize();
+    dsn
 }
 
 #[cfg(test)]

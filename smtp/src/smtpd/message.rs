@@ -211,7 +211,13 @@ impl Message {
     }
 
     /// Sends the envelope; the queue's verdict, or why there is none. `Err` is temporary.
-    pub async fn finish(mut self, sender: &str, recipients: &[String]) -> Result<Status, String> {
+    /// `dsn` is the RFC 3461 request, passed on to the queue.
+    pub async fn finish(
+        mut self,
+        sender: &str,
+        recipients: &[String],
+        dsn: &moat_common::client::queue::Dsn,
+    ) -> Result<Status, String> {
         if let Some(out) = self.scan(true) {
             self.send(&out).await;
         }
@@ -222,7 +228,7 @@ impl Message {
             return Err("no queue connection".into());
         };
         injection
-            .finish(sender, recipients)
+            .finish_with_dsn(sender, recipients, dsn)
             .await
             .map_err(|e| format!("moat-queue did not answer: {e}"))
     }
