@@ -76,8 +76,8 @@ fn empty_last_chunk() {
 #[test]
 fn refused_bdat_still_consumes_the_chunk() {
     let mut h = Harness::ehlo();
-    // No MAIL: 503, but the 12 octets (which look like a command) are skipped.
-    let r = h.send("BDAT 12\r\nQUIT\r\nXXXX\r\nNOOP\r\n");
+    // No MAIL: 503, but the 12 octets (which look like two commands) are skipped.
+    let r = h.send("BDAT 12\r\nQUIT\r\nRSET\r\nNOOP\r\n");
     assert_eq!(
         r.iter().map(ce).collect::<Vec<_>>(),
         vec![(503, Some((5, 5, 1))), (250, Some((2, 0, 0)))]

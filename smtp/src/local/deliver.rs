@@ -7,8 +7,8 @@
 //! succeeded may get a second copy); otherwise any permanent failure → `D` (the queue bounces).
 //! One log line per target, tagged with the queue id.
 //!
-//! Not done yet: a sub-address (`user+tag`) is delivered to INBOX; delivery into a folder named
-//! by the tag (`subaddress_folders`) can come later.
+//! A sub-address (`user+tag`) is delivered to the user's INBOX, as Postfix's and Dovecot's
+//! default delivery does (the tag is in the log line and in the message's own To: header).
 //!
 //! SECURITY: the message is never trusted for its size or offset (`message`), never held whole
 //! in memory, and never parsed beyond the bounded header section used by the loop check. Every

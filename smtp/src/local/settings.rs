@@ -1,6 +1,5 @@
 //! moat-local's settings, from the supervisor's setup channel (docs/PROTOCOLS.md, "moat-local"):
-//! `mail_root`, `auth_socket`, `queue_socket`, `hostname`, `peers_queue`, `peers_smtpd`, and
-//! `subaddress_folders` (accepted, not implemented yet: sub-addresses go to INBOX).
+//! `mail_root`, `auth_socket`, `queue_socket`, `hostname`, `peers_queue`, `peers_smtpd`.
 //!
 //! SECURITY: settings come from the supervisor (trusted), but are still checked before the
 //! first request is served: the mail root must be an existing absolute directory (never created
@@ -11,7 +10,6 @@ use std::path::PathBuf;
 
 use moat_common::child::Setup;
 use moat_common::client::auth::AuthClient;
-use moat_common::warn;
 
 use crate::local::peers::Peers;
 
@@ -44,10 +42,6 @@ impl Settings {
             setup.get_opt("peers_smtpd").unwrap_or(""),
             own_uid,
         )?;
-        let folders = setup.get_opt("subaddress_folders").unwrap_or("");
-        if !matches!(folders, "" | "0" | "no" | "false" | "off") {
-            warn!("subaddress_folders is not implemented yet: sub-addressed mail goes to INBOX");
-        }
         let auth_socket = PathBuf::from(get("auth_socket")?);
         Ok(Settings {
             mail_root,
