@@ -2,7 +2,7 @@
 //! the whole least-privilege table of docs/PROTOCOLS.md in one place.
 
 use std::fs::File;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::path::PathBuf;
 
 use anyhow::{Context as _, bail};
@@ -122,7 +122,7 @@ pub fn open_ca(config: &Config) -> anyhow::Result<Option<File>> {
     }
 }
 
-/// The items for `role`'s setup channel.
+/// The items for `role`'s setup channel: its descriptors, then its settings.
 pub fn items<'a>(
     role: Role,
     config: &Config,
@@ -133,184 +133,144 @@ pub fn items<'a>(
 ) -> Vec<Item<'a>> {
     let uid = |a: &Account| a.uid.to_string();
     let path = |p: PathBuf| p.display().to_string();
-    let mut items = vec![
-        Item::Setting("user", role.account(accounts).name.clone()),
-        Item::Setting("run_dir", path(config.run_dir.clone())),
-        Item::Setting("hostname", config.hostname.clone()),
+    let auth_socket = || ("auth_socket", path(Sockets::auth_path(config)));
+    let queue_socket = || ("queue_socket", path(Sockets::queue_path(config)));
+    let local_socket = || ("local_socket", path(Sockets::local_path(config)));
+    let mail_root = || ("mail_root", path(config.mail_root.clone()));
+    let l = &config.limits;
+
+    let mut fds: Vec<(&'static str, Option<BorrowedFd<'a>>)> = Vec::new();
+    let tls_fds = [
+        ("tls_cert", tls.map(|t| t.cert.as_fd())),
+        ("tls_key", tls.map(|t| t.key.as_fd())),
+    ];
+    let mut settings: Vec<(&'static str, String)> = vec![
+        ("user", role.account(accounts).name.clone()),
+        ("run_dir", path(config.run_dir.clone())),
+        ("hostname", config.hostname.clone()),
     ];
     match role {
         Role::Auth => {
-            items.push(Item::Fd("auth", sockets.auth.as_fd()));
-            items.push(Item::Setting("store_url", config.store_url.clone()));
-            items.push(Item::Setting(
-                "subaddress_delimiter",
-                config
-                    .subaddress_delimiter
-                    .map(String::from)
-                    .unwrap_or_default(),
-            ));
-            items.push(Item::Setting("peers_smtpd", uid(&accounts.smtpd)));
-            items.push(Item::Setting("peers_local", uid(&accounts.local)));
-            // moat-pop3d (and later moat-imapd) log users in; they run as the mail user.
-            items.push(Item::Setting("peers_imapd", uid(&accounts.local)));
+            fds.push(("auth", Some(sockets.auth.as_fd())));
+            settings.extend([
+                ("store_url", config.store_url.clone()),
+                (
+                    "subaddress_delimiter",
+                    config
+                        .subaddress_delimiter
+                        .map(String::from)
+                        .unwrap_or_default(),
+                ),
+                ("peers_smtpd", uid(&accounts.smtpd)),
+                ("peers_local", uid(&accounts.local)),
+                // moat-pop3d (and later moat-imapd) log users in; they run as the mail user.
+                ("peers_imapd", uid(&accounts.local)),
+            ]);
         }
         Role::Queue => {
-            items.push(Item::Fd("queue", sockets.queue.as_fd()));
-            items.push(Item::Setting("queue_dir", path(config.queue_dir.clone())));
-            items.push(Item::Setting(
-                "local_socket",
-                path(Sockets::local_path(config)),
-            ));
-            items.push(Item::Setting(
-                "queue_lifetime_secs",
-                config.queue_lifetime_secs.to_string(),
-            ));
-            items.push(Item::Setting(
-                "bounce_from",
-                format!("MAILER-DAEMON@{}", config.hostname),
-            ));
-            items.push(Item::Setting(
-                "max_message_size",
-                config.limits.max_message_size.to_string(),
-            ));
-            items.push(Item::Setting(
-                "retry_min_secs",
-                config.queue_retry_min_secs.to_string(),
-            ));
-            items.push(Item::Setting(
-                "remote_socket",
-                path(Sockets::remote_path(config)),
-            ));
-            items.push(Item::Setting(
-                "remote_timeout_secs",
-                config.remote.transaction_limit_secs().to_string(),
-            ));
-            items.push(Item::Setting("peers_smtpd", uid(&accounts.smtpd)));
-            items.push(Item::Setting("peers_local", uid(&accounts.local)));
+            fds.push(("queue", Some(sockets.queue.as_fd())));
+            settings.extend([
+                ("queue_dir", path(config.queue_dir.clone())),
+                local_socket(),
+                (
+                    "queue_lifetime_secs",
+                    config.queue_lifetime_secs.to_string(),
+                ),
+                ("bounce_from", format!("MAILER-DAEMON@{}", config.hostname)),
+                ("max_message_size", l.max_message_size.to_string()),
+                ("retry_min_secs", config.queue_retry_min_secs.to_string()),
+                ("remote_socket", path(Sockets::remote_path(config))),
+                (
+                    "remote_timeout_secs",
+                    config.remote.transaction_limit_secs().to_string(),
+                ),
+                ("peers_smtpd", uid(&accounts.smtpd)),
+                ("peers_local", uid(&accounts.local)),
+            ]);
         }
         Role::Remote => {
             let r = &config.remote;
-            items.push(Item::Fd("remote", sockets.remote.as_fd()));
-            if let Some(ca) = ca {
-                items.push(Item::Fd("tls_ca", ca.as_fd()));
-            }
-            items.push(Item::Setting("peers_queue", uid(&accounts.queue)));
-            items.push(Item::Setting(
-                "nameserver",
-                r.nameserver.clone().unwrap_or_default(),
-            ));
-            items.push(Item::Setting("port", r.port.to_string()));
-            items.push(Item::Setting("tls", r.tls.name().to_string()));
+            fds.push(("remote", Some(sockets.remote.as_fd())));
+            fds.push(("tls_ca", ca.map(|f| f.as_fd())));
             let routes: Vec<String> = r.routes.iter().map(|r| r.encode()).collect();
-            items.push(Item::Setting("routes", routes.join(",")));
-            for (key, value) in [
-                ("timeout_connect_secs", r.timeout_connect_secs),
-                ("timeout_command_secs", r.timeout_command_secs),
-                ("timeout_data_block_secs", r.timeout_data_block_secs),
-                ("timeout_data_end_secs", r.timeout_data_end_secs),
-                ("max_deliveries", u64::from(r.max_deliveries)),
-            ] {
-                items.push(Item::Setting(key, value.to_string()));
-            }
+            settings.extend([
+                ("peers_queue", uid(&accounts.queue)),
+                ("nameserver", r.nameserver.clone().unwrap_or_default()),
+                ("port", r.port.to_string()),
+                ("tls", r.tls.name().to_string()),
+                ("routes", routes.join(",")),
+                ("timeout_connect_secs", r.timeout_connect_secs.to_string()),
+                ("timeout_command_secs", r.timeout_command_secs.to_string()),
+                (
+                    "timeout_data_block_secs",
+                    r.timeout_data_block_secs.to_string(),
+                ),
+                ("timeout_data_end_secs", r.timeout_data_end_secs.to_string()),
+                ("max_deliveries", r.max_deliveries.to_string()),
+            ]);
         }
         Role::Local => {
-            items.push(Item::Fd("local", sockets.local.as_fd()));
-            items.push(Item::Setting("mail_root", path(config.mail_root.clone())));
-            items.push(Item::Setting(
-                "auth_socket",
-                path(Sockets::auth_path(config)),
-            ));
-            items.push(Item::Setting(
-                "queue_socket",
-                path(Sockets::queue_path(config)),
-            ));
-            items.push(Item::Setting("peers_queue", uid(&accounts.queue)));
-            items.push(Item::Setting("peers_smtpd", uid(&accounts.smtpd)));
+            fds.push(("local", Some(sockets.local.as_fd())));
+            settings.extend([
+                mail_root(),
+                auth_socket(),
+                queue_socket(),
+                ("peers_queue", uid(&accounts.queue)),
+                ("peers_smtpd", uid(&accounts.smtpd)),
+            ]);
         }
         Role::Smtpd => {
-            for (name, listener) in [
-                ("smtp", &sockets.smtp),
-                ("submission", &sockets.submission),
-                ("submissions", &sockets.submissions),
-            ] {
-                if let Some(l) = listener {
-                    items.push(Item::Fd(name, l.as_fd()));
-                }
-            }
-            if let Some(tls) = tls {
-                items.push(Item::Fd("tls_cert", tls.cert.as_fd()));
-                items.push(Item::Fd("tls_key", tls.key.as_fd()));
-            }
-            items.push(Item::Setting(
-                "auth_socket",
-                path(Sockets::auth_path(config)),
-            ));
-            items.push(Item::Setting(
-                "queue_socket",
-                path(Sockets::queue_path(config)),
-            ));
-            items.push(Item::Setting(
-                "local_socket",
-                path(Sockets::local_path(config)),
-            ));
-            let l = &config.limits;
-            items.push(Item::Setting(
-                "max_message_size",
-                l.max_message_size.to_string(),
-            ));
-            items.push(Item::Setting(
-                "max_recipients",
-                l.max_recipients.to_string(),
-            ));
-            items.push(Item::Setting(
-                "max_connections",
-                l.max_connections.to_string(),
-            ));
-            items.push(Item::Setting(
-                "max_connections_per_ip",
-                l.max_connections_per_ip.to_string(),
-            ));
-            items.push(Item::Setting(
-                "timeout_command_secs",
-                l.timeout_command_secs.to_string(),
-            ));
-            items.push(Item::Setting(
-                "timeout_data_secs",
-                l.timeout_data_secs.to_string(),
-            ));
+            fds.extend([
+                ("smtp", sockets.smtp.as_ref().map(|l| l.as_fd())),
+                ("submission", sockets.submission.as_ref().map(|l| l.as_fd())),
+                (
+                    "submissions",
+                    sockets.submissions.as_ref().map(|l| l.as_fd()),
+                ),
+            ]);
+            fds.extend(tls_fds);
+            settings.extend([
+                auth_socket(),
+                queue_socket(),
+                local_socket(),
+                ("max_message_size", l.max_message_size.to_string()),
+                ("max_recipients", l.max_recipients.to_string()),
+                ("max_connections", l.max_connections.to_string()),
+                (
+                    "max_connections_per_ip",
+                    l.max_connections_per_ip.to_string(),
+                ),
+                ("timeout_command_secs", l.timeout_command_secs.to_string()),
+                ("timeout_data_secs", l.timeout_data_secs.to_string()),
+            ]);
         }
         Role::Pop3d => {
-            for (name, listener) in [("pop3", &sockets.pop3), ("pop3s", &sockets.pop3s)] {
-                if let Some(l) = listener {
-                    items.push(Item::Fd(name, l.as_fd()));
-                }
-            }
-            if let Some(tls) = tls {
-                items.push(Item::Fd("tls_cert", tls.cert.as_fd()));
-                items.push(Item::Fd("tls_key", tls.key.as_fd()));
-            }
-            items.push(Item::Setting("mail_root", path(config.mail_root.clone())));
-            items.push(Item::Setting(
-                "auth_socket",
-                path(Sockets::auth_path(config)),
-            ));
-            items.push(Item::Setting(
-                "plaintext_on_loopback",
-                config.pop3.plaintext_on_loopback.to_string(),
-            ));
-            items.push(Item::Setting(
-                "idle_timeout_secs",
-                config.pop3.idle_timeout_secs.to_string(),
-            ));
-            items.push(Item::Setting(
-                "max_connections",
-                config.limits.max_connections.to_string(),
-            ));
-            items.push(Item::Setting(
-                "max_connections_per_ip",
-                config.limits.max_connections_per_ip.to_string(),
-            ));
+            fds.extend([
+                ("pop3", sockets.pop3.as_ref().map(|l| l.as_fd())),
+                ("pop3s", sockets.pop3s.as_ref().map(|l| l.as_fd())),
+            ]);
+            fds.extend(tls_fds);
+            settings.extend([
+                mail_root(),
+                auth_socket(),
+                (
+                    "plaintext_on_loopback",
+                    config.pop3.plaintext_on_loopback.to_string(),
+                ),
+                (
+                    "idle_timeout_secs",
+                    config.pop3.idle_timeout_secs.to_string(),
+                ),
+                ("max_connections", l.max_connections.to_string()),
+                (
+                    "max_connections_per_ip",
+                    l.max_connections_per_ip.to_string(),
+                ),
+            ]);
         }
     }
-    items
+    fds.into_iter()
+        .filter_map(|(name, fd)| fd.map(|fd| Item::Fd(name, fd)))
+        .chain(settings.into_iter().map(|(k, v)| Item::Setting(k, v)))
+        .collect()
 }
