@@ -195,11 +195,7 @@ mod tests {
     use super::*;
     use crate::maildirsize::QuotaLimit;
 
-    fn setup() -> (tempfile::TempDir, Maildir) {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let md = Maildir::create(dir.path().join("Maildir")).expect("create");
-        (dir, md)
-    }
+    use crate::test_support::setup;
 
     fn names(dir: &Path) -> Vec<String> {
         let mut v: Vec<String> = fs::read_dir(dir)

@@ -241,11 +241,7 @@ mod tests {
     use crate::maildirsize::{QuotaLimit, QuotaUsage};
     use crate::quota::Quota;
 
-    fn setup() -> (tempfile::TempDir, Maildir) {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let md = Maildir::create(dir.path().join("Maildir")).expect("create");
-        (dir, md)
-    }
+    use crate::test_support::setup;
 
     #[test]
     fn hostile_names_are_rejected() {

@@ -43,3 +43,16 @@ pub use maildirsize::{Maildirsize, QuotaLimit, QuotaUsage};
 pub use name::{DeliveryKey, delivery_order, local_hostname, size_field, split_info};
 pub use quota::{MAILDIRSIZE_FILE, Quota};
 pub use uidlist::{UIDLIST_FILE, UidList, UidRecord};
+
+/// What the unit tests of every module share.
+#[cfg(test)]
+mod test_support {
+    use crate::Maildir;
+
+    /// A fresh Maildir in a temporary folder (kept alive by the returned guard).
+    pub(crate) fn setup() -> (tempfile::TempDir, Maildir) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let md = Maildir::create(dir.path().join("Maildir")).expect("create");
+        (dir, md)
+    }
+}

@@ -241,11 +241,7 @@ mod tests {
     use super::*;
     use std::sync::Arc;
 
-    fn setup() -> (tempfile::TempDir, Maildir) {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let md = Maildir::create(dir.path().join("Maildir")).expect("create");
-        (dir, md)
-    }
+    use crate::test_support::setup;
 
     #[test]
     fn list_in_delivery_order_with_sizes() {

@@ -243,11 +243,7 @@ mod tests {
     use super::*;
     use crate::maildir::Subdir;
 
-    fn setup() -> (tempfile::TempDir, Maildir) {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let md = Maildir::create(dir.path().join("Maildir")).expect("create");
-        (dir, md)
-    }
+    use crate::test_support::setup;
 
     #[test]
     fn usage_recalculates_when_missing_and_tracks_deltas() {

@@ -188,11 +188,7 @@ mod tests {
     use super::*;
     use crate::flags::Flags;
 
-    fn setup() -> (tempfile::TempDir, Maildir) {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let md = Maildir::create(dir.path().join("Maildir")).expect("create");
-        (dir, md)
-    }
+    use crate::test_support::setup;
 
     fn set(names: &[&str]) -> HashSet<String> {
         names.iter().map(|s| (*s).to_owned()).collect()
