@@ -15,9 +15,9 @@
 //! header is copied as-is inside its own part; the boundary carries 64 random bits, so a sender
 //! cannot guess it and end the part early.
 
-use super::date::rfc5322;
 use super::envelope::clean;
 use moat_common::client::queue::Orcpt;
+use moat_common::date::rfc5322;
 
 /// How much of the original header goes back to the sender.
 pub const MAX_HEADER_COPY: usize = 64 * 1024;

@@ -27,7 +27,8 @@ use tokio::task::JoinSet;
 use super::bounce::{self, Failure, MAX_FULL_COPY, MAX_HEADER_COPY, Report, permanent_text};
 use super::envelope::{Envelope, check_recipient};
 use super::state::{Done, Mark, Retry, backoff, bounce_line, mark_line};
-use super::{Ctx, blocking, date, now_ms};
+use super::{Ctx, blocking, now_ms};
+use moat_common::date;
 
 /// What an attempt leaves for the scheduler.
 #[derive(Debug)]

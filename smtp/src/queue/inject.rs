@@ -20,7 +20,8 @@ use super::envelope::{Envelope, MAX_CLIENT, clean};
 use super::scheduler::Command;
 use super::server::{IDLE, send};
 use super::store::Draft;
-use super::{Ctx, blocking, date};
+use super::{Ctx, blocking};
+use moat_common::date;
 
 /// Message bytes gathered before they are written to the file.
 const WRITE_BATCH: usize = 256 * 1024;

@@ -24,7 +24,6 @@ pub mod admin;
 pub mod admin_client;
 pub mod bounce;
 pub mod daemon;
-pub mod date;
 pub mod delivery;
 pub mod dirsync;
 pub mod envelope;

@@ -15,9 +15,9 @@ use std::path::PathBuf;
 use moat_common::client::queue::{Injection, Origin};
 use moat_common::wire::Status;
 
-use super::date;
 use super::sendmail_args::{Command, Options, USAGE, parse};
 use super::sendmail_message::{Identity, Line, Lines, envelope_sender, prepare, qualify};
+use moat_common::date;
 
 pub const EX_OK: u8 = 0;
 pub const EX_USAGE: u8 = 64;

@@ -12,9 +12,9 @@ use std::io::BufRead;
 
 use base64::Engine;
 
-use super::date::rfc5322;
 use super::envelope::clean;
 use super::sendmail_args::{Options, strip_angles};
+use moat_common::date::rfc5322;
 
 /// The longest piece of a line read at once (longer lines pass through in pieces).
 pub const MAX_PIECE: usize = 64 * 1024;

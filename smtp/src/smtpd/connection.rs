@@ -37,7 +37,7 @@ use crate::proto::reply::Enhanced;
 use crate::proto::{
     Domain, Envelope, Event, MessageVerdict, Phase, RcptVerdict, Reply, ReversePath, Session,
 };
-use crate::queue::date::{now, rfc5322};
+use moat_common::date::{now, rfc5322};
 
 /// Bytes read from the client at a time.
 const READ_SIZE: usize = 16 * 1024;

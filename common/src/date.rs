@@ -1,4 +1,5 @@
-//! RFC 5322 dates (`Date:`, `Arrival-Date:`), in UTC, without a calendar library.
+//! Dates in UTC without a calendar library: RFC 5322 (`Date:`, `Arrival-Date:`) for mail, and
+//! `YYYY-MM-DD HH:MM:SS UTC` for people (the admin CLI).
 //!
 //! SECURITY: pure arithmetic on a number we produced ourselves.
 
@@ -32,6 +33,18 @@ pub fn rfc5322(unix: u64) -> String {
     )
 }
 
+/// `2026-11-29 14:04:05 UTC`.
+pub fn iso_utc(unix: u64) -> String {
+    let secs = unix % 86_400;
+    let (year, month, day) = civil_from_days(unix / 86_400);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
 /// Days since 1970-01-01 → (year, month 1-12, day 1-31) (H. Hinnant's algorithm).
 fn civil_from_days(days: u64) -> (u64, u64, u64) {
     let z = days + 719_468;
@@ -56,5 +69,6 @@ mod tests {
         assert_eq!(rfc5322(1_700_000_000), "Tue, 14 Nov 2023 22:13:20 +0000");
         assert_eq!(rfc5322(951_782_400), "Tue, 29 Feb 2000 00:00:00 +0000");
         assert_eq!(rfc5322(4_102_444_799), "Thu, 31 Dec 2099 23:59:59 +0000");
+        assert_eq!(iso_utc(951_782_400), "2000-02-29 00:00:00 UTC");
     }
 }
