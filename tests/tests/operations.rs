@@ -45,32 +45,23 @@ with smtplib.SMTP("127.0.0.1", int(os.environ["SUBMISSION_PORT"]), timeout=30) a
     );
 }
 
-fn queue_list(s: &Stack) -> Vec<serde_like::Entry> {
-    serde_like::parse(&s.admin(&["queue", "list", "--json"], ""))
+/// One line of `moat queue list --json`.
+struct Entry {
+    id: String,
+    recipients: String,
 }
 
-/// Just enough JSON reading for `moat queue list --json` without another dependency.
-mod serde_like {
-    pub struct Entry {
-        pub id: String,
-        pub recipients: String,
-    }
-    pub fn parse(text: &str) -> Vec<Entry> {
-        let field = |obj: &str, name: &str| -> String {
-            obj.split(&format!("\"{name}\": \""))
-                .nth(1)
-                .and_then(|rest| rest.split('"').next())
-                .unwrap_or("")
-                .to_string()
-        };
-        text.split('{')
-            .skip(1)
-            .map(|obj| Entry {
-                id: field(obj, "id"),
-                recipients: field(obj, "recipients"),
-            })
-            .collect()
-    }
+fn queue_list(s: &Stack) -> Vec<Entry> {
+    let json: serde_json::Value =
+        serde_json::from_str(&s.admin(&["queue", "list", "--json"], "")).expect("JSON");
+    json.as_array()
+        .expect("a list")
+        .iter()
+        .map(|m| Entry {
+            id: m["id"].as_str().unwrap_or_default().to_string(),
+            recipients: m["recipients"].as_str().unwrap_or_default().to_string(),
+        })
+        .collect()
 }
 
 #[test]
