@@ -13,10 +13,7 @@ use moat_tests::peer::{PYTHON, Peer};
 use moat_tests::{Mode, Stack};
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
+    moat_tests::free_ports::<1>()[0]
 }
 
 fn stack(remote: &str) -> Stack {
