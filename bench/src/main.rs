@@ -3,6 +3,7 @@
 
 mod maildir;
 mod pop3;
+mod relay;
 mod report;
 mod smtp;
 
@@ -21,6 +22,8 @@ enum Command {
     Maildir(maildir::Args),
     /// SMTP: messages/s accepted and delivered into Maildir, Moat against a private Postfix.
     Smtp(smtp::Args),
+    /// Relay: messages/s submitted and relayed to a loopback SMTP sink, Moat against Postfix.
+    Relay(smtp::Args),
     /// POP3: RETR throughput and login rate, Moat against a private Dovecot.
     Pop3(pop3::Args),
 }
@@ -29,6 +32,7 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Maildir(args) => maildir::run(&args),
         Command::Smtp(args) => smtp::run(&args),
+        Command::Relay(args) => relay::run(&args),
         Command::Pop3(args) => pop3::run(&args),
     }
 }

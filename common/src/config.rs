@@ -9,6 +9,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+mod queue;
+use queue::RawQueue;
+pub use queue::{DEFAULT_DELAY_WARNING_SECS, DEFAULT_RETRY_SCHEDULE, MAX_RETRY_ENTRIES};
+
 /// Where the quickstart keeps everything, relative to the current directory.
 pub const QUICKSTART_DIR: &str = "moat-data";
 /// The system-wide configuration written by `moat install`.
@@ -35,6 +39,9 @@ pub struct Config {
     pub run_dir: PathBuf,
     /// Where the `moat-*` programs are; `None` = beside the running `moat`.
     pub libexec: Option<PathBuf>,
+    /// The DKIM key folder: `<dkim_dir>/<domain>/<selector>.<rsa|ed25519>.pem`, written by
+    /// `moat dkim generate`, opened by the supervisor for moat-remote (`[paths] dkim`).
+    pub dkim_dir: PathBuf,
     /// Listening addresses per service; empty = the service is off.
     pub listen: Listen,
     /// The certificate chain and private key (PEM) for STARTTLS and implicit TLS.
@@ -45,9 +52,13 @@ pub struct Config {
     pub limits: Limits,
     /// How long a message may wait in the queue before it is bounced.
     pub queue_lifetime_secs: u64,
-    /// The first retry delay (doubling up to an hour); `[queue] retry_min`, default 60 s.
-    pub queue_retry_min_secs: u64,
+    /// The delay after attempt n is entry n, the last one repeating (`[queue] retry_schedule`,
+    /// or the doubling `retry_min` stands for; see `config/queue.rs`).
+    pub queue_retry_schedule: Vec<u64>,
+    /// When the sender gets a delay notice; 0 = never (`[queue] delay_warning`).
+    pub queue_delay_warning_secs: u64,
     pub pop3: Pop3,
+    pub imap: Imap,
     pub remote: Remote,
 }
 
@@ -171,6 +182,8 @@ pub struct Remote {
     pub timeout_data_end_secs: u64,
     /// The most SMTP transactions at once.
     pub max_deliveries: u32,
+    /// The most SMTP transactions at once to one destination (domain, or routed host).
+    pub max_per_destination: u32,
 }
 
 impl Default for Remote {
@@ -186,6 +199,7 @@ impl Default for Remote {
             timeout_data_block_secs: 180,
             timeout_data_end_secs: 600,
             max_deliveries: 20,
+            max_per_destination: 20,
         }
     }
 }
@@ -220,6 +234,25 @@ impl Default for Pop3 {
     }
 }
 
+/// `[imap]`: moat-imapd.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Imap {
+    /// Accept LOGIN and AUTHENTICATE PLAIN without TLS from loopback clients (local webmail).
+    pub plaintext_on_loopback: bool,
+    /// Seconds a logged-in client may stay silent (RFC 3501 §5.4: at least 30 minutes).
+    pub idle_timeout_secs: u64,
+}
+
+impl Default for Imap {
+    fn default() -> Self {
+        Imap {
+            plaintext_on_loopback: true,
+            idle_timeout_secs: 1800,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Listen {
@@ -233,6 +266,10 @@ pub struct Listen {
     pub pop3: Vec<String>,
     /// POP3 over implicit TLS (port 995).
     pub pop3s: Vec<String>,
+    /// IMAP with STARTTLS (port 143).
+    pub imap: Vec<String>,
+    /// IMAP over implicit TLS (port 993).
+    pub imaps: Vec<String>,
 }
 
 impl Default for Listen {
@@ -243,6 +280,8 @@ impl Default for Listen {
             submissions: vec!["0.0.0.0:465".into()],
             pop3: vec!["0.0.0.0:110".into()],
             pop3s: vec!["0.0.0.0:995".into()],
+            imap: vec!["0.0.0.0:143".into()],
+            imaps: vec!["0.0.0.0:993".into()],
         }
     }
 }
@@ -332,6 +371,8 @@ struct RawConfig {
     #[serde(default)]
     pop3: Pop3,
     #[serde(default)]
+    imap: Imap,
+    #[serde(default)]
     remote: RawRemote,
 }
 
@@ -349,6 +390,7 @@ struct RawRemote {
     timeout_data_block_secs: Option<u64>,
     timeout_data_end_secs: Option<u64>,
     max_deliveries: Option<u32>,
+    max_per_destination: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -372,13 +414,6 @@ struct RawTls {
     key: Option<String>,
 }
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawQueue {
-    lifetime: Option<String>,
-    retry_min: Option<String>,
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawStore {
@@ -392,6 +427,7 @@ struct RawPaths {
     queue: Option<String>,
     run: Option<String>,
     libexec: Option<String>,
+    dkim: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -473,22 +509,7 @@ impl Config {
             Some(h) => return Err(invalid(format!("hostname {h:?} is not a valid host name"))),
             None => system_hostname(),
         };
-        let queue_lifetime_secs = match raw.queue.lifetime.as_deref() {
-            None => 5 * 86_400,
-            Some(text) => parse_duration(text).ok_or_else(|| {
-                invalid(format!(
-                    "queue.lifetime {text:?} is not a duration such as \"5d\", \"36h\" or \"90m\""
-                ))
-            })?,
-        };
-        let queue_retry_min_secs = match raw.queue.retry_min.as_deref() {
-            None => 60,
-            Some(text) => parse_duration(text).filter(|s| *s > 0).ok_or_else(|| {
-                invalid(format!(
-                    "queue.retry_min {text:?} is not a duration of at least 1 s such as \"1m\""
-                ))
-            })?,
-        };
+        let queue = raw.queue.parse().map_err(invalid)?;
         let remote = parse_remote(raw.remote, base).map_err(invalid)?;
         for addr in raw
             .listen
@@ -498,6 +519,8 @@ impl Config {
             .chain(&raw.listen.submissions)
             .chain(&raw.listen.pop3)
             .chain(&raw.listen.pop3s)
+            .chain(&raw.listen.imap)
+            .chain(&raw.listen.imaps)
         {
             if addr.parse::<std::net::SocketAddr>().is_err() {
                 return Err(invalid(format!(
@@ -514,14 +537,17 @@ impl Config {
             queue_dir: base.join(raw.paths.queue.as_deref().unwrap_or("queue")),
             run_dir: base.join(raw.paths.run.as_deref().unwrap_or("run")),
             libexec: raw.paths.libexec.as_deref().map(|p| base.join(p)),
+            dkim_dir: base.join(raw.paths.dkim.as_deref().unwrap_or("dkim")),
             listen: raw.listen,
             tls_cert: base.join(raw.tls.cert.as_deref().unwrap_or("tls/cert.pem")),
             tls_key: base.join(raw.tls.key.as_deref().unwrap_or("tls/key.pem")),
             users: raw.users,
             limits: raw.limits,
-            queue_lifetime_secs,
-            queue_retry_min_secs,
+            queue_lifetime_secs: queue.lifetime_secs,
+            queue_retry_schedule: queue.retry_schedule,
+            queue_delay_warning_secs: queue.delay_warning_secs,
             pop3: raw.pop3,
+            imap: raw.imap,
             remote,
         })
     }
@@ -605,6 +631,11 @@ fn parse_remote(raw: RawRemote, base: &Path) -> Result<Remote, String> {
             Some(0) => return Err("remote.max_deliveries must be at least 1".into()),
             Some(n) => n,
             None => d.max_deliveries,
+        },
+        max_per_destination: match raw.max_per_destination {
+            Some(0) => return Err("remote.max_per_destination must be at least 1".into()),
+            Some(n) => n,
+            None => d.max_per_destination,
         },
     })
 }
@@ -690,6 +721,7 @@ mod tests {
         .expect("valid");
         assert_eq!(c.store_url, "sqlite:/srv/moat-data/users.db");
         assert_eq!(c.mail_root, Path::new("/srv/moat-data/mail"));
+        assert_eq!(c.dkim_dir, Path::new("/srv/moat-data/dkim"));
         assert_eq!(c.subaddress_delimiter, Some('+'));
     }
 
@@ -770,14 +802,15 @@ mod tests {
         let c = Config::parse(
             "[store]\nurl = \"sqlite:a\"\n[queue]\nretry_min = \"2s\"\n\
              [remote]\nnameserver = \"127.0.0.1:5353\"\ntls = \"verify\"\nport = 2525\n\
-             [remote.routes]\n\"Example.ORG\" = \"127.0.0.1:2526\"\n\
+             max_per_destination = 3\n[remote.routes]\n\"Example.ORG\" = \"127.0.0.1:2526\"\n\
              \"*\" = { host = \"smart.example.net\", tls = \"encrypt\" }\n",
             Path::new("/d/moat.toml"),
         )
         .expect("valid");
-        assert_eq!(c.queue_retry_min_secs, 2);
+        assert_eq!(c.queue_retry_schedule[..3], [2, 4, 8]);
         let r = &c.remote;
         assert_eq!((r.tls, r.port), (TlsPolicy::Verify, 2525));
+        assert_eq!((r.max_deliveries, r.max_per_destination), (20, 3));
         assert_eq!(r.nameserver.as_deref(), Some("127.0.0.1:5353"));
         assert_eq!(r.routes.len(), 2);
         for route in &r.routes {
@@ -801,6 +834,7 @@ mod tests {
         for text in [
             "[store]\nurl = \"sqlite:a\"\n[remote]\ntls = \"maybe\"\n",
             "[store]\nurl = \"sqlite:a\"\n[remote]\nnameserver = \"dns\"\n",
+            "[store]\nurl = \"sqlite:a\"\n[remote]\nmax_per_destination = 0\n",
             "[store]\nurl = \"sqlite:a\"\n[remote.routes]\n\"a.example\" = \"x:99999\"\n",
             "[store]\nurl = \"sqlite:a\"\n[remote.routes]\n\"a b\" = \"x:25\"\n",
         ] {

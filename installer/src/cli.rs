@@ -18,6 +18,8 @@ moat user add alice@example.org --quota 2G\n  \
 echo \"$PW\" | moat user add bob@example.org --password-stdin\n  \
 moat alias add team@example.org alice@example.org bob@example.org\n  \
 moat catchall set example.org alice@example.org\n  \
+moat dkim generate example.org\n  \
+moat domain dns example.org\n  \
 moat user list example.org --json"
 )]
 pub struct Cli {
@@ -54,6 +56,9 @@ pub enum Command {
     /// The mail queue: list, show, flush (retry now), delete.
     #[command(subcommand)]
     Queue(QueueCmd),
+    /// DKIM signing keys of a domain: generate.
+    #[command(subcommand)]
+    Dkim(DkimCmd),
     /// Quickstart: run the whole stack from ./moat-data on high ports (made on first run).
     #[command(
         after_help = "Ports: 2525 (MX), 2587 (submission, STARTTLS), 2465 (submission, TLS).\n\
@@ -75,7 +80,8 @@ Examples:\n  moat up\n  moat up --dir /srv/mail --listen-ip 0.0.0.0 --no-demo"
     /// Run the stack from the configuration file: the supervisor (root binds ports and spawns).
     #[command(
         after_help = "Run as root, each program runs under its own system user \
-(users.* in the configuration). SIGTERM drains, SIGHUP reloads the certificates."
+(users.* in the configuration). SIGTERM drains, SIGHUP reloads the certificates and the DKIM \
+keys."
     )]
     Serve,
 }
@@ -115,6 +121,37 @@ moat domain remove old.example --force --purge-mail"
     Alias { alias: String, target: String },
     /// Remove a domain alias.
     Unalias { alias: String },
+    /// Print the DNS records to publish for a domain: MX, SPF, each DKIM key, DMARC.
+    #[command(
+        after_help = "Zone-file lines; reading the DKIM keys needs the rights of the admin who \
+made them (root on an installed server).\n\nExample:\n  moat domain dns example.org"
+    )]
+    Dns { name: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DkimCmd {
+    /// Make an RSA-2048 and an Ed25519 key for DOMAIN and print their DNS records.
+    #[command(
+        after_help = "The keys go to <dkim folder>/<domain>/<selector>.rsa.pem and \
+<selector>.ed25519.pem (mode 0600); the folder is [paths] dkim, by default dkim/ beside \
+moat.toml. Selectors are <PREFIX>-rsa-<YYYYMM> and <PREFIX>-ed-<YYYYMM>.\n\
+moat-remote signs with every key of the From: domain once the supervisor reloads (SIGHUP) or \
+restarts; publish the printed records first.\n\n\
+Key rotation: run again with --force and a new --selector (new keys beside the old ones, both \
+sign), publish the new records, then delete the old files and SIGHUP the supervisor. --force \
+with existing selectors replaces those keys.\n\n\
+Examples:\n  moat dkim generate example.org\n  moat dkim generate example.org --selector mail"
+    )]
+    Generate {
+        domain: String,
+        /// Selector prefix (letters, digits, '-').
+        #[arg(long, value_name = "PREFIX", default_value = "moat")]
+        selector: String,
+        /// Add keys although the domain has some (rotation); replaces keys of the same selector.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]

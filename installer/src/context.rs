@@ -12,6 +12,8 @@ pub struct Context {
     pub store: Store,
     /// The root of the Maildirs, known only from a configuration file.
     pub mail_root: Option<PathBuf>,
+    /// The configuration file, if one was found (`--db` alone has none).
+    pub config: Option<Config>,
 }
 
 impl Context {
@@ -32,7 +34,19 @@ impl Context {
         let store = Store::connect(&url).await?;
         Ok(Context {
             store,
-            mail_root: config.map(|c| c.mail_root),
+            mail_root: config.as_ref().map(|c| c.mail_root.clone()),
+            config,
+        })
+    }
+
+    /// The configuration, or an error saying `what` needs one (the DKIM key folder and the host
+    /// name are only known from it).
+    pub fn require_config(&self, what: &str) -> anyhow::Result<&Config> {
+        self.config.as_ref().ok_or_else(|| {
+            anyhow!(
+                "{what} needs the configuration file (for the DKIM key folder and the host \
+                 name): use --config PATH or $MOAT_CONFIG instead of --db alone"
+            )
         })
     }
 

@@ -13,6 +13,7 @@ mod serve;
 mod size;
 mod system_users;
 mod up;
+mod zone;
 
 use std::process::ExitCode;
 

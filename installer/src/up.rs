@@ -1,9 +1,9 @@
 //! `moat up`: the quickstart. Everything lives in one folder (`./moat-data` by default): the
 //! configuration, the SQLite store, a self-signed certificate, the queue and the Maildirs; the
-//! SMTP services listen on high ports. On first run it adds the demo domain `example.test` with
-//! `postmaster@example.test` and prints that password once. Then it runs the same supervisor
-//! as `moat serve`: as root each program gets its own system user (created if missing), as
-//! anyone else they all run as that user.
+//! SMTP and POP3 services listen on high ports, IMAP on 1143/1993 (143/993 as root). On first
+//! run it adds the demo domain `example.test` with `postmaster@example.test` and prints that
+//! password once. Then it runs the same supervisor as `moat serve`: as root each program gets
+//! its own system user (created if missing), as anyone else they all run as that user.
 
 use std::io::Write as _;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
@@ -41,13 +41,15 @@ pub async fn up(opts: UpOptions) -> anyhow::Result<()> {
         demo(&config).await?;
     }
     println!(
-        "Moat is starting: SMTP {}, submission {} (STARTTLS), {} (TLS), POP3 {} (STLS), {} (TLS). \
-         Stop with Ctrl-C.",
+        "Moat is starting: SMTP {}, submission {} (STARTTLS), {} (TLS), POP3 {} (STLS), {} (TLS), \
+         IMAP {} (STARTTLS), {} (TLS). Stop with Ctrl-C.",
         config.listen.smtp.join(" "),
         config.listen.submission.join(" "),
         config.listen.submissions.join(" "),
         config.listen.pop3.join(" "),
-        config.listen.pop3s.join(" ")
+        config.listen.pop3s.join(" "),
+        config.listen.imap.join(" "),
+        config.listen.imaps.join(" ")
     );
     println!(
         "Manage it from {} with e.g.: moat user add alice@example.test",
@@ -64,13 +66,20 @@ fn create_folder(dir: &Path, ip: &str) -> anyhow::Result<()> {
         .with_context(|| format!("cannot create {}", dir.display()))?;
     std::fs::create_dir_all(dir.join("db"))?;
     let hostname = system_hostname();
+    // IMAP on its own ports when root may bind them (mail clients assume 143/993), else high.
+    let (imap, imaps) = if moat_common::privilege::is_root() {
+        (143, 993)
+    } else {
+        (1143, 1993)
+    };
     let text = format!(
         "# Moat quickstart configuration (made by `moat up`). Paths are relative to this file.\n\
          hostname = \"{hostname}\"\n\n\
          [store]\nurl = \"sqlite:db/users.db\"\n\n\
          [paths]\nmail = \"mail\"\nqueue = \"queue\"\nrun = \"run\"\n\n\
          [listen]\nsmtp = [\"{ip}:2525\"]\nsubmission = [\"{ip}:2587\"]\nsubmissions = [\"{ip}:2465\"]\n\
-         pop3 = [\"{ip}:1110\"]\npop3s = [\"{ip}:1995\"]\n\n\
+         pop3 = [\"{ip}:1110\"]\npop3s = [\"{ip}:1995\"]\n\
+         imap = [\"{ip}:{imap}\"]\nimaps = [\"{ip}:{imaps}\"]\n\n\
          [tls]\ncert = \"tls/cert.pem\"\nkey = \"tls/key.pem\"\n"
     );
     let path = dir.join("moat.toml");

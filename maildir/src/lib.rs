@@ -23,6 +23,7 @@ mod error;
 mod flags;
 mod folder;
 mod fsutil;
+mod hint;
 mod list;
 mod lock;
 mod maildir;

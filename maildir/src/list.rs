@@ -76,7 +76,7 @@ impl Maildir {
 
     /// Builds an entry; `stat` is only called when the name carries no size (or to skip directories
     /// when the file type is unknown). Returns None for non-files and files that vanished.
-    fn entry_for(
+    pub(crate) fn entry_for(
         &self,
         sub: Subdir,
         name: &str,
@@ -177,7 +177,7 @@ impl Maildir {
         })
     }
 
-    fn change_flags(
+    pub(crate) fn change_flags(
         &self,
         base: &str,
         hint: Option<Entry>,

@@ -13,22 +13,21 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use moat_common::client::auth::AuthAnswer;
+use moat_common::client::auth::Login;
+use moat_common::daemon::access::{End, Server};
 use moat_common::daemon::limits::Slot;
 use moat_common::daemon::stop::{Stop, stopped};
-use moat_common::{error, info, warn};
+use moat_common::daemon::stream::Stream;
+use moat_common::{error, info};
 use moat_maildir::Error as MaildirError;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
-use crate::Server;
 use crate::command::Secret;
 use crate::dotstuff::Encoder;
 use crate::lines::{Line, Lines};
 use crate::maildrop::{self, Change, Mailbox, OpenError};
 use crate::session::{self, AuthOutcome, Session, Step};
-use crate::settings::TLS_HANDSHAKE;
-use crate::stream::Stream;
 
 /// Message bytes read from the file, and encoded bytes written to the client, at a time.
 const CHUNK: usize = 64 * 1024;
@@ -46,37 +45,6 @@ fn read_some(file: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize>
         }
     }
     Ok(n)
-}
-
-/// Why a connection ended (for the log).
-enum End {
-    Closed,
-    ClientGone,
-    Timeout,
-    Stopping,
-    Failed(String),
-}
-
-impl std::fmt::Display for End {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            End::Closed => f.write_str("closed"),
-            End::ClientGone => f.write_str("client left"),
-            End::Timeout => f.write_str("idle timeout"),
-            End::Stopping => f.write_str("server stopping"),
-            End::Failed(e) => write!(f, "{e}"),
-        }
-    }
-}
-
-fn io_end(e: std::io::Error) -> End {
-    match e.kind() {
-        std::io::ErrorKind::TimedOut => End::Timeout,
-        std::io::ErrorKind::UnexpectedEof
-        | std::io::ErrorKind::ConnectionReset
-        | std::io::ErrorKind::BrokenPipe => End::ClientGone,
-        _ => End::Failed(format!("I/O error: {e}")),
-    }
 }
 
 struct Connection {
@@ -100,12 +68,10 @@ pub async fn serve(
     slot: Slot,
 ) {
     let _slot = slot;
-    let _ = tcp.set_nodelay(true);
-    let loopback = peer.ip().to_canonical().is_loopback();
     let config = session::Config {
         hostname: server.settings.hostname.clone(),
         tls_available: server.tls.is_some(),
-        plaintext_allowed: loopback && server.settings.plaintext_on_loopback,
+        plaintext_allowed: server.plaintext_allowed(peer),
     };
     let mut c = Connection {
         session: Session::new(config, implicit_tls),
@@ -126,13 +92,8 @@ pub async fn serve(
 
 impl Connection {
     async fn run(&mut self, implicit_tls: bool) -> End {
-        if implicit_tls {
-            let Some(tls) = self.server.tls.clone() else {
-                return End::Failed("no TLS certificate".into());
-            };
-            if let Err(e) = self.stream.start_tls(&tls, TLS_HANDSHAKE).await {
-                return End::Failed(format!("TLS handshake failed: {e}"));
-            }
+        if implicit_tls && let Err(end) = self.server.start_tls(&mut self.stream).await {
+            return end;
         }
         let greeting = self.session.greeting();
         if let Err(e) = self.write(greeting.as_bytes()).await {
@@ -168,13 +129,7 @@ impl Connection {
                 if dropped > 0 {
                     info!("{}: dropped {dropped} bytes sent after STLS", self.peer);
                 }
-                let Some(tls) = self.server.tls.clone() else {
-                    return Err(End::Failed("STLS without a certificate".into()));
-                };
-                self.stream
-                    .start_tls(&tls, TLS_HANDSHAKE)
-                    .await
-                    .map_err(|e| End::Failed(format!("TLS handshake failed: {e}")))?;
+                self.server.start_tls(&mut self.stream).await?;
                 self.session.tls_started();
                 Ok(None)
             }
@@ -193,7 +148,7 @@ impl Connection {
 
     async fn write(&mut self, bytes: &[u8]) -> Result<(), End> {
         let idle = self.server.settings.idle;
-        self.stream.write_all(bytes, idle).await.map_err(io_end)
+        self.stream.write_all(bytes, idle).await.map_err(End::from)
     }
 
     async fn next_line(&mut self) -> Result<Line, End> {
@@ -222,37 +177,25 @@ impl Connection {
                     self.stream.close().await;
                     return Err(End::Timeout);
                 }
-                Err(e) => return Err(io_end(e)),
+                Err(e) => return Err(e.into()),
             }
         }
     }
 
     async fn authenticate(&mut self, login: String, password: Secret) -> Step {
         let ip = self.peer.ip().to_canonical().to_string();
+        let who = self.peer.to_string();
         let answer = self
             .server
             .auth
-            .authenticate(&login, &password.0, &ip, "pop3")
+            .login(&login, &password.0, &ip, "pop3", &who)
             .await;
         drop(password);
         let outcome = match answer {
-            Ok(AuthAnswer::Ok(user)) => self.open_maildrop(user).await,
-            Ok(AuthAnswer::Failed) => {
-                info!("{}: authentication failed for {login:?}", self.peer);
-                AuthOutcome::Failed
-            }
-            Ok(AuthAnswer::Temporary(why)) if why.contains("too many") => {
-                info!("{}: login {login:?} throttled: {why}", self.peer);
-                AuthOutcome::Throttled
-            }
-            Ok(AuthAnswer::Temporary(why)) => {
-                warn!("{}: moat-auth: {why}", self.peer);
-                AuthOutcome::Unavailable
-            }
-            Err(e) => {
-                warn!("{}: cannot ask moat-auth: {e}", self.peer);
-                AuthOutcome::Unavailable
-            }
+            Login::User(user) => self.open_maildrop(user).await,
+            Login::Failed => AuthOutcome::Failed,
+            Login::Throttled => AuthOutcome::Throttled,
+            Login::Unavailable => AuthOutcome::Unavailable,
         };
         self.session.auth_result(outcome)
     }

@@ -14,12 +14,14 @@
 //! Dovecot does at QUIT. A message someone else (IMAP) expunged meanwhile is simply gone.
 //!
 //! SECURITY: the user name comes from moat-auth, and is checked again before it becomes a
-//! path (no `/`, no leading `.`, no NUL): a confused store cannot point us outside mail_root.
-//! The snapshot holds base names only; files are found by base name at use time through the
-//! maildir crate, which follows renames and refuses names that are not plain Maildir names.
+//! path (`moat_common::daemon::user_maildir`): a confused store cannot point us outside
+//! mail_root. The snapshot holds base names only; files are found by base name at use time
+//! through the maildir crate, which follows renames and refuses names that are not plain
+//! Maildir names.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
+use moat_common::daemon::user_maildir::user_maildir;
 use moat_maildir::{Error as MaildirError, Flags, Maildir};
 
 use crate::lock::{InUse, LockError};
@@ -110,21 +112,9 @@ pub enum OpenError {
     Failed(String),
 }
 
-/// The Maildir of `user` (`local@domain`) under `mail_root`, if the name is safe to use.
-pub fn maildir_path(mail_root: &Path, user: &str) -> Option<PathBuf> {
-    let (local, domain) = user.rsplit_once('@')?;
-    let safe = |part: &str| {
-        !part.is_empty()
-            && !part.starts_with('.')
-            && !part.contains('/')
-            && !part.chars().any(char::is_control)
-    };
-    (safe(local) && safe(domain)).then(|| mail_root.join(domain).join(local).join("Maildir"))
-}
-
 /// Locks and snapshots the maildrop of `user`. Blocking (file system, the UID list lock).
 pub fn open(mail_root: &Path, user: &str) -> Result<(Mailbox, Maildrop), OpenError> {
-    let path = maildir_path(mail_root, user)
+    let path = user_maildir(mail_root, user)
         .ok_or_else(|| OpenError::Failed(format!("unusable user name {user:?} from moat-auth")))?;
     if !path.exists() {
         // moat-local creates the Maildir at the first delivery: until then the drop is empty.
@@ -198,20 +188,6 @@ pub fn commit(mailbox: &Mailbox, changes: &[Change]) -> (usize, Vec<String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn user_names_that_cannot_escape() {
-        let root = Path::new("/m");
-        assert_eq!(
-            maildir_path(root, "a@example.test"),
-            Some(PathBuf::from("/m/example.test/a/Maildir"))
-        );
-        for bad in [
-            "a", "@x", "a@", "../a@x", "a@..", "a/b@x", "a@x/y", ".a@x", "a\0@x",
-        ] {
-            assert_eq!(maildir_path(root, bad), None, "{bad}");
-        }
-    }
 
     #[test]
     fn snapshot_numbering_changes_and_commit() {

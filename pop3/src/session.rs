@@ -18,6 +18,7 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use moat_common::client::auth::{PlainError, plain_response};
 
 use crate::command::{Command, ParseError, Secret, parse};
 use crate::lines::Line;
@@ -297,23 +298,15 @@ impl Session {
             Ok(d) => d,
             Err(_) => return self.err("-ERR [AUTH] invalid base64 in the PLAIN response\r\n"),
         };
-        let parts: Vec<&[u8]> = decoded.split(|b| *b == 0).collect();
-        let (authz, login, password) = match parts.as_slice() {
-            [z, l, p] => (*z, *l, *p),
-            _ => return self.err("-ERR [AUTH] malformed PLAIN response\r\n"),
+        let (login, password) = match plain_response(&decoded) {
+            Ok(pair) => pair,
+            Err(PlainError::Malformed) => {
+                return self.err("-ERR [AUTH] malformed PLAIN response\r\n");
+            }
+            Err(PlainError::OtherUser) => {
+                return self.err("-ERR [AUTH] acting as another user is not supported\r\n");
+            }
         };
-        let text = |b: &[u8]| {
-            std::str::from_utf8(b)
-                .ok()
-                .filter(|s| !s.is_empty() && !s.chars().any(char::is_control))
-                .map(str::to_string)
-        };
-        let (Some(login), Some(password)) = (text(login), text(password)) else {
-            return self.err("-ERR [AUTH] malformed PLAIN response\r\n");
-        };
-        if !authz.is_empty() && authz != login.as_bytes() {
-            return self.err("-ERR [AUTH] acting as another user is not supported\r\n");
-        }
         self.state = State::Authenticating;
         Step::Authenticate {
             login,

@@ -169,7 +169,7 @@ async fn admin_list_show_flush_delete() {
     let env = Env::new(std::sync::Arc::new(|_, _| {
         Status::Temporary("try later".into())
     }));
-    let _queue = env.start(&[("retry_min_secs", "3600")]);
+    let _queue = env.start(&[("retry_schedule", "3600")]);
     let admin = QueueAdmin::new(&env.socket);
     let a = env
         .inject_ok(

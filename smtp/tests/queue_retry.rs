@@ -58,12 +58,12 @@ async fn the_schedule_survives_a_restart() {
             Status::Ok("delivered".into())
         }
     }));
-    let mut queue = env.start(&[("retry_min_secs", "3")]);
+    let mut queue = env.start(&[("retry_schedule", "3")]);
     env.inject_ok("a@example.test", &["b@example.test"], &message("restart"))
         .await;
     assert!(wait_until(WAIT, || env.files("retry") == 1).await);
     assert!(queue.terminate(Duration::from_secs(15)));
-    let _queue = env.start(&[("retry_min_secs", "3")]);
+    let _queue = env.start(&[("retry_schedule", "3")]);
     tokio::time::sleep(Duration::from_millis(1000)).await;
     assert_eq!(env.local.attempts().len(), 1, "the retry time was kept");
     assert!(
@@ -286,4 +286,94 @@ async fn an_expired_message_bounces() {
     );
     assert!(parts[1].1.contains("over quota"));
     assert!(wait_until(WAIT, || env.all_files() == 0).await);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_delay_notice_per_message_even_across_a_restart_and_a_crash() {
+    let env = Env::new(Arc::new(|rcpt, _| match rcpt {
+        "alice@example.test" => Status::Ok("delivered".into()),
+        _ => Status::Temporary("4.2.2 mailbox full".into()),
+    }));
+    let settings = [
+        ("retry_schedule", "1"),
+        ("delay_warning_secs", "1"),
+        ("queue_lifetime_secs", "6"),
+    ];
+    let mut queue = env.start(&settings);
+    let id = env
+        .inject_ok(
+            "alice@example.test",
+            &["full@example.test"],
+            &message("late"),
+        )
+        .await;
+    let null = env
+        .inject_ok("", &["full@example.test"], &message("a bounce"))
+        .await;
+    let notices = || {
+        env.local
+            .delivered()
+            .into_iter()
+            .filter(|a| String::from_utf8_lossy(&a.message).contains("Action: delayed"))
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        wait_until(WAIT, || notices().len() == 1).await,
+        "{}",
+        env.log()
+    );
+    // A clean restart, then a crash: the `W` line in done/<id> settles it for good.
+    assert!(queue.terminate(Duration::from_secs(15)));
+    let mut queue = env.start(&settings);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    queue.kill9();
+    let _queue = env.start(&settings);
+    assert!(
+        wait_until(WAIT, || env.all_files() == 0).await,
+        "{}",
+        env.log()
+    );
+    let notice = &notices()[0];
+    assert_eq!(notices().len(), 1, "{}", env.log());
+    assert_eq!(
+        (notice.sender.as_str(), notice.rcpt.as_str()),
+        ("", "alice@example.test")
+    );
+    assert_ne!(notice.id, id);
+    let msg = &notice.message;
+    assert_eq!(
+        header(msg, "Subject").as_deref(),
+        Some("Delayed Mail (still being retried)")
+    );
+    let parts = mime_parts(msg);
+    assert_eq!(parts.len(), 3);
+    assert!(
+        parts[1].1.contains(
+            "Final-Recipient: rfc822; full@example.test\r\nAction: delayed\r\nStatus: 4.2.2\r\n\
+             Diagnostic-Code: X-Moat; mailbox full\r\n"
+        ),
+        "{}",
+        parts[1].1
+    );
+    assert!(parts[1].1.contains("Will-Retry-Until: "), "{}", parts[1].1);
+    assert!(parts[2].0.contains("Content-Type: text/rfc822-headers"));
+    assert!(parts[2].1.contains("Subject: late\r\n"));
+    // Then the expiry bounce, and nothing for the null sender's message.
+    let bounces: Vec<_> = env
+        .local
+        .delivered()
+        .into_iter()
+        .filter(|a| String::from_utf8_lossy(&a.message).contains("Action: failed"))
+        .collect();
+    assert_eq!(bounces.len(), 1, "{}", env.log());
+    let log = env.log();
+    assert_eq!(
+        log.matches(&format!("{id}: delay notice ")).count(),
+        1,
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!("{null}: no delay notice: the sender is null")),
+        "{log}"
+    );
 }

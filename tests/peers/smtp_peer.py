@@ -3,15 +3,68 @@
 Usage: smtp_peer.py PORT OUT_DIR [CERT KEY]
 Recipients decide the answer by their local part: ok* -> 250, perm* -> 550 5.1.1,
 temp* -> 451 4.3.0. Each accepted message is saved as OUT_DIR/<n>.eml (the bytes after
-dot-unstuffing) and OUT_DIR/<n>.env (MAIL FROM, then one RCPT per line). With CERT and KEY,
-STARTTLS is offered. Prints "ready" when listening.
+dot-unstuffing), OUT_DIR/<n>.env (MAIL FROM, then one RCPT per line) and OUT_DIR/<n>.opts (the
+MAIL FROM parameters, e.g. "BODY=8BITMIME SMTPUTF8"). OUT_DIR/connections holds "<sessions so
+far> <most at once>" (a session counts from its first EHLO/HELO). With CERT and KEY, STARTTLS is
+offered. Prints "ready" when listening.
+
+Environment: PEER_ADDRESS (bind address, default 127.0.0.1), PEER_NO_SMTPUTF8=1 and
+PEER_NO_8BITMIME=1 (do not offer SMTPUTF8 or 8BITMIME; both are offered by default),
+PEER_DATA_DELAY (seconds to wait before answering the end of data: a slow server).
 """
+import asyncio
 import os
 import ssl
 import sys
 import time
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP
+
+
+class Sessions:
+    """Counts SMTP sessions: in total and the most open at once."""
+
+    def __init__(self, out):
+        self.path = os.path.join(out, "connections")
+        self.total = self.open = self.most = 0
+
+    def change(self, delta):
+        self.open += delta
+        if delta > 0:
+            self.total += 1
+            self.most = max(self.most, self.open)
+        with open(self.path + ".tmp", "w") as f:
+            f.write("%d %d\n" % (self.total, self.most))
+        os.rename(self.path + ".tmp", self.path)
+
+
+class CountingSMTP(SMTP):
+    sessions = None
+
+    async def smtp_EHLO(self, hostname):
+        self._count()
+        await super().smtp_EHLO(hostname)
+
+    async def smtp_HELO(self, hostname):
+        self._count()
+        await super().smtp_HELO(hostname)
+
+    def _count(self):
+        if not getattr(self, "_counted", False):
+            self._counted = True
+            self.sessions.change(1)
+
+    def connection_lost(self, exc):
+        if getattr(self, "_counted", False):
+            self._counted = False
+            self.sessions.change(-1)
+        super().connection_lost(exc)
+
+
+class CountingController(Controller):
+    def factory(self):
+        return CountingSMTP(self.handler, **self.SMTP_kwargs)
 
 
 class Handler:
@@ -29,14 +82,25 @@ class Handler:
         return "250 2.1.5 ok"
 
     async def handle_DATA(self, server, session, envelope):
+        delay = float(os.environ.get("PEER_DATA_DELAY", "0"))
+        if delay:
+            await asyncio.sleep(delay)
         self.n += 1
         base = os.path.join(self.out, str(self.n))
         with open(base + ".tmp", "wb") as f:
             f.write(envelope.original_content)
         with open(base + ".env", "w") as f:
             f.write(envelope.mail_from + "\n" + "\n".join(envelope.rcpt_tos) + "\n")
+        with open(base + ".opts", "w") as f:
+            f.write(" ".join(envelope.mail_options) + "\n")
         os.rename(base + ".tmp", base + ".eml")
         return "250 2.0.0 queued as %d" % self.n
+
+
+class No8BitHandler(Handler):
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname
+        return [r for r in responses if r != "250-8BITMIME"]
 
 
 def main():
@@ -46,7 +110,12 @@ def main():
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ctx.load_cert_chain(sys.argv[3], sys.argv[4])
         kwargs["tls_context"] = ctx
-    c = Controller(Handler(out), hostname="127.0.0.1", port=port, **kwargs)
+    if os.environ.get("PEER_NO_SMTPUTF8") == "1":
+        kwargs["enable_SMTPUTF8"] = False
+    CountingSMTP.sessions = Sessions(out)
+    handler = No8BitHandler if os.environ.get("PEER_NO_8BITMIME") == "1" else Handler
+    address = os.environ.get("PEER_ADDRESS", "127.0.0.1")
+    c = CountingController(handler(out), hostname=address, port=port, **kwargs)
     c.start()
     print("ready", flush=True)
     try:

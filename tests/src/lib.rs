@@ -2,6 +2,7 @@
 //! folder on free loopback ports, driven by real clients (Python's smtplib, swaks, lettre), and
 //! inspected through the CLI and the Maildirs on disk, as an admin would.
 
+pub mod dns;
 pub mod peer;
 pub mod smtp_client;
 
@@ -52,13 +53,14 @@ pub fn free_ports<const N: usize>() -> [u16; N] {
 }
 
 /// The programs the supervisor runs.
-pub const PROGRAMS: [&str; 6] = [
+pub const PROGRAMS: [&str; 7] = [
     "moat-smtpd",
     "moat-queue",
     "moat-local",
     "moat-auth",
     "moat-pop3d",
     "moat-remote",
+    "moat-imapd",
 ];
 
 /// How the stack is started.
@@ -80,8 +82,22 @@ pub struct Stack {
     pub submissions: u16,
     pub pop3: u16,
     pub pop3s: u16,
+    pub imap: u16,
+    pub imaps: u16,
     log: PathBuf,
+    mode: Mode,
     moat: Option<Child>,
+}
+
+/// The supervisor's command line for `mode`.
+fn moat_command(mode: Mode, data: &Path, config: &Path) -> Command {
+    let mut command = Command::new(bin_dir().join("moat"));
+    match mode {
+        Mode::Up => command.args(["up", "--no-demo", "--dir"]).arg(data),
+        Mode::Serve => command.arg("--config").arg(config).arg("serve"),
+    };
+    command.env_remove("MOAT_CONFIG").stdin(Stdio::null());
+    command
 }
 
 impl Stack {
@@ -126,7 +142,7 @@ impl Stack {
         let data = tmp.path().join("moat-data");
         std::fs::create_dir_all(data.join("db")).expect("mkdir");
         std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-        let [smtp, submission, submissions, pop3, pop3s] = free_ports::<5>();
+        let [smtp, submission, submissions, pop3, pop3s, imap, imaps] = free_ports::<7>();
         let config = data.join("moat.toml");
         std::fs::write(
             &config,
@@ -137,36 +153,26 @@ impl Stack {
                  [listen]\nsmtp = [\"127.0.0.1:{smtp}\"]\nsubmission = [\"127.0.0.1:{submission}\"]\n\
                  submissions = [\"127.0.0.1:{submissions}\"]\n\
                  pop3 = [\"127.0.0.1:{pop3}\"]\npop3s = [\"127.0.0.1:{pop3s}\"]\n\
+                 imap = [\"127.0.0.1:{imap}\"]\nimaps = [\"127.0.0.1:{imaps}\"]\n\
                  {default_remote}{extra}"
             ),
         )
         .expect("write config");
         let log = tmp.path().join("moat.log");
         let log_file = std::fs::File::create(&log).expect("log file");
-        let mut command = Command::new(bin_dir().join("moat"));
-        match mode {
-            Mode::Up => {
-                command.args(["up", "--no-demo", "--dir"]).arg(&data);
-            }
-            Mode::Serve => {
-                let tls = data.join("tls");
-                std::fs::create_dir_all(&tls).expect("mkdir tls");
-                let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()])
-                    .expect("certificate");
-                std::fs::write(tls.join("cert.pem"), certified.cert.pem()).expect("cert");
-                std::fs::write(tls.join("key.pem"), certified.signing_key.serialize_pem())
-                    .expect("key");
-                std::fs::set_permissions(
-                    tls.join("key.pem"),
-                    std::fs::Permissions::from_mode(0o600),
-                )
+        if mode == Mode::Serve {
+            // `moat up` makes its certificate; the installed supervisor expects one.
+            let tls = data.join("tls");
+            std::fs::create_dir_all(&tls).expect("mkdir tls");
+            let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()])
+                .expect("certificate");
+            std::fs::write(tls.join("cert.pem"), certified.cert.pem()).expect("cert");
+            std::fs::write(tls.join("key.pem"), certified.signing_key.serialize_pem())
+                .expect("key");
+            std::fs::set_permissions(tls.join("key.pem"), std::fs::Permissions::from_mode(0o600))
                 .expect("chmod key");
-                command.arg("--config").arg(&config).arg("serve");
-            }
         }
-        let moat = command
-            .env_remove("MOAT_CONFIG")
-            .stdin(Stdio::null())
+        let moat = moat_command(mode, &data, &config)
             .stdout(log_file.try_clone().expect("dup log"))
             .stderr(log_file)
             .spawn()
@@ -180,11 +186,33 @@ impl Stack {
             submissions,
             pop3,
             pop3s,
+            imap,
+            imaps,
             log,
+            mode,
             moat: Some(moat),
         };
         stack.wait_ready()?;
         Ok(stack)
+    }
+
+    /// Stops the stack with SIGTERM and starts it again on the same folder and ports (what an
+    /// admin's restart does); the log goes on in the same file.
+    pub fn restart(&mut self) {
+        self.stop();
+        let log_file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&self.log)
+            .expect("log file");
+        let moat = moat_command(self.mode, &self.data, &self.config)
+            .stdout(log_file.try_clone().expect("dup log"))
+            .stderr(log_file)
+            .spawn()
+            .expect("start moat again");
+        self.moat = Some(moat);
+        if let Err(log) = self.wait_ready() {
+            panic!("the stack did not start again:\n{log}");
+        }
     }
 
     fn wait_ready(&mut self) -> Result<(), String> {
@@ -196,6 +224,8 @@ impl Stack {
                 self.submissions,
                 self.pop3,
                 self.pop3s,
+                self.imap,
+                self.imaps,
             ]
             .iter()
             .all(|p| TcpStream::connect(("127.0.0.1", *p)).is_ok());
@@ -375,6 +405,8 @@ impl Stack {
             .env("SUBMISSIONS_PORT", self.submissions.to_string())
             .env("POP3_PORT", self.pop3.to_string())
             .env("POP3S_PORT", self.pop3s.to_string())
+            .env("IMAP_PORT", self.imap.to_string())
+            .env("IMAPS_PORT", self.imaps.to_string())
             .output()
             .expect("run python3")
     }

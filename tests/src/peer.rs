@@ -20,15 +20,44 @@ pub struct Peer {
     out: tempfile::TempDir,
 }
 
+/// How a peer differs from the default (127.0.0.1 on a free port, 8BITMIME and SMTPUTF8 offered,
+/// answering at once).
+#[derive(Debug, Default, Clone)]
+pub struct Options {
+    /// Bind address (e.g. 127.0.0.3 for a second MX on the same port).
+    pub address: Option<String>,
+    pub port: Option<u16>,
+    pub no_smtputf8: bool,
+    pub no_8bitmime: bool,
+    /// Seconds to wait before answering the end of data.
+    pub data_delay: Option<f64>,
+}
+
 impl Peer {
     pub fn start(tls: Option<(&Path, &Path)>) -> Peer {
+        Peer::start_with(tls, &Options::default())
+    }
+
+    pub fn start_with(tls: Option<(&Path, &Path)>, options: &Options) -> Peer {
         let out = tempfile::tempdir().expect("tempdir");
-        let [port] = crate::free_ports::<1>();
+        let port = options.port.unwrap_or_else(|| crate::free_ports::<1>()[0]);
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("peers/smtp_peer.py");
         let mut cmd = Command::new(PYTHON);
         cmd.arg(script).arg(port.to_string()).arg(out.path());
         if let Some((cert, key)) = tls {
             cmd.arg(cert).arg(key);
+        }
+        if let Some(address) = &options.address {
+            cmd.env("PEER_ADDRESS", address);
+        }
+        if options.no_smtputf8 {
+            cmd.env("PEER_NO_SMTPUTF8", "1");
+        }
+        if options.no_8bitmime {
+            cmd.env("PEER_NO_8BITMIME", "1");
+        }
+        if let Some(delay) = options.data_delay {
+            cmd.env("PEER_DATA_DELAY", delay.to_string());
         }
         let mut child = cmd
             .stdout(Stdio::piped())
@@ -55,6 +84,22 @@ impl Peer {
             got.push((env.lines().map(str::to_string).collect(), bytes));
         }
         got
+    }
+
+    /// The MAIL FROM parameters of the `n`th message received (from 1): "SIZE=42 BODY=8BITMIME".
+    pub fn mail_options(&self, n: usize) -> String {
+        let path = self.out.path().join(format!("{n}.opts"));
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    }
+
+    /// SMTP sessions so far, and the most open at once.
+    pub fn sessions(&self) -> (u32, u32) {
+        let text = std::fs::read_to_string(self.out.path().join("connections")).unwrap_or_default();
+        let mut numbers = text.split_whitespace().map(|n| n.parse().unwrap_or(0));
+        (numbers.next().unwrap_or(0), numbers.next().unwrap_or(0))
     }
 
     pub fn wait(&self, n: usize, stack: &Stack) -> Vec<(Vec<String>, Vec<u8>)> {

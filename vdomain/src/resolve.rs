@@ -12,7 +12,7 @@ use std::pin::Pin;
 use serde::Serialize;
 use sqlx::{AnyConnection, Row};
 
-use crate::address::{Address, normalize_local_part};
+use crate::address::{Address, normalize_domain, normalize_local_part};
 use crate::connect::Store;
 use crate::error::StoreError;
 
@@ -78,7 +78,7 @@ impl Store {
         address: &str,
         opts: &ResolveOptions,
     ) -> Result<Resolution, StoreError> {
-        let addr = Address::parse(address)?;
+        let parsed = Address::parse(address);
         let mut conn = self.pool.acquire().await?;
         let mut r = Resolver {
             conn: &mut conn,
@@ -88,6 +88,21 @@ impl Store {
             out: Vec::new(),
             seen: HashSet::new(),
             not_local: false,
+        };
+        let addr = match parsed {
+            Ok(addr) => addr,
+            Err(e) => {
+                // A local part we would never create (UTF-8 as RFC 6531 allows, a quoted
+                // string) in a domain we do not host is the other side's business: relayed.
+                let domain = address
+                    .trim()
+                    .rsplit_once('@')
+                    .and_then(|(_, d)| normalize_domain(d).ok());
+                return match domain {
+                    Some(d) if r.lookup_domain(&d).await?.is_none() => Ok(Resolution::NotLocal),
+                    _ => Err(e.into()),
+                };
+            }
         };
         let found = r.expand(addr, 0, None).await?;
         if r.not_local {

@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use clap::Parser;
 
 use crate::report::Table;
@@ -135,13 +135,7 @@ fn sample_message(size: usize) -> Vec<u8> {
 }
 
 pub fn run(args: &Args) -> Result<()> {
-    let bin_dir = match &args.bin_dir {
-        Some(d) => d.clone(),
-        None => std::env::current_exe()?
-            .parent()
-            .context("no folder for moat-bench")?
-            .to_path_buf(),
-    };
+    let bin_dir = crate::smtp::rounds::bin_dir(args.bin_dir.as_deref())?;
     let tmp = tempfile::tempdir()?;
     let base = args.dir.clone().unwrap_or_else(|| tmp.path().to_path_buf());
     let moat = servers::Moat::start(&base.join("moat"), &bin_dir)?;

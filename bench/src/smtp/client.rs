@@ -1,19 +1,19 @@
 //! The load generator: `sessions` SMTP sessions in parallel (one thread each, blocking std TCP),
 //! each sending its share of the messages as sequential transactions on one connection
-//! (EHLO once, then MAIL / RCPT / DATA per message, QUIT at the end; no RSET, no PIPELINING).
+//! (MAIL / RCPT / DATA per message, QUIT at the end; no RSET, no PIPELINING). Sessions are
+//! opened (greeting, EHLO, STARTTLS and AUTH when asked for) before the clock starts, so the
+//! measurement is the mail, not the handshakes or the password hash.
 //! A message counts as accepted when its `250` after the final dot arrives.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
+use rustls::ClientConfig;
 
-/// How long one reply may take before the session gives up.
-const REPLY_TIMEOUT: Duration = Duration::from_secs(120);
+use super::session::Session;
 
 /// What to send.
 #[derive(Clone)]
@@ -27,6 +27,10 @@ pub struct Load {
     pub recipient: String,
     /// Goes into Subject and Message-ID so that every message of a run is unique.
     pub tag: String,
+    /// STARTTLS with this configuration before the load.
+    pub tls: Option<Arc<ClientConfig>>,
+    /// AUTH PLAIN as (user, password) before the load (after STARTTLS).
+    pub login: Option<(String, String)>,
 }
 
 /// A running load: the session threads, and counters the caller can watch.
@@ -35,7 +39,15 @@ pub struct Running {
     pub start: Instant,
     accepted: Arc<AtomicUsize>,
     failed: Arc<AtomicBool>,
-    handles: Vec<thread::JoinHandle<Result<Instant>>>,
+    handles: Vec<thread::JoinHandle<Result<Sent>>>,
+}
+
+/// What one session sent.
+struct Sent {
+    /// When its last `250` after DATA came.
+    last_accept: Instant,
+    /// When each message's MAIL FROM was sent, by index.
+    started: Vec<Instant>,
 }
 
 /// A finished load.
@@ -43,6 +55,9 @@ pub struct Finished {
     /// The latest `250` after DATA over all sessions.
     pub last_accept: Instant,
     pub accepted: usize,
+    /// When each message's transaction began (MAIL FROM sent), by session and index: the
+    /// start of its end-to-end latency.
+    pub started: Vec<Vec<Instant>>,
 }
 
 impl Running {
@@ -59,10 +74,14 @@ impl Running {
     /// Waits for every session; the first error wins.
     pub fn finish(self) -> Result<Finished> {
         let mut last_accept = self.start;
+        let mut started = Vec::with_capacity(self.handles.len());
         let mut first_error = None;
         for h in self.handles {
             match h.join() {
-                Ok(Ok(t)) => last_accept = last_accept.max(t),
+                Ok(Ok(sent)) => {
+                    last_accept = last_accept.max(sent.last_accept);
+                    started.push(sent.started);
+                }
                 Ok(Err(e)) => {
                     first_error.get_or_insert(e);
                 }
@@ -77,11 +96,13 @@ impl Running {
         Ok(Finished {
             last_accept,
             accepted: self.accepted.load(Ordering::Relaxed),
+            started,
         })
     }
 }
 
-/// Starts the sessions and returns at once; the clock starts when all threads are ready.
+/// Opens the sessions, starts the load and returns at once; the clock starts when every
+/// session is open (or failed to open).
 pub fn start(load: &Load) -> Result<Running> {
     if load.sessions == 0 {
         bail!("at least one session is needed");
@@ -100,8 +121,11 @@ pub fn start(load: &Load) -> Result<Running> {
         let handle = thread::Builder::new()
             .name(format!("smtp-session-{session}"))
             .spawn(move || {
+                let opened = Session::open(load.port, load.tls.as_ref(), load.login.as_ref());
+                // Every thread reaches the barrier, or the others would wait for ever.
                 barrier.wait();
-                let result = run_session(&load, session, share, &accepted)
+                let result = opened
+                    .and_then(|smtp| run_session(smtp, &load, session, share, &accepted))
                     .with_context(|| format!("SMTP session {session} to 127.0.0.1:{}", load.port));
                 if result.is_err() {
                     failed.store(true, Ordering::Relaxed);
@@ -120,70 +144,34 @@ pub fn start(load: &Load) -> Result<Running> {
     })
 }
 
-/// One session: connect, EHLO, `count` transactions, QUIT. Returns when its last 250 came.
+/// One session's transactions, then QUIT.
 fn run_session(
+    mut smtp: Session,
     load: &Load,
     session: usize,
     count: usize,
     accepted: &AtomicUsize,
-) -> Result<Instant> {
-    let stream = TcpStream::connect(("127.0.0.1", load.port)).context("connect")?;
-    stream.set_nodelay(true)?;
-    stream.set_read_timeout(Some(REPLY_TIMEOUT))?;
-    stream.set_write_timeout(Some(REPLY_TIMEOUT))?;
-    let mut writer = stream.try_clone()?;
-    let mut reader = BufReader::new(stream);
-    let mut smtp = |command: Option<&[u8]>, expect: u16, what: &str| -> Result<()> {
-        if let Some(bytes) = command {
-            writer.write_all(bytes)?;
-        }
-        let (code, text) =
-            read_reply(&mut reader).with_context(|| format!("reading the reply to {what}"))?;
-        if code != expect {
-            bail!("{what}: expected {expect}, got {code} {}", text.trim_end());
-        }
-        Ok(())
-    };
-    smtp(None, 220, "the greeting")?;
-    smtp(Some(b"EHLO client.bench.test\r\n"), 250, "EHLO")?;
-    let mut last = Instant::now();
+) -> Result<Sent> {
+    let mut last_accept = Instant::now();
+    let mut started = Vec::with_capacity(count);
     let mail = format!("MAIL FROM:<{}>\r\n", load.sender);
     let rcpt = format!("RCPT TO:<{}>\r\n", load.recipient);
     for index in 0..count {
-        smtp(Some(mail.as_bytes()), 250, "MAIL FROM")?;
-        smtp(Some(rcpt.as_bytes()), 250, "RCPT TO")?;
-        smtp(Some(b"DATA\r\n"), 354, "DATA")?;
+        started.push(Instant::now());
+        smtp.command(Some(mail.as_bytes()), 250, "MAIL FROM")?;
+        smtp.command(Some(rcpt.as_bytes()), 250, "RCPT TO")?;
+        smtp.command(Some(b"DATA\r\n"), 354, "DATA")?;
         let mut data = message(load, session, index);
         data.extend_from_slice(b".\r\n");
-        smtp(Some(&data), 250, "the end of DATA")?;
-        last = Instant::now();
+        smtp.command(Some(&data), 250, "the end of DATA")?;
+        last_accept = Instant::now();
         accepted.fetch_add(1, Ordering::Relaxed);
     }
-    smtp(Some(b"QUIT\r\n"), 221, "QUIT")?;
-    Ok(last)
-}
-
-/// Reads one (possibly multi-line) reply: its code and text.
-fn read_reply(reader: &mut impl BufRead) -> Result<(u16, String)> {
-    let mut text = String::new();
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line)? == 0 {
-            bail!(
-                "the server closed the connection (after {:?})",
-                text.trim_end()
-            );
-        }
-        let code = line
-            .get(..3)
-            .and_then(|c| c.parse::<u16>().ok())
-            .with_context(|| format!("not an SMTP reply: {:?}", line.trim_end()))?;
-        let last = line.as_bytes().get(3) != Some(&b'-');
-        text.push_str(&line);
-        if last {
-            return Ok((code, text));
-        }
-    }
+    smtp.command(Some(b"QUIT\r\n"), 221, "QUIT")?;
+    Ok(Sent {
+        last_accept,
+        started,
+    })
 }
 
 /// A plausible message of exactly `load.size` bytes (CRLF line ends, no line starting with a dot,
@@ -210,6 +198,19 @@ pub fn message(load: &Load, session: usize, index: usize) -> Vec<u8> {
     m
 }
 
+/// The (tag, session, index) that `message` put into a `Message-ID:` header line, so that a
+/// receiving end can tell which message arrived.
+pub fn parse_message_id(line: &str) -> Option<(&str, usize, usize)> {
+    let (name, value) = line.split_once(':')?;
+    if !name.eq_ignore_ascii_case("message-id") {
+        return None;
+    }
+    let id = value.trim().strip_prefix('<')?.split_once('@')?.0;
+    let (rest, index) = id.rsplit_once('.')?;
+    let (tag, session) = rest.rsplit_once('.')?;
+    Some((tag, session.parse().ok()?, index.parse().ok()?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -225,9 +226,14 @@ mod tests {
                 sender: "sender@bench.test".into(),
                 recipient: "bench@bench.test".into(),
                 tag: "t".into(),
+                tls: None,
+                login: None,
             };
             let m = message(&load, 3, 7);
             assert_eq!(m.len(), size, "size {size}");
+            let text = String::from_utf8_lossy(&m);
+            let ids: Vec<_> = text.lines().filter_map(parse_message_id).collect();
+            assert_eq!(ids, [("t", 3, 7)]);
             assert!(m.ends_with(b"\r\n"));
             let text = String::from_utf8(m).expect("ascii");
             for line in text.split("\r\n") {

@@ -1,7 +1,8 @@
 //! A Moat stack for the benchmark, started the way an admin would: a moat-data folder with a
 //! `moat.toml` on free loopback ports, `moat up --no-demo --dir DIR` (as root each program runs
 //! under its own system user), the bench domain and users added with the `moat` CLI, and SIGTERM
-//! (the graceful drain) at the end. Like tests/src/lib.rs, without depending on it.
+//! (the graceful drain) at the end. Like tests/src/lib.rs, without depending on it. For the relay
+//! benchmark, the `*` route sends every other domain to the sink, without TLS.
 
 use std::io::Write as _;
 use std::os::unix::fs::PermissionsExt;
@@ -12,7 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 
 use super::guard::{self, Emergency, Registration};
-use super::{DOMAIN, Server, USERS, free_port, tail};
+use super::{DOMAIN, Options, PASSWORD, Server, USERS, free_port, tail};
 
 /// The programs of the stack, all expected in the binary folder.
 pub const PROGRAMS: &[&str] = &[
@@ -21,9 +22,16 @@ pub const PROGRAMS: &[&str] = &[
     "moat-queue",
     "moat-local",
     "moat-auth",
+    "moat-remote",
 ];
 /// The children `moat up` must have spawned before the stack is ready.
-const CHILDREN: &[&str] = &["moat-smtpd", "moat-queue", "moat-local", "moat-auth"];
+const CHILDREN: &[&str] = &[
+    "moat-smtpd",
+    "moat-queue",
+    "moat-local",
+    "moat-auth",
+    "moat-remote",
+];
 
 pub struct Moat {
     data: PathBuf,
@@ -31,13 +39,14 @@ pub struct Moat {
     bin_dir: PathBuf,
     log: PathBuf,
     port: u16,
+    submission: u16,
     child: Option<Child>,
     _registration: Option<Registration>,
 }
 
 impl Moat {
     /// Writes the folder `dir/moat-data`, starts `moat up` and adds the bench domain and users.
-    pub fn start(dir: &Path, bin_dir: &Path, sessions: usize) -> Result<Moat> {
+    pub fn start(dir: &Path, bin_dir: &Path, options: &Options<'_>) -> Result<Moat> {
         for program in PROGRAMS {
             if !bin_dir.join(program).is_file() {
                 bail!(
@@ -56,20 +65,27 @@ impl Moat {
         let (smtp, submission, submissions) = (free_port()?, free_port()?, free_port()?);
         let config = data.join("moat.toml");
         // The same connection room Postfix has by default (50 per client, 100 smtpd processes).
-        let per_ip = 50.max(2 * sessions);
-        let total = 200.max(4 * sessions);
-        std::fs::write(
-            &config,
-            format!(
-                "# moat-bench smtp\n\
+        let per_ip = 50.max(2 * options.sessions);
+        let total = 200.max(4 * options.sessions);
+        let mut text = format!(
+            "# moat-bench smtp\n\
                  hostname = \"mx.{DOMAIN}\"\n\n\
                  [store]\nurl = \"sqlite:db/users.db\"\n\n\
                  [paths]\nmail = \"mail\"\nqueue = \"queue\"\nrun = \"run\"\n\n\
                  [listen]\nsmtp = [\"127.0.0.1:{smtp}\"]\nsubmission = [\"127.0.0.1:{submission}\"]\n\
                  submissions = [\"127.0.0.1:{submissions}\"]\n\n\
                  [limits]\nmax_connections = {total}\nmax_connections_per_ip = {per_ip}\n"
-            ),
-        )?;
+        );
+        if let Some(port) = options.relay_to {
+            text.push_str(&format!(
+                "\n[remote]\ntls = \"none\"\n\n[remote.routes]\n\"*\" = \"127.0.0.1:{port}\"\n"
+            ));
+        }
+        std::fs::write(&config, text)?;
+        // `moat up` makes its own certificate only when none is there (the default paths).
+        if let Some(cert) = options.tls {
+            cert.write(&data.join("tls/cert.pem"), &data.join("tls/key.pem"))?;
+        }
         let log = dir.join("moat.log");
         let log_file = std::fs::File::create(&log)?;
         let child = Command::new(bin_dir.join("moat"))
@@ -88,13 +104,14 @@ impl Moat {
             bin_dir: bin_dir.to_path_buf(),
             log,
             port: smtp,
+            submission,
             child: Some(child),
             _registration: Some(registration),
         };
         moat.wait_ready(smtp)?;
         moat.admin(&["domain", "add", DOMAIN], "")?;
         for user in USERS {
-            // The password is never used: the benchmark sends on the MX port, without AUTH.
+            // The relay benchmark logs in on the submission port; the smtp one uses the MX.
             moat.admin(
                 &[
                     "user",
@@ -102,7 +119,7 @@ impl Moat {
                     &format!("{user}@{DOMAIN}"),
                     "--password-stdin",
                 ],
-                "moat-bench-not-a-secret\n",
+                &format!("{PASSWORD}\n"),
             )?;
         }
         Ok(moat)
@@ -196,6 +213,14 @@ impl Server for Moat {
 
     fn port(&self) -> u16 {
         self.port
+    }
+
+    fn relay_port(&self) -> u16 {
+        self.submission
+    }
+
+    fn relay_needs_login(&self) -> bool {
+        true
     }
 
     fn maildir(&self, user: &str) -> PathBuf {

@@ -9,20 +9,25 @@
 //! (new/ and cur/ are polled). The disk's raw fsync rates are measured in the same folder in every
 //! round (the `maildir` benchmark's function), so the results can be read against the disk.
 
-mod client;
-mod cpu;
+pub mod client;
+pub mod cpu;
 mod guard;
+pub mod measure;
 mod moat;
 mod postfix;
+pub mod rounds;
+pub mod session;
+pub mod tls;
 
 use std::net::{TcpListener, TcpStream};
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use self::cpu::CpuUse;
+use self::measure::{Run, cpu_cells, describe, measure, median_run, rate, ratios};
+use self::rounds::{Frame, machine_line};
+use self::tls::Certificate;
 use crate::maildir::{self as md, Measurement};
 use crate::report::Table;
 
@@ -31,10 +36,8 @@ pub const DOMAIN: &str = "bench.test";
 /// Its mailboxes: the measured one, the warm-up one, and the envelope sender (local, so that
 /// even a bounce would stay on the machine).
 pub const USERS: &[&str] = &["bench", "warmup", "sender"];
-/// No delivery progress for this long fails the run.
-const STALL: Duration = Duration::from_secs(60);
-/// How often the Maildir is counted while the load runs.
-const POLL: Duration = Duration::from_millis(10);
+/// Every bench user's password (Moat's submission logs in with it).
+pub const PASSWORD: &str = "moat-bench-not-a-secret";
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Only {
@@ -42,44 +45,63 @@ pub enum Only {
     Postfix,
 }
 
+/// The options of the side-by-side benchmarks (`smtp`, `relay`).
 #[derive(clap::Args)]
 pub struct Args {
     /// Messages in the measured load.
     #[arg(long, default_value_t = 2000)]
-    messages: usize,
+    pub messages: usize,
     /// Parallel SMTP sessions; each sends its share of the messages, one after another.
-    #[arg(long, default_value_t = 20)]
-    sessions: usize,
+    #[arg(long, visible_alias = "concurrency", default_value_t = 20)]
+    pub sessions: usize,
     /// Message size in bytes (headers and body, CRLF line ends).
     #[arg(long, default_value_t = 4096)]
-    size: usize,
+    pub size: usize,
     /// Repeat everything this many times (a fresh server each time) and report the median.
     #[arg(long, default_value_t = 1)]
-    rounds: usize,
+    pub rounds: usize,
     /// Benchmark one server only.
     #[arg(long, value_enum)]
-    only: Option<Only>,
-    /// Messages sent (over the same number of sessions) to another mailbox before each
+    pub only: Option<Only>,
+    /// Messages sent (over the same number of sessions, to another destination) before each
     /// measurement, so that processes are started and caches warm; 0 to skip.
     #[arg(long, default_value_t = 100)]
-    warmup: usize,
-    /// Folder holding the servers' data and the raw fsync test (default: the system's temporary
-    /// folder); pick the disk you want measured. Removed afterwards unless --keep.
+    pub warmup: usize,
+    /// Folder holding the servers' data (and the smtp benchmark's raw fsync test; default: the
+    /// system's temporary folder); pick the disk you want measured. Removed afterwards unless
+    /// --keep.
     #[arg(long)]
-    dir: Option<PathBuf>,
+    pub dir: Option<PathBuf>,
     /// Where the Moat binaries are (default: beside moat-bench, i.e. target/release).
     #[arg(long)]
-    bin_dir: Option<PathBuf>,
+    pub bin_dir: Option<PathBuf>,
     /// Keep the servers' folders (queues, Maildirs, logs) for inspection; servers are still stopped.
     #[arg(long)]
-    keep: bool,
+    pub keep: bool,
+}
+
+/// How a server is set up beyond the bench domain and its users.
+#[derive(Clone, Copy)]
+pub struct Options<'a> {
+    /// Parallel client sessions the load opens (connection limits must admit them).
+    pub sessions: usize,
+    /// Offer STARTTLS with this certificate.
+    pub tls: Option<&'a Certificate>,
+    /// Send every recipient outside the bench domain to 127.0.0.1 at this port, plaintext
+    /// (Moat: the `*` route; Postfix: `relayhost`).
+    pub relay_to: Option<u16>,
 }
 
 /// A running server under test.
 pub trait Server {
     fn name(&self) -> &'static str;
-    /// Its SMTP port on 127.0.0.1.
+    /// Its SMTP port on 127.0.0.1 (the MX: local recipients only).
     fn port(&self) -> u16;
+    /// Where a client on 127.0.0.1 may relay: Moat's submission port (after STARTTLS and
+    /// AUTH), Postfix's smtpd (127.0.0.0/8 is in mynetworks).
+    fn relay_port(&self) -> u16;
+    /// Whether relaying needs AUTH.
+    fn relay_needs_login(&self) -> bool;
     /// The Maildir of `user@DOMAIN`.
     fn maildir(&self, user: &str) -> PathBuf;
     /// The end of its log, for error messages.
@@ -90,44 +112,22 @@ pub trait Server {
     fn root_pid(&self) -> Option<u32>;
 }
 
-/// One measured load.
-struct Run {
-    accepted: Duration,
-    delivered: Duration,
-    /// Machine-wide CPU use from the start of the load until the last delivery.
-    cpu: Option<CpuUse>,
+/// Starts `which` in `dir`.
+pub fn start(
+    which: Only,
+    dir: &Path,
+    bin_dir: &Path,
+    options: &Options<'_>,
+) -> Result<Box<dyn Server>> {
+    Ok(match which {
+        Only::Moat => Box::new(moat::Moat::start(dir, bin_dir, options)?),
+        Only::Postfix => Box::new(postfix::Postfix::start(dir, options)?),
+    })
 }
 
 pub fn run(args: &Args) -> Result<()> {
-    if args.messages == 0 || args.sessions == 0 || args.rounds == 0 {
-        bail!("--messages, --sessions and --rounds must be at least 1");
-    }
-    if args.size < 512 {
-        bail!("--size must be at least 512 bytes (the headers take about 300)");
-    }
-    let bin_dir = match &args.bin_dir {
-        Some(d) => d.clone(),
-        None => std::env::current_exe()?
-            .parent()
-            .context("moat-bench has no folder")?
-            .to_path_buf(),
-    };
-    let servers: Vec<Only> = match args.only {
-        Some(one) => vec![one],
-        None => vec![Only::Moat, Only::Postfix],
-    };
-    let parent = args.dir.clone().unwrap_or_else(std::env::temp_dir);
-    std::fs::create_dir_all(&parent).with_context(|| format!("creating {}", parent.display()))?;
-    let holder = tempfile::Builder::new()
-        .prefix(".moat-bench-smtp-")
-        .tempdir_in(&parent)
-        .with_context(|| format!("temp dir in {}", parent.display()))?;
-    // Servers' unprivileged users must be able to reach their folders inside.
-    std::fs::set_permissions(holder.path(), std::fs::Permissions::from_mode(0o755))?;
-    let base = holder.path().to_path_buf();
-    // From here on, Ctrl-C stops the servers and removes the folder instead of leaving them.
-    guard::remove_on_signal((!args.keep).then(|| base.clone()));
-
+    let frame = Frame::new(args, ".moat-bench-smtp-")?;
+    let base = frame.base.clone();
     println!(
         "SMTP benchmark: {} messages of {} bytes over {} parallel sessions (warm-up {}), {} round(s), in {} ({})",
         args.messages,
@@ -138,138 +138,43 @@ pub fn run(args: &Args) -> Result<()> {
         base.display(),
         md::fs_name(&base)
     );
-    // Both servers are CPU-bound on small machines: anything else running skews the figures.
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    let load: Vec<&str> = load.split_whitespace().take(3).collect();
-    println!(
-        "{} CPUs, load average {} before the run",
-        cpu::sample().map_or(0, |c| c.cpus),
-        load.join(" ")
-    );
+    println!("{}", machine_line());
 
     let fsync_sample = md::sample_message(args.size);
     let mut disk: [Vec<Measurement>; 3] = Default::default();
-    let mut results: Vec<(Only, Vec<Run>)> = servers.iter().map(|s| (*s, Vec::new())).collect();
-    for round in 0..args.rounds {
-        let r = |name: &str| format!("{name}-{round}");
-        disk[0].push(md::raw(
-            &base,
-            &r("raw-file-1"),
-            args.messages,
-            1,
-            &fsync_sample,
-            false,
-        )?);
-        disk[1].push(md::raw(
-            &base,
-            &r("raw-dir-1"),
-            args.messages,
-            1,
-            &fsync_sample,
-            true,
-        )?);
-        disk[2].push(md::raw(
-            &base,
-            &r("raw-dir-n"),
-            args.messages,
-            args.sessions,
-            &fsync_sample,
-            true,
-        )?);
-        // Alternate the order so that neither server always runs first.
-        let mut order: Vec<usize> = (0..results.len()).collect();
-        if round % 2 == 1 {
-            order.reverse();
-        }
-        for i in order {
-            let which = results[i].0;
-            let dir = base.join(format!("round{}-{}", round + 1, name(which)));
-            let run = bench_one(which, &dir, &bin_dir, args, round)?;
-            println!(
-                "round {}/{}  {:<8} {}",
-                round + 1,
-                args.rounds,
-                name(which),
-                describe(&run, args.messages)
-            );
-            results[i].1.push(run);
-            if !args.keep {
-                std::fs::remove_dir_all(&dir)
-                    .with_context(|| format!("removing {}", dir.display()))?;
-            }
-        }
-    }
-
+    let results = frame.rounds(
+        args,
+        |round| {
+            let r = |name: &str| format!("{name}-{round}");
+            let raw = |label: &str, threads: usize, dir_fsync: bool| {
+                md::raw(
+                    &base,
+                    &r(label),
+                    args.messages,
+                    threads,
+                    &fsync_sample,
+                    dir_fsync,
+                )
+            };
+            disk[0].push(raw("raw-file-1", 1, false)?);
+            disk[1].push(raw("raw-dir-1", 1, true)?);
+            disk[2].push(raw("raw-dir-n", args.sessions, true)?);
+            Ok(())
+        },
+        |round, which, dir| bench_one(which, dir, &frame.bin_dir, args, round),
+        |run| describe(run, args.messages, "delivered"),
+    )?;
     report(args, &results, disk);
-    if args.keep {
-        let kept = holder.keep();
-        println!("Kept {}", kept.display());
-    }
+    frame.finish(args.keep);
     Ok(())
-}
-
-/// One round's figures on one line.
-fn describe(run: &Run, messages: usize) -> String {
-    let ms = |seconds: f64| 1000.0 * seconds / messages as f64;
-    let mut line = format!(
-        "accepted {:>6.0}/s ({:.3} s)  delivered {:>6.0}/s ({:.3} s)",
-        rate(messages, run.accepted),
-        run.accepted.as_secs_f64(),
-        rate(messages, run.delivered),
-        run.delivered.as_secs_f64(),
-    );
-    if let Some(c) = run.cpu {
-        line.push_str(&format!(
-            "  CPU {:.0} % busy, {:.2} ms/msg",
-            100.0 * c.busy,
-            ms(c.seconds)
-        ));
-        if let Some((u, s)) = c.server {
-            line.push_str(&format!("; server {:.2} + {:.2}", ms(u), ms(s)));
-        }
-        if let Some(t) = c.client {
-            line.push_str(&format!("; client {:.2}", ms(t)));
-        }
-    }
-    line
 }
 
 /// The medians: servers side by side with their ratio, then the disk.
 fn report(args: &Args, results: &[(Only, Vec<Run>)], disk: [Vec<Measurement>; 3]) {
     let [file_1, dir_1, dir_n] = disk.map(md::median);
-    struct Summary {
-        which: Only,
-        accepted: Duration,
-        delivered: Duration,
-        cpu: Option<CpuUse>,
-    }
-    let summaries: Vec<Summary> = results
+    let summaries: Vec<(Only, Run)> = results
         .iter()
-        .map(|(which, runs)| {
-            let cpus: Vec<CpuUse> = runs.iter().filter_map(|r| r.cpu).collect();
-            let mid = |v: Vec<f64>| {
-                let mut v = v;
-                v.sort_by(f64::total_cmp);
-                v[v.len() / 2]
-            };
-            let servers: Vec<(f64, f64)> = cpus.iter().filter_map(|c| c.server).collect();
-            Summary {
-                which: *which,
-                accepted: median(runs.iter().map(|r| r.accepted).collect()),
-                delivered: median(runs.iter().map(|r| r.delivered).collect()),
-                cpu: (cpus.len() == runs.len()).then(|| CpuUse {
-                    busy: mid(cpus.iter().map(|c| c.busy).collect()),
-                    seconds: mid(cpus.iter().map(|c| c.seconds).collect()),
-                    client: None,
-                    server: (servers.len() == cpus.len()).then(|| {
-                        (
-                            mid(servers.iter().map(|s| s.0).collect()),
-                            mid(servers.iter().map(|s| s.1).collect()),
-                        )
-                    }),
-                }),
-            }
-        })
+        .map(|(which, runs)| (*which, median_run(runs)))
         .collect();
 
     let mut table = Table::new(&[
@@ -283,20 +188,11 @@ fn report(args: &Args, results: &[(Only, Vec<Run>)], disk: [Vec<Measurement>; 3]
         "CPU ms/msg",
         "server user+sys ms/msg",
     ]);
-    let per_msg = |seconds: f64| format!("{:.2}", 1000.0 * seconds / args.messages as f64);
-    for s in &summaries {
+    for (which, s) in &summaries {
         let delivered_rate = rate(args.messages, s.delivered);
-        let (busy, machine, own) = s.cpu.map_or(Default::default(), |c| {
-            (
-                format!("{:.0} %", 100.0 * c.busy),
-                per_msg(c.seconds),
-                c.server.map_or(String::new(), |(u, s)| {
-                    format!("{} + {}", per_msg(u), per_msg(s))
-                }),
-            )
-        });
+        let [busy, machine, own] = cpu_cells(s.cpu, args.messages);
         table.row(vec![
-            name(s.which).to_owned(),
+            name(*which).to_owned(),
             format!("{:.0}", rate(args.messages, s.accepted)),
             format!("{delivered_rate:.0}"),
             format!("{:.3}", s.accepted.as_secs_f64()),
@@ -307,18 +203,9 @@ fn report(args: &Args, results: &[(Only, Vec<Run>)], disk: [Vec<Measurement>; 3]
             own,
         ]);
     }
-    if let [moat, postfix] = summaries.as_slice() {
-        table.row(vec![
-            "moat ÷ postfix".to_owned(),
-            format!(
-                "{:.2}",
-                postfix.accepted.as_secs_f64() / moat.accepted.as_secs_f64()
-            ),
-            format!(
-                "{:.2}",
-                postfix.delivered.as_secs_f64() / moat.delivered.as_secs_f64()
-            ),
-        ]);
+    if let [(_, moat), (_, postfix)] = summaries.as_slice() {
+        let [accepted, delivered] = ratios(moat, postfix);
+        table.row(vec!["moat ÷ postfix".to_owned(), accepted, delivered]);
     }
     println!();
     print!("{}", table.render());
@@ -350,28 +237,21 @@ fn report(args: &Args, results: &[(Only, Vec<Run>)], disk: [Vec<Measurement>; 3]
     );
 }
 
-fn name(which: Only) -> &'static str {
+pub fn name(which: Only) -> &'static str {
     match which {
         Only::Moat => "moat",
         Only::Postfix => "postfix",
     }
 }
 
-fn rate(messages: usize, d: Duration) -> f64 {
-    messages as f64 / d.as_secs_f64().max(f64::EPSILON)
-}
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
 /// Starts one server in `dir`, warms it up, measures, stops it.
 fn bench_one(which: Only, dir: &Path, bin_dir: &Path, args: &Args, round: usize) -> Result<Run> {
-    let mut server: Box<dyn Server> = match which {
-        Only::Moat => Box::new(moat::Moat::start(dir, bin_dir, args.sessions)?),
-        Only::Postfix => Box::new(postfix::Postfix::start(dir, args.sessions)?),
+    let options = Options {
+        sessions: args.sessions,
+        tls: None,
+        relay_to: None,
     };
+    let mut server = start(which, dir, bin_dir, &options)?;
     let load = |user: &str, messages: usize, tag: &str| client::Load {
         port: server.port(),
         sessions: args.sessions,
@@ -380,99 +260,27 @@ fn bench_one(which: Only, dir: &Path, bin_dir: &Path, args: &Args, round: usize)
         sender: format!("sender@{DOMAIN}"),
         recipient: format!("{user}@{DOMAIN}"),
         tag: format!("r{}-{tag}", round + 1),
+        tls: None,
+        login: None,
+    };
+    let to_maildir = |load: &client::Load| -> Result<Run> {
+        let user = load
+            .recipient
+            .split_once('@')
+            .map_or(load.recipient.as_str(), |(u, _)| u);
+        let maildir = server.maildir(user);
+        let place = format!("in {}", maildir.display());
+        let (run, _) = measure(server.as_ref(), load, &|| count(&maildir), &place)?;
+        Ok(run)
     };
     if args.warmup > 0 {
-        let warm = load("warmup", args.warmup, "warmup");
-        measure(server.as_ref(), &warm).with_context(|| format!("warming up {}", server.name()))?;
+        to_maildir(&load("warmup", args.warmup, "warmup"))
+            .with_context(|| format!("warming up {}", server.name()))?;
     }
-    let measured = load("bench", args.messages, "load");
-    let run = measure(server.as_ref(), &measured)
+    let run = to_maildir(&load("bench", args.messages, "load"))
         .with_context(|| format!("measuring {}", server.name()))?;
     server.stop()?;
     Ok(run)
-}
-
-/// Sends `load` and watches the recipient's Maildir until every message is there.
-fn measure(server: &dyn Server, load: &client::Load) -> Result<Run> {
-    let user = load
-        .recipient
-        .split_once('@')
-        .map_or(load.recipient.as_str(), |(u, _)| u);
-    let maildir = server.maildir(user);
-    let before = count(&maildir);
-    let root = server.root_pid();
-    let server_before = root.and_then(cpu::tree_ticks);
-    let cpu_before = cpu::sample();
-    let client_before = cpu::self_ticks();
-    let running = client::start(load)?;
-    let start = running.start;
-    let mut last = (before, Instant::now());
-    let delivered_at = loop {
-        let n = count(&maildir);
-        let now = Instant::now();
-        if n >= before + load.messages {
-            break Some((
-                now,
-                cpu::sample(),
-                root.and_then(cpu::tree_ticks),
-                cpu::self_ticks(),
-            ));
-        }
-        if running.failed() {
-            break None;
-        }
-        if n != last.0 {
-            last = (n, now);
-        } else if now.duration_since(last.1) > STALL {
-            bail!(
-                "{}: no delivery for {} s; {} of {} messages delivered, {} accepted; log:\n{}",
-                server.name(),
-                STALL.as_secs(),
-                n - before,
-                load.messages,
-                running.accepted(),
-                server.log_tail()
-            );
-        }
-        std::thread::sleep(POLL);
-    };
-    let finished = running
-        .finish()
-        .with_context(|| format!("{}'s log:\n{}", server.name(), server.log_tail()))?;
-    let Some((delivered_at, cpu_after, server_after, client_after)) = delivered_at else {
-        bail!("a session failed without an error");
-    };
-    let delivered = delivered_at.duration_since(start);
-    let cpu = match (cpu_before, cpu_after) {
-        (Some(a), Some(b)) => cpu::usage(
-            &a,
-            &b,
-            delivered,
-            server_before.zip(server_after),
-            client_before.zip(client_after),
-        ),
-        _ => None,
-    };
-    if finished.accepted != load.messages {
-        bail!(
-            "{} of {} messages accepted",
-            finished.accepted,
-            load.messages
-        );
-    }
-    let extra = count(&maildir).saturating_sub(before + load.messages);
-    if extra > 0 {
-        eprintln!(
-            "moat-bench: {}: {extra} more messages than sent in {} (duplicates)",
-            server.name(),
-            maildir.display()
-        );
-    }
-    Ok(Run {
-        accepted: finished.last_accept.duration_since(start),
-        delivered,
-        cpu,
-    })
 }
 
 /// Messages in a Maildir's new/ and cur/ (0 while it does not exist).

@@ -3,7 +3,8 @@
 //! folder, smtpd on a free loopback port, virtual(8) delivery into Maildir for the bench domain,
 //! Postfix's default durability (cleanup fsyncs the queue file before the 250; virtual fsyncs the
 //! Maildir file before the link into new/). The system's /etc/postfix is only read, never changed;
-//! nothing is routed off the machine (every non-local transport is `error:`).
+//! nothing is routed off the machine: every non-local transport is `error:`, or, for the relay
+//! benchmark, `relayhost` is the loopback sink.
 
 use std::fmt::Write as _;
 use std::os::unix::fs::PermissionsExt;
@@ -14,7 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 
 use super::guard::{self, Emergency, Registration};
-use super::{DOMAIN, Server, USERS, free_port, wait_for_port};
+use super::{DOMAIN, Options, Server, USERS, free_port, wait_for_port};
 
 /// Debian's Postfix programs (root's PATH may lack /usr/sbin).
 pub const POSTFIX: &str = "/usr/sbin/postfix";
@@ -40,7 +41,8 @@ pub struct Postfix {
 
 impl Postfix {
     /// Sets up and starts a private instance in `dir` (created, must not exist yet).
-    pub fn start(dir: &Path, sessions: usize) -> Result<Postfix> {
+    pub fn start(dir: &Path, options: &Options<'_>) -> Result<Postfix> {
+        let sessions = options.sessions;
         ensure_installed()?;
         if !rustix::process::geteuid().is_root() {
             bail!(
@@ -91,18 +93,13 @@ impl Postfix {
             "inet_interfaces = 127.0.0.1".into(),
             "inet_protocols = ipv4".into(),
             "mynetworks = 127.0.0.0/8".into(),
-            // Nothing leaves the machine: no relay host, every non-local transport fails.
-            "relayhost =".into(),
-            "default_transport = error:moat-bench delivers nothing off loopback".into(),
-            "relay_transport = error:moat-bench delivers nothing off loopback".into(),
             // No DNS.
             "smtp_host_lookup = native".into(),
             "lmtp_host_lookup = native".into(),
             "smtp_dns_support_level = disabled".into(),
             "smtpd_peername_lookup = no".into(),
             "smtpd_client_restrictions =".into(),
-            // Plain SMTP like the Moat side (the client never uses STARTTLS); no snakeoil needed.
-            "smtpd_tls_security_level = none".into(),
+            // The relay goes to the sink in plaintext, as Moat's route does.
             "smtp_tls_security_level = none".into(),
             "alias_maps =".into(),
             "alias_database =".into(),
@@ -118,6 +115,30 @@ impl Postfix {
             format!("virtual_uid_maps = static:{vuid}"),
             format!("virtual_gid_maps = static:{vgid}"),
         ];
+        match options.relay_to {
+            // Everything not in the bench domain goes to the sink (square brackets: no MX lookup).
+            Some(sink) => settings.push(format!("relayhost = [127.0.0.1]:{sink}")),
+            // Nothing leaves the machine: no relay host, every non-local transport fails.
+            None => settings.extend([
+                "relayhost =".into(),
+                "default_transport = error:moat-bench delivers nothing off loopback".into(),
+                "relay_transport = error:moat-bench delivers nothing off loopback".into(),
+            ]),
+        }
+        match options.tls {
+            Some(cert) => {
+                let (cert_file, key_file) =
+                    (config_dir.join("cert.pem"), config_dir.join("key.pem"));
+                cert.write(&cert_file, &key_file)?;
+                settings.extend([
+                    "smtpd_tls_security_level = may".into(),
+                    format!("smtpd_tls_cert_file = {}", cert_file.display()),
+                    format!("smtpd_tls_key_file = {}", key_file.display()),
+                ]);
+            }
+            // Plain SMTP like the Moat side's MX; no snakeoil certificate needed.
+            None => settings.push("smtpd_tls_security_level = none".into()),
+        }
         // Postfix's defaults admit 50 connections per client and 100 processes per service; only
         // raise them when the load would not fit (Moat gets the same room).
         if sessions > 50 {
@@ -202,6 +223,14 @@ impl Server for Postfix {
 
     fn port(&self) -> u16 {
         self.port
+    }
+
+    fn relay_port(&self) -> u16 {
+        self.port
+    }
+
+    fn relay_needs_login(&self) -> bool {
+        false
     }
 
     fn maildir(&self, user: &str) -> PathBuf {

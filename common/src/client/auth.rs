@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::conn::{Conn, with_timeout};
 use crate::wire::{Record, Status};
+use crate::{info, warn};
 
 /// The text of moat-auth's `D` reply to `R` for an address that does not exist.
 pub const NO_SUCH_USER: &str = "no such user";
@@ -42,6 +43,21 @@ pub enum AuthAnswer {
     Failed,
     /// Try later (store down, throttled).
     Temporary(String),
+}
+
+/// What a mail-access server (moat-pop3d, moat-imapd) does with moat-auth's answer to a
+/// login: each case has its own reply (POP3 `[AUTH]`/`[LOGIN-DELAY]`/`[SYS/TEMP]`, IMAP
+/// `[AUTHENTICATIONFAILED]`/`[UNAVAILABLE]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Login {
+    /// Logged in as this user address (moat-auth's spelling, not what the client typed).
+    User(String),
+    /// Wrong login or password, or a disabled account.
+    Failed,
+    /// moat-auth did not check: too many failed logins from this login or network.
+    Throttled,
+    /// moat-auth or its store could not be asked: try later.
+    Unavailable,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,6 +117,39 @@ impl Target {
     }
 }
 
+/// Why a SASL PLAIN response cannot be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlainError {
+    /// Not `authzid NUL authcid NUL passwd` with a UTF-8 login and password.
+    Malformed,
+    /// An authorisation identity other than the login: acting for another user.
+    OtherUser,
+}
+
+/// A decoded SASL PLAIN response (RFC 4616: `authzid NUL authcid NUL passwd`) → the login and
+/// the password, for servers that take PLAIN (moat-pop3d, moat-imapd). The authorisation
+/// identity must be empty or the login itself; login and password are UTF-8 without control
+/// characters, as moat-auth's record fields are text.
+pub fn plain_response(decoded: &[u8]) -> Result<(String, String), PlainError> {
+    let parts: Vec<&[u8]> = decoded.split(|b| *b == 0).collect();
+    let [authz, login, password] = parts.as_slice() else {
+        return Err(PlainError::Malformed);
+    };
+    let text = |b: &[u8]| {
+        std::str::from_utf8(b)
+            .ok()
+            .filter(|s| !s.is_empty() && !s.chars().any(char::is_control))
+            .map(str::to_string)
+    };
+    let (Some(login), Some(password)) = (text(login), text(password)) else {
+        return Err(PlainError::Malformed);
+    };
+    if !authz.is_empty() && *authz != login.as_bytes() {
+        return Err(PlainError::OtherUser);
+    }
+    Ok((login, password))
+}
+
 /// A client of `auth.sock`.
 #[derive(Debug, Clone)]
 pub struct AuthClient {
@@ -141,6 +190,39 @@ impl AuthClient {
         .await
     }
 
+    /// A login for a mail-access `service` (`pop3`, `imap`) from `client_ip`, with the refusals
+    /// logged under `who` (the peer and session, for the log).
+    pub async fn login(
+        &self,
+        login: &str,
+        password: &str,
+        client_ip: &str,
+        service: &str,
+        who: &str,
+    ) -> Login {
+        match self.authenticate(login, password, client_ip, service).await {
+            Ok(AuthAnswer::Ok(user)) => Login::User(user),
+            Ok(AuthAnswer::Failed) => {
+                info!("{who}: authentication failed for {login:?}");
+                Login::Failed
+            }
+            // moat-auth's throttling answer (PROTOCOLS.md): the only temporary refusal that
+            // is the client's doing.
+            Ok(AuthAnswer::Temporary(why)) if why.contains("too many") => {
+                info!("{who}: login {login:?} throttled: {why}");
+                Login::Throttled
+            }
+            Ok(AuthAnswer::Temporary(why)) => {
+                warn!("{who}: moat-auth: {why}");
+                Login::Unavailable
+            }
+            Err(e) => {
+                warn!("{who}: cannot ask moat-auth: {e}");
+                Login::Unavailable
+            }
+        }
+    }
+
     pub async fn resolve(&self, address: &str) -> std::io::Result<Resolved> {
         with_timeout(self.timeout, async {
             let mut conn = Conn::connect(&self.path).await?;
@@ -172,6 +254,28 @@ impl AuthClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plain_responses() {
+        assert_eq!(
+            plain_response(b"\0alice@x.test\0pw"),
+            Ok(("alice@x.test".into(), "pw".into()))
+        );
+        assert!(plain_response(b"alice@x.test\0alice@x.test\0pw").is_ok());
+        assert_eq!(
+            plain_response(b"bob@x.test\0alice@x.test\0pw"),
+            Err(PlainError::OtherUser)
+        );
+        for bad in [
+            &b"alice\0pw"[..],
+            b"\0\0pw",
+            b"\0a\0",
+            b"\0a\0p\0q",
+            b"\0a\n\0p",
+        ] {
+            assert_eq!(plain_response(bad), Err(PlainError::Malformed));
+        }
+    }
 
     #[test]
     fn targets_round_trip() {

@@ -1,5 +1,5 @@
-//! moat-queue's injection protocol: `H` open, `M` chunks, optional `D` DSN request, `E`
-//! envelope, then `K [queue id]`.
+//! moat-queue's injection protocol: `H` open, `M` chunks, optional `D` DSN request, optional `U`
+//! (SMTPUTF8 asked), `E` envelope, then `K [queue id]`.
 
 use std::path::Path;
 use std::time::Duration;
@@ -152,6 +152,11 @@ impl RcptDsn {
         self.notify.is_none_or(|n| n.failure)
     }
 
+    /// May a delay of this recipient be reported? (No NOTIFY = the default, FAILURE,DELAY.)
+    pub fn wants_delay(&self) -> bool {
+        self.notify.is_none_or(|n| n.delay)
+    }
+
     /// One injection field: `""`, or `<notify>;` then `<addr-type>;<addr>` if ORCPT is set.
     pub fn encode(&self) -> String {
         if self.is_empty() {
@@ -259,6 +264,7 @@ pub struct Injection {
     conn: Conn,
     pending: Vec<u8>,
     timeout: Duration,
+    smtputf8: bool,
 }
 
 impl Injection {
@@ -276,7 +282,14 @@ impl Injection {
             conn,
             pending: Vec::with_capacity(CHUNK),
             timeout,
+            smtputf8: false,
         })
+    }
+
+    /// Records that the sender asked for SMTPUTF8 (RFC 6531; sent as a `U` record before `E`),
+    /// so remote delivery knows a non-ASCII header needs it.
+    pub fn set_smtputf8(&mut self) {
+        self.smtputf8 = true;
     }
 
     /// Adds message bytes (CRLF line endings, exactly as they will be delivered).
@@ -327,6 +340,9 @@ impl Injection {
                 record = record.field(r.encode());
             }
             with_timeout(self.timeout, self.conn.send(&record)).await?;
+        }
+        if self.smtputf8 {
+            with_timeout(self.timeout, self.conn.send(&Record::new(b'U'))).await?;
         }
         let mut envelope = Record::new(b'E').field(sender);
         for r in recipients {

@@ -1,7 +1,10 @@
 //! moat-remote's protocol: deliver one message to the recipients of one domain in one SMTP
 //! transaction (`R` + message descriptor).
 //!
-//! Request `R` [queue id, sender, domain, recipient, ...] with the message descriptor. Reply:
+//! Request `R` [queue id, sender, domain, flags, origin, recipient, ...] with the message
+//! descriptor (flags: "" or `SMTPUTF8`, the original MAIL FROM asked for it; origin: how the
+//! message reached the queue, `smtp`, `submission`, `sendmail`, `forward` or `bounce`, which
+//! decides DKIM signing: only submissions, local senders and bounces are signed). Reply:
 //! one `K`/`Z`/`D` [text] per recipient, in the request's order, then `E` [count]. A request
 //! refused as a whole (malformed, permission denied, stopping) is answered with one `Z`/`D`
 //! [reason] and no `E`: it applies to every recipient.
@@ -13,11 +16,15 @@ use std::os::fd::BorrowedFd;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::client::queue::Origin;
 use crate::conn::{Conn, with_timeout};
 use crate::wire::{Record, Status};
 
 /// Recipients per request (RFC 5321 §4.5.3.1.8: servers must take at least 100 per transaction).
 pub const MAX_RECIPIENTS: usize = 100;
+
+/// The flag saying the original MAIL FROM carried SMTPUTF8 (RFC 6531).
+pub const FLAG_SMTPUTF8: &str = "SMTPUTF8";
 
 #[derive(Debug, Clone)]
 pub struct RemoteClient {
@@ -39,12 +46,16 @@ impl RemoteClient {
     }
 
     /// Delivers the message open at `message` to `recipients` (all in `domain`); one status
-    /// per recipient, in order.
+    /// per recipient, in order. `smtputf8`: the message was submitted with SMTPUTF8. `origin`:
+    /// the envelope's, so moat-remote knows whether it may DKIM-sign.
+    #[allow(clippy::too_many_arguments)]
     pub async fn deliver(
         &self,
         queue_id: &str,
         sender: &str,
         domain: &str,
+        smtputf8: bool,
+        origin: Origin,
         recipients: &[String],
         message: BorrowedFd<'_>,
     ) -> std::io::Result<Vec<Status>> {
@@ -53,7 +64,9 @@ impl RemoteClient {
             let mut req = Record::new(b'R')
                 .field(queue_id)
                 .field(sender)
-                .field(domain);
+                .field(domain)
+                .field(if smtputf8 { FLAG_SMTPUTF8 } else { "" })
+                .field(origin.as_str());
             for r in recipients {
                 req = req.field(r);
             }

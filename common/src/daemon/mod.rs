@@ -1,5 +1,5 @@
-//! The plumbing the network daemons share (moat-smtpd, moat-pop3d, moat-queue, moat-local,
-//! moat-remote), Postfix's `single_server` idea in small pieces, one concern per file:
+//! The plumbing the network daemons share (moat-smtpd, moat-pop3d, moat-imapd, moat-queue,
+//! moat-local, moat-remote), Postfix's `single_server` idea in small pieces, one concern per file:
 //!
 //! | file | job |
 //! |---|---|
@@ -9,6 +9,9 @@
 //! | `tcp_server.rs` | the accept loop of a TCP service, with the limits and the stop flag |
 //! | `unix_server.rs` | the accept loop of a one-request-per-connection Unix socket, and reading that request |
 //! | `settings.rs` | strict parsing of the settings the supervisor hands over |
+//! | `stream.rs` | a mail-access client's plain or TLS stream, every read and write with a deadline |
+//! | `access.rs` | what moat-pop3d and moat-imapd share: settings, start, accept loops, drain |
+//! | `user_maildir.rs` | the Maildir of a user moat-auth named, checked before it becomes a path |
 //!
 //! This file holds the order every daemon's `main` keeps: log, receive the setup (which drops
 //! root before any thread exists), run, map the result to an exit status.
@@ -16,12 +19,15 @@
 //! SECURITY: nothing here parses attacker input except what `tcp_server` accepts, and that is
 //! handed on untouched; see each file's header.
 
+pub mod access;
 pub mod limits;
 pub mod settings;
 pub mod stop;
+pub mod stream;
 pub mod tcp_server;
 pub mod tls;
 pub mod unix_server;
+pub mod user_maildir;
 
 use std::fmt::Display;
 use std::process::ExitCode;

@@ -38,6 +38,16 @@ pub fn count(get: Lookup<'_>, key: &str, default: u64) -> Result<u32, String> {
         .and_then(|n| u32::try_from(n).map_err(|_| format!("setting {key} is too large")))
 }
 
+/// `true` or `false`, `default` when absent; anything else is an error.
+pub fn flag(get: Lookup<'_>, key: &str, default: bool) -> Result<bool, String> {
+    match get(key).as_deref() {
+        None => Ok(default),
+        Some("true") => Ok(true),
+        Some("false") => Ok(false),
+        Some(other) => Err(format!("setting {key} = {other:?} is not true or false")),
+    }
+}
+
 /// A host name fit for a greeting and a header line: LDH labels (and `_`), dots, at most 253.
 pub fn valid_hostname(name: &str) -> bool {
     !name.is_empty()
@@ -74,6 +84,8 @@ mod tests {
         assert!(required(&get, "empty").is_err());
         assert!(required(&get, "absent").is_err());
         assert_eq!(required(&get, "n").as_deref(), Ok(" 7 "));
+        assert_eq!(flag(&get, "absent", true), Ok(true));
+        assert!(flag(&get, "word", true).is_err());
         assert!(valid_hostname("mx-1.example_test"));
         assert!(!valid_hostname("") && !valid_hostname("a..b") && !valid_hostname("a b"));
     }

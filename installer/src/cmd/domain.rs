@@ -90,6 +90,7 @@ pub async fn run(ctx: &Context, cmd: DomainCmd) -> anyhow::Result<()> {
             store.remove_domain_alias(&alias).await?;
             println!("removed domain alias {alias}");
         }
+        DomainCmd::Dns { name } => super::dkim::print_dns(ctx, &name).await?,
     }
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! One module per admin noun; `run` opens the store and dispatches.
 
 mod alias;
+mod dkim;
 mod domain;
 mod queue;
 mod user;
@@ -58,6 +59,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::User(cmd) => user::run(&ctx, cmd).await,
         Command::Alias(cmd) => alias::run(&ctx, cmd).await,
         Command::Catchall(cmd) => alias::run_catchall(&ctx, cmd).await,
+        Command::Dkim(cmd) => dkim::run(&ctx, cmd).await,
         Command::Up { .. } | Command::Serve | Command::Queue(_) => Ok(()),
     };
     ctx.store.close().await;

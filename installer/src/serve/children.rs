@@ -1,5 +1,6 @@
 //! Running the children: spawn with the setup channel, notice exits, restart with backoff,
-//! replace moat-smtpd on SIGHUP (new one first, so no connection is refused), and drain in
+//! replace moat-smtpd (certificates) and moat-remote (DKIM keys) on SIGHUP (new one first, so
+//! no connection or delivery request is refused), and drain in
 //! order on SIGTERM: smtpd first (open transactions finish or get 421), then the queue and
 //! local and remote delivery, then auth; whatever has not stopped in time is killed.
 
@@ -86,12 +87,16 @@ impl Supervisor {
 
     fn spawn(&mut self, role: Role) -> anyhow::Result<Running> {
         let tls = match role {
-            Role::Smtpd | Role::Pop3d => Some(TlsFiles::open(&self.config)?),
+            Role::Smtpd | Role::Pop3d | Role::Imapd => Some(TlsFiles::open(&self.config)?),
             _ => None,
         };
         let ca = match role {
             Role::Remote => open_ca(&self.config)?,
             _ => None,
+        };
+        let dkim = match role {
+            Role::Remote => super::dkim::open_keys(&self.config)?,
+            _ => Vec::new(),
         };
         let setup = items(
             role,
@@ -100,6 +105,7 @@ impl Supervisor {
             &self.sockets,
             tls.as_ref(),
             ca.as_ref(),
+            &dkim,
         );
         let mut cmd = Command::new(self.programs.path(role));
         cmd.env_clear()
@@ -220,25 +226,36 @@ impl Supervisor {
         }
     }
 
-    /// SIGHUP: start a new moat-smtpd with freshly opened certificates, then let the old one
-    /// finish its sessions. The listeners are shared, so no connection is refused meanwhile.
+    /// SIGHUP: start a new moat-smtpd with freshly opened certificates and a new moat-remote
+    /// with the current DKIM keys, then let the old ones finish their sessions and
+    /// transactions. The listeners are shared, so nobody is refused meanwhile.
     fn reload(&mut self) {
-        info!("reloading: replacing moat-smtpd with one using the current certificates");
-        match self.spawn(Role::Smtpd) {
-            Ok(fresh) => {
-                if let Some(old) = self.running.insert(Role::Smtpd, fresh) {
-                    terminate(&old);
-                    self.retiring.push((Role::Smtpd, old));
+        info!("reloading: replacing moat-smtpd (certificates) and moat-remote (DKIM keys)");
+        for role in [Role::Smtpd, Role::Remote] {
+            match self.spawn(role) {
+                Ok(fresh) => {
+                    // A restart that was waiting for its backoff is this one now.
+                    self.restart_at.remove(&role);
+                    if let Some(old) = self.running.insert(role, fresh) {
+                        terminate(&old);
+                        self.retiring.push((role, old));
+                    }
                 }
+                Err(e) => warn!(
+                    "reload failed, keeping the running {}: {e:#}",
+                    role.program()
+                ),
             }
-            Err(e) => warn!("reload failed, keeping the running moat-smtpd: {e:#}"),
         }
     }
 
     async fn drain(&mut self) {
         self.restart_at.clear();
-        self.stop(&[Role::Smtpd, Role::Pop3d], Duration::from_secs(60))
-            .await;
+        self.stop(
+            &[Role::Smtpd, Role::Pop3d, Role::Imapd],
+            Duration::from_secs(60),
+        )
+        .await;
         self.stop(
             &[Role::Queue, Role::Local, Role::Remote],
             Duration::from_secs(30),

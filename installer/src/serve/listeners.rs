@@ -1,5 +1,5 @@
-//! Binding: the TCP listeners of the SMTP services and the Unix sockets of the internal
-//! services. Bound once by the supervisor and handed to every (re)started child, so a restart
+//! Binding: the TCP listeners of the SMTP, POP3 and IMAP services and the Unix sockets of the
+//! internal services. Bound once by the supervisor and handed to every (re)started child, so a restart
 //! never drops a port and the children never need the privilege to bind one.
 
 use std::net::TcpListener;
@@ -17,6 +17,8 @@ pub struct Sockets {
     pub submissions: Option<TcpListener>,
     pub pop3: Option<TcpListener>,
     pub pop3s: Option<TcpListener>,
+    pub imap: Option<TcpListener>,
+    pub imaps: Option<TcpListener>,
     pub auth: UnixListener,
     pub queue: UnixListener,
     pub local: UnixListener,
@@ -45,6 +47,8 @@ pub fn bind(config: &Config) -> anyhow::Result<Sockets> {
         submissions: tcp("submissions", &config.listen.submissions)?,
         pop3: tcp("pop3", &config.listen.pop3)?,
         pop3s: tcp("pop3s", &config.listen.pop3s)?,
+        imap: tcp("imap", &config.listen.imap)?,
+        imaps: tcp("imaps", &config.listen.imaps)?,
         auth: unix(&Sockets::auth_path(config))?,
         queue: unix(&Sockets::queue_path(config))?,
         local: unix(&Sockets::local_path(config))?,

@@ -9,6 +9,7 @@
 
 mod accounts;
 mod children;
+pub mod dkim;
 mod layout;
 mod listeners;
 mod specs;

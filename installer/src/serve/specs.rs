@@ -9,8 +9,10 @@ use anyhow::{Context as _, bail};
 use moat_common::child::Item;
 use moat_common::config::Config;
 use moat_common::privilege::Account;
+use moat_smtp::remote::dkim::keys;
 
 use super::Accounts;
+use super::dkim::{KeyFile, setting as dkim_setting};
 use super::listeners::Sockets;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -20,17 +22,19 @@ pub enum Role {
     Queue,
     Smtpd,
     Pop3d,
+    Imapd,
     Remote,
 }
 
 impl Role {
-    pub const ALL: [Role; 6] = [
+    pub const ALL: [Role; 7] = [
         Role::Auth,
         Role::Local,
         Role::Remote,
         Role::Queue,
         Role::Smtpd,
         Role::Pop3d,
+        Role::Imapd,
     ];
 
     pub fn program(self) -> &'static str {
@@ -40,6 +44,7 @@ impl Role {
             Role::Queue => "moat-queue",
             Role::Smtpd => "moat-smtpd",
             Role::Pop3d => "moat-pop3d",
+            Role::Imapd => "moat-imapd",
             Role::Remote => "moat-remote",
         }
     }
@@ -48,7 +53,7 @@ impl Role {
         match self {
             Role::Auth => &accounts.auth,
             // The mail-access servers read and write the Maildirs, as the delivery agent does.
-            Role::Local | Role::Pop3d => &accounts.local,
+            Role::Local | Role::Pop3d | Role::Imapd => &accounts.local,
             Role::Queue => &accounts.queue,
             Role::Smtpd => &accounts.smtpd,
             Role::Remote => &accounts.remote,
@@ -130,6 +135,7 @@ pub fn items<'a>(
     sockets: &'a Sockets,
     tls: Option<&'a TlsFiles>,
     ca: Option<&'a File>,
+    dkim: &'a [KeyFile],
 ) -> Vec<Item<'a>> {
     let uid = |a: &Account| a.uid.to_string();
     let path = |p: PathBuf| p.display().to_string();
@@ -139,7 +145,7 @@ pub fn items<'a>(
     let mail_root = || ("mail_root", path(config.mail_root.clone()));
     let l = &config.limits;
 
-    let mut fds: Vec<(&'static str, Option<BorrowedFd<'a>>)> = Vec::new();
+    let mut fds: Vec<(&'a str, Option<BorrowedFd<'a>>)> = Vec::new();
     let tls_fds = [
         ("tls_cert", tls.map(|t| t.cert.as_fd())),
         ("tls_key", tls.map(|t| t.key.as_fd())),
@@ -163,7 +169,7 @@ pub fn items<'a>(
                 ),
                 ("peers_smtpd", uid(&accounts.smtpd)),
                 ("peers_local", uid(&accounts.local)),
-                // moat-pop3d (and later moat-imapd) log users in; they run as the mail user.
+                // moat-pop3d and moat-imapd log users in; they run as the mail user.
                 ("peers_imapd", uid(&accounts.local)),
             ]);
         }
@@ -178,7 +184,19 @@ pub fn items<'a>(
                 ),
                 ("bounce_from", format!("MAILER-DAEMON@{}", config.hostname)),
                 ("max_message_size", l.max_message_size.to_string()),
-                ("retry_min_secs", config.queue_retry_min_secs.to_string()),
+                (
+                    "retry_schedule",
+                    config
+                        .queue_retry_schedule
+                        .iter()
+                        .map(u64::to_string)
+                        .collect::<Vec<_>>()
+                        .join(","),
+                ),
+                (
+                    "delay_warning_secs",
+                    config.queue_delay_warning_secs.to_string(),
+                ),
                 ("remote_socket", path(Sockets::remote_path(config))),
                 (
                     "remote_timeout_secs",
@@ -192,6 +210,12 @@ pub fn items<'a>(
             let r = &config.remote;
             fds.push(("remote", Some(sockets.remote.as_fd())));
             fds.push(("tls_ca", ca.map(|f| f.as_fd())));
+            // The DKIM keys, opened by us: moat-remote gets descriptors, never paths.
+            fds.extend(
+                dkim.iter()
+                    .map(|k| (k.fd_name.as_str(), Some(k.file.as_fd()))),
+            );
+            settings.push((keys::SETTING, dkim_setting(dkim)));
             let routes: Vec<String> = r.routes.iter().map(|r| r.encode()).collect();
             settings.extend([
                 ("peers_queue", uid(&accounts.queue)),
@@ -207,6 +231,7 @@ pub fn items<'a>(
                 ),
                 ("timeout_data_end_secs", r.timeout_data_end_secs.to_string()),
                 ("max_deliveries", r.max_deliveries.to_string()),
+                ("max_per_destination", r.max_per_destination.to_string()),
             ]);
         }
         Role::Local => {
@@ -244,23 +269,32 @@ pub fn items<'a>(
                 ("timeout_data_secs", l.timeout_data_secs.to_string()),
             ]);
         }
-        Role::Pop3d => {
+        // The mail-access servers: the same descriptors and settings under their own names.
+        Role::Pop3d | Role::Imapd => {
+            let (plain, tls, plaintext_on_loopback, idle_timeout_secs) = match role {
+                Role::Pop3d => (
+                    ("pop3", &sockets.pop3),
+                    ("pop3s", &sockets.pop3s),
+                    config.pop3.plaintext_on_loopback,
+                    config.pop3.idle_timeout_secs,
+                ),
+                _ => (
+                    ("imap", &sockets.imap),
+                    ("imaps", &sockets.imaps),
+                    config.imap.plaintext_on_loopback,
+                    config.imap.idle_timeout_secs,
+                ),
+            };
             fds.extend([
-                ("pop3", sockets.pop3.as_ref().map(|l| l.as_fd())),
-                ("pop3s", sockets.pop3s.as_ref().map(|l| l.as_fd())),
+                (plain.0, plain.1.as_ref().map(|l| l.as_fd())),
+                (tls.0, tls.1.as_ref().map(|l| l.as_fd())),
             ]);
             fds.extend(tls_fds);
             settings.extend([
                 mail_root(),
                 auth_socket(),
-                (
-                    "plaintext_on_loopback",
-                    config.pop3.plaintext_on_loopback.to_string(),
-                ),
-                (
-                    "idle_timeout_secs",
-                    config.pop3.idle_timeout_secs.to_string(),
-                ),
+                ("plaintext_on_loopback", plaintext_on_loopback.to_string()),
+                ("idle_timeout_secs", idle_timeout_secs.to_string()),
                 ("max_connections", l.max_connections.to_string()),
                 (
                     "max_connections_per_ip",

@@ -1,4 +1,9 @@
-//! Bounce messages: RFC 3464 delivery status notifications in an RFC 6522 `multipart/report`.
+//! Bounce messages and delay notices: RFC 3464 delivery status notifications in an RFC 6522
+//! `multipart/report`.
+//!
+//! A delay notice (`Kind::Delayed`, sent by `delay_notice.rs`) has the same three parts with
+//! `Action: delayed`, a 4.x.x `Status` (the last temporary reason) and `Will-Retry-Until`, and
+//! always carries the header only (RET=HDRS style, as Postfix does for its delay warnings).
 //!
 //! Three parts: a human explanation (text/plain), the machine-readable report
 //! (`message/delivery-status`: per-message `Reporting-MTA` and `Arrival-Date`, then per failed
@@ -33,8 +38,19 @@ pub struct Failure {
     pub orcpt: Option<Orcpt>,
 }
 
-/// Everything a bounce is made from.
+/// Which report: a bounce (`Action: failed`) or a delay notice (`Action: delayed`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Failed,
+    /// Still being retried, until this unix time (the queue lifetime's end).
+    Delayed {
+        retry_until: u64,
+    },
+}
+
+/// Everything a bounce or a delay notice is made from.
 pub struct Report<'a> {
+    pub kind: Kind,
     pub hostname: &'a str,
     /// The `From:` address (`bounce_from`).
     pub from: &'a str,
@@ -89,10 +105,31 @@ fn address_type(addr: &str) -> &'static str {
     if addr.is_ascii() { "rfc822" } else { "utf-8" }
 }
 
-/// The bounce message, CRLF lines, ready to queue.
+/// The status and the diagnostic text of a delayed recipient: its text's own status when that is
+/// a 4.x.x one, else `4.0.0` and the whole text (a delay is never reported as permanent).
+pub fn delayed_status(text: &str) -> (&str, &str) {
+    match split_status(text) {
+        Some((code, why)) if code.starts_with("4.") => (code, why),
+        _ => ("4.0.0", text),
+    }
+}
+
+/// The status and the diagnostic text of one reported recipient.
+fn status_of(kind: Kind, text: &str) -> (&str, &str) {
+    match kind {
+        Kind::Failed => split_status(text).unwrap_or(("5.0.0", text)),
+        Kind::Delayed { .. } => delayed_status(text),
+    }
+}
+
+/// The report message, CRLF lines, ready to queue.
 pub fn compose(r: &Report<'_>) -> Vec<u8> {
     let boundary = format!("=_moat_{}_{:016x}", r.original_id, r.token);
     let date = rfc5322(r.now);
+    let (subject, suffix) = match r.kind {
+        Kind::Failed => ("Undelivered Mail Returned to Sender", "bounce"),
+        Kind::Delayed { .. } => ("Delayed Mail (still being retried)", "delay"),
+    };
     let mut out = String::new();
     let mut line = |s: &str| {
         out.push_str(s);
@@ -100,10 +137,10 @@ pub fn compose(r: &Report<'_>) -> Vec<u8> {
     };
     line(&format!("From: {} (Mail Delivery System)", r.from));
     line(&format!("To: <{}>", r.original_sender));
-    line("Subject: Undelivered Mail Returned to Sender");
+    line(&format!("Subject: {subject}"));
     line(&format!("Date: {date}"));
     line(&format!(
-        "Message-ID: <{}.{:x}.bounce@{}>",
+        "Message-ID: <{}.{:x}.{suffix}@{}>",
         r.original_id, r.token, r.hostname
     ));
     line("Auto-Submitted: auto-replied");
@@ -119,7 +156,16 @@ pub fn compose(r: &Report<'_>) -> Vec<u8> {
     line("");
     line(&format!("This is the mail system at host {}.", r.hostname));
     line("");
-    line("Your message could not be delivered to one or more recipients.");
+    match r.kind {
+        Kind::Failed => line("Your message could not be delivered to one or more recipients."),
+        Kind::Delayed { retry_until } => {
+            line("Your message could not be delivered yet to one or more recipients.");
+            line(&format!(
+                "It is still being tried until {}; you do not need to send it again.",
+                rfc5322(retry_until)
+            ));
+        }
+    }
     line(if r.full.is_some() {
         "It is attached below."
     } else {
@@ -127,7 +173,7 @@ pub fn compose(r: &Report<'_>) -> Vec<u8> {
     });
     line("");
     for f in r.failures {
-        let (_, why) = split_status(&f.text).unwrap_or(("", &f.text));
+        let (_, why) = status_of(r.kind, &f.text);
         line(&format!("<{}>: {}", f.recipient, clean(why, 500)));
     }
     line("");
@@ -142,7 +188,7 @@ pub fn compose(r: &Report<'_>) -> Vec<u8> {
     }
     line(&format!("Arrival-Date: {}", rfc5322(r.arrival)));
     for f in r.failures {
-        let (status, why) = split_status(&f.text).unwrap_or(("5.0.0", &f.text));
+        let (status, why) = status_of(r.kind, &f.text);
         line("");
         if let Some(o) = &f.orcpt {
             line(&format!(
@@ -156,10 +202,16 @@ pub fn compose(r: &Report<'_>) -> Vec<u8> {
             address_type(&f.recipient),
             f.recipient
         ));
-        line("Action: failed");
+        line(match r.kind {
+            Kind::Failed => "Action: failed",
+            Kind::Delayed { .. } => "Action: delayed",
+        });
         line(&format!("Status: {status}"));
         line(&format!("Diagnostic-Code: X-Moat; {}", clean(why, 500)));
         line(&format!("Last-Attempt-Date: {date}"));
+        if let Kind::Delayed { retry_until } = r.kind {
+            line(&format!("Will-Retry-Until: {}", rfc5322(retry_until)));
+        }
     }
     line("");
     line(&format!("--{boundary}"));
@@ -210,6 +262,7 @@ mod tests {
             orcpt: None,
         }];
         let msg = compose(&Report {
+            kind: Kind::Failed,
             hostname: "mx.example.test",
             from: "MAILER-DAEMON@mx.example.test",
             original_id: "0123456789ABCDEF",
@@ -248,6 +301,7 @@ mod tests {
         }];
         let original = b"Subject: hello\r\n\r\nthe body\r\n";
         let msg = compose(&Report {
+            kind: Kind::Failed,
             hostname: "mx.example.test",
             from: "MAILER-DAEMON@mx.example.test",
             original_id: "0123456789ABCDEF",
@@ -268,5 +322,57 @@ mod tests {
         ));
         assert!(!text.contains("text/rfc822-headers"));
         assert_eq!(xtext_encode("a=b"), "a+3Db");
+    }
+
+    #[test]
+    fn a_delay_notice_says_delayed_and_until_when() {
+        let delayed = [
+            Failure {
+                recipient: "slow@far.example".into(),
+                text: "4.3.0 127.0.0.1[127.0.0.1] said: 451 4.3.0 try again later".into(),
+                orcpt: None,
+            },
+            Failure {
+                recipient: "odd@far.example".into(),
+                text: "remote delivery is not available".into(),
+                orcpt: None,
+            },
+        ];
+        let msg = compose(&Report {
+            kind: Kind::Delayed {
+                retry_until: 1_700_432_000,
+            },
+            hostname: "mx.example.test",
+            from: "MAILER-DAEMON@mx.example.test",
+            original_id: "0123456789ABCDEF",
+            original_sender: "alice@example.test",
+            arrival: 1_700_000_000,
+            now: 1_700_014_400,
+            failures: &delayed,
+            headers: b"Subject: hello\r\n",
+            full: None,
+            envid: None,
+            token: 7,
+        });
+        let text = String::from_utf8(msg).expect("utf8");
+        assert!(text.contains("\r\nSubject: Delayed Mail (still being retried)\r\n"));
+        assert!(text.contains(".7.delay@mx.example.test>"));
+        assert!(text.contains(
+            "Final-Recipient: rfc822; slow@far.example\r\nAction: delayed\r\nStatus: 4.3.0\r\n\
+             Diagnostic-Code: X-Moat; 127.0.0.1[127.0.0.1] said: 451 4.3.0 try again later\r\n"
+        ));
+        assert!(text.contains(
+            "Action: delayed\r\nStatus: 4.0.0\r\n\
+             Diagnostic-Code: X-Moat; remote delivery is not available\r\n"
+        ));
+        assert_eq!(
+            text.matches("\r\nWill-Retry-Until: Sun, 19 Nov 2023 22:13:20 +0000\r\n")
+                .count(),
+            2
+        );
+        assert!(text.contains("tried until Sun, 19 Nov 2023 22:13:20 +0000;"));
+        assert!(text.contains("text/rfc822-headers\r\n\r\nSubject: hello\r\n"));
+        assert!(!text.contains("Action: failed"));
+        assert_eq!(delayed_status("5.1.1 odd"), ("4.0.0", "5.1.1 odd"));
     }
 }

@@ -5,9 +5,11 @@
 //! (appended and fsynced) as soon as it arrives, then the message is either finished (bounce for
 //! the failed recipients, then removed) or given its next retry time (persisted).
 //!
-//! Results: `K` → done; `D` → done, bounced; `Z` or no answer → tried again after the backoff
-//! (`state::backoff`), and once the message is older than the queue lifetime, failed with
-//! `4.4.7`. The last retry is moved up to the expiry time so a message bounces on time.
+//! Results: `K` → done; `D` → done, bounced; `Z` or no answer → tried again after the retry
+//! schedule's delay for this attempt (`schedule.rs`), and once the message is older than the
+//! queue lifetime, failed with `4.4.7`. Two deadlines move the next attempt up so they are met on
+//! time: the expiry (the message bounces then) and a delay notice still to come
+//! (`delay_notice.rs`, sent after the attempt that finds the message old enough).
 //!
 //! SECURITY: moat-local and moat-remote get a read-only descriptor, never a path. Texts it answers are cleaned
 //! before they go into a done mark, a log line or a bounce. A bounce goes only to a non-null
@@ -25,8 +27,9 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::bounce::{self, Failure, MAX_FULL_COPY, MAX_HEADER_COPY, Report, permanent_text};
+use super::delay_notice;
 use super::envelope::{Envelope, check_recipient};
-use super::state::{Done, Mark, Retry, backoff, bounce_line, mark_line};
+use super::state::{Done, Mark, Retry, bounce_line, mark_line};
 use super::{Ctx, blocking, now_ms};
 use moat_common::date;
 
@@ -55,7 +58,8 @@ pub async fn attempt(ctx: &Arc<Ctx>, id: &str, permits: Arc<Semaphore>) -> Outco
         Ok(outcome) => outcome,
         Err(e) => {
             error!(id = id; "cannot process the message: {e}");
-            let secs = backoff(ctx.settings.retry_min_secs, 4);
+            // A fault of the queue itself (disk, a bad file): no eager retries, the fourth step.
+            let secs = ctx.settings.retry_schedule.delay_after(4);
             Outcome::Retry {
                 at: now_ms() + 1000 * secs,
             }
@@ -150,11 +154,18 @@ async fn try_attempt(
         }
     }
     if let Some((_, last)) = deferred.last() {
+        let notice_due =
+            delay_notice::handle(ctx, id, &env, done.delay_notice.is_some(), &deferred).await;
+        let deadline = notice_due.map_or(expires, |due| due.min(expires));
         // In milliseconds: the persisted time (seconds) is rounded up, never earlier.
-        let delay = backoff(ctx.settings.retry_min_secs, attempts).saturating_mul(1000);
+        let delay = ctx
+            .settings
+            .retry_schedule
+            .delay_after(attempts)
+            .saturating_mul(1000);
         let at = now_ms()
             .saturating_add(delay)
-            .min(expires.saturating_mul(1000).max(now_ms() + 1000));
+            .min(deadline.saturating_mul(1000).max(now_ms() + 1000));
         let record = Retry {
             attempts,
             next_try: at.div_ceil(1000),
@@ -165,10 +176,7 @@ async fn try_attempt(
         blocking(move || store.set_retry(&owned, &record)).await?;
         return Ok(Outcome::Retry { at });
     }
-    let done = Done {
-        marks,
-        bounce: done.bounce,
-    };
+    let done = Done { marks, ..done };
     finish(ctx, id, &env, &done).await
 }
 
@@ -258,7 +266,15 @@ async fn deliver_remote(
         Ok(_permit) => match ctx.store.open_message(id) {
             Ok(file) => {
                 remote
-                    .deliver(id, &env.sender, &domain, &rcpts, file.as_fd())
+                    .deliver(
+                        id,
+                        &env.sender,
+                        &domain,
+                        env.smtputf8,
+                        env.origin,
+                        &rcpts,
+                        file.as_fd(),
+                    )
                     .await
             }
             Err(e) => Err(std::io::Error::new(
@@ -399,6 +415,7 @@ async fn queue_bounce(
         };
         let now = date::now();
         let message = bounce::compose(&Report {
+            kind: bounce::Kind::Failed,
             hostname: &s.hostname,
             from: &s.bounce_from,
             original_id: &owned,
@@ -422,6 +439,7 @@ async fn queue_bounce(
             sender: String::new(),
             recipients: vec![env2.sender.clone()],
             dsn: Default::default(),
+            smtputf8: false,
         };
         let bid = draft.commit(&mut bounce_env)?;
         // Recorded so a crash before the removal does not bounce twice.

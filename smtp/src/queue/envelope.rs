@@ -14,6 +14,7 @@
 //! Falice@example.test   envelope sender ("F" alone = null sender <>)
 //! YFULL                 optional: RET= (FULL or HDRS)
 //! Iabc123               optional: ENVID=, decoded
+//! S                     optional: the MAIL FROM carried SMTPUTF8 (RFC 6531)
 //! Rbob@example.test     one line per recipient, in order (index 0, 1, ...)
 //! NFAILURE,DELAY        optional, after its R line: NOTIFY= (NEVER or the words)
 //! Prfc822;bob@b.test    optional, after its R line: ORCPT= (address type;decoded address)
@@ -23,7 +24,8 @@
 //! SECURITY: addresses and the client text come from other processes; they are checked (lengths,
 //! no control characters, so no line can be smuggled into this file or a header) before they are
 //! written, and checked again when read back. The DSN lines (RFC 3461) are optional, so files
-//! written before they existed still load; their values are bounded and control-free.
+//! written before they existed still load; their values are bounded and control-free. So is
+//! the `S` line.
 
 use moat_common::client::queue::{Dsn, Notify, Orcpt, Origin, RcptDsn, Ret};
 
@@ -48,6 +50,8 @@ pub struct Envelope {
     pub recipients: Vec<String>,
     /// The DSN request (RET, ENVID, per recipient NOTIFY and ORCPT), normalized.
     pub dsn: Dsn,
+    /// The sender asked for SMTPUTF8 (moat-remote needs it when the header is not ASCII).
+    pub smtputf8: bool,
 }
 
 fn check_address(addr: &str) -> Result<(), String> {
@@ -124,6 +128,9 @@ impl Envelope {
         if let Some(envid) = &self.dsn.envid {
             out.push_str(&format!("I{envid}\n"));
         }
+        if self.smtputf8 {
+            out.push_str("S\n");
+        }
         for (i, r) in self.recipients.iter().enumerate() {
             out.push('R');
             out.push_str(r);
@@ -154,6 +161,7 @@ impl Envelope {
             (None, None, None, None, None, None);
         let mut recipients = Vec::new();
         let mut dsn = Dsn::default();
+        let mut smtputf8 = false;
         for line in lines {
             let (kind, value) = line.split_at_checked(1).ok_or("empty envelope line")?;
             let number = |v: &str| v.parse::<u64>().map_err(|_| format!("bad number {v:?}"));
@@ -170,6 +178,7 @@ impl Envelope {
                 }
                 "Y" if dsn.ret.is_none() => dsn.ret = Some(Ret::parse(value).ok_or("bad RET")?),
                 "I" if dsn.envid.is_none() => dsn.envid = Some(value.to_string()),
+                "S" if !smtputf8 && value.is_empty() => smtputf8 = true,
                 "N" | "P" => {
                     let last = dsn.recipients.last_mut().ok_or("DSN line before R")?;
                     if kind == "N" && last.notify.is_none() {
@@ -200,6 +209,7 @@ impl Envelope {
                 dsn.normalize();
                 dsn
             },
+            smtputf8,
         };
         env.check()?;
         Ok(env)
@@ -220,6 +230,7 @@ mod tests {
             sender: "alice@example.test".into(),
             recipients: vec!["bob@example.test".into(), "\"c d\"@example.test".into()],
             dsn: Dsn::default(),
+            smtputf8: false,
         }
     }
 
@@ -285,6 +296,8 @@ mod tests {
             "I\nRc@d\n",
             "Ia\rb\nRc@d\n",
             "Ia\0b\nRc@d\n",
+            "S\nS\nRc@d\n",
+            "Sx\nRc@d\n",
         ] {
             let file = format!("{base}{bad}E\n");
             assert!(Envelope::decode(file.as_bytes()).is_err(), "{bad:?}");
@@ -299,6 +312,13 @@ mod tests {
     fn round_trip() {
         let env = sample();
         assert_eq!(Envelope::decode(&env.encode()), Ok(env.clone()));
+        let utf8 = Envelope {
+            smtputf8: true,
+            recipients: vec!["ü@example.test".into()],
+            ..env.clone()
+        };
+        assert!(String::from_utf8_lossy(&utf8.encode()).contains("\nS\nR"));
+        assert_eq!(Envelope::decode(&utf8.encode()), Ok(utf8));
         let null = Envelope {
             sender: String::new(),
             ..env

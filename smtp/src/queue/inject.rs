@@ -1,5 +1,6 @@
 //! One injection: `H` [origin, client] (already read), `M` [bytes]..., optional `D` [RET, ENVID,
-//! per recipient NOTIFY;ORCPT] (RFC 3461, see `client::queue::Dsn`), `E` [sender, recipients...],
+//! per recipient NOTIFY;ORCPT] (RFC 3461, see `client::queue::Dsn`), optional `U` [] (the MAIL
+//! FROM carried SMTPUTF8), `E` [sender, recipients...],
 //! answered `K` [queue id] only after the store committed the message (`store::Draft::commit`).
 //!
 //! SECURITY: the message size is counted while it arrives and bounded by `max_message_size`
@@ -83,6 +84,7 @@ async fn receive(
     let mut pending: Vec<u8> = Vec::new();
     let mut size: u64 = 0;
     let mut dsn_record: Option<Record> = None;
+    let mut smtputf8 = false;
     let envelope = loop {
         let record = with_timeout(IDLE, conn.recv()).await?.ok_or_else(|| {
             std::io::Error::new(
@@ -117,6 +119,7 @@ async fn receive(
                 }
             }
             b'D' if dsn_record.is_none() => dsn_record = Some(record),
+            b'U' if !smtputf8 && record.fields.is_empty() => smtputf8 = true,
             b'E' => break record,
             other => {
                 let text = format!(
@@ -156,6 +159,7 @@ async fn receive(
         sender: sender.to_string(),
         recipients: recipients.iter().map(|r| r.to_string()).collect(),
         dsn,
+        smtputf8,
     };
     if let Err(e) = env.check() {
         return Ok(Status::Permanent(format!("5.1.3 {e}")));

@@ -5,8 +5,9 @@
 //! and retry records; `dirsync` shared directory fsyncs; `store` the directory, the commit
 //! protocol and the sweep; `settings`; `server` the socket (accept, peer check, dispatch);
 //! `inject` one injection; `admin` list/show/flush/delete requests and `admin_client` their
-//! client; `scheduler` what is delivered when; `delivery` one delivery attempt of one message;
-//! `bounce` RFC 3464 reports; `date` RFC 5322 dates; `daemon` the process (signals, shutdown);
+//! client; `scheduler` what is delivered when; `schedule` the retry delays; `delivery` one
+//! delivery attempt of one message; `bounce` RFC 3464 reports; `delay_notice` the one "delayed"
+//! report per message; `daemon` the process (signals, shutdown);
 //! `sendmail`, `sendmail_args` and `sendmail_message` the `sendmail` command.
 //!
 //! SECURITY: moat-queue runs as its own user, owns the queue directory alone, and never reads a
@@ -24,11 +25,13 @@ pub mod admin;
 pub mod admin_client;
 pub mod bounce;
 pub mod daemon;
+pub mod delay_notice;
 pub mod delivery;
 pub mod dirsync;
 pub mod envelope;
 pub mod id;
 pub mod inject;
+pub mod schedule;
 pub mod scheduler;
 pub mod sendmail;
 pub mod sendmail_args;

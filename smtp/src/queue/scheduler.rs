@@ -1,7 +1,7 @@
-//! What is delivered when: new messages at once, temporary failures after their backoff, every
-//! queued message at startup (keeping the persisted schedule), everything on flush; at most
-//! `max_deliveries` messages in delivery at once (and as many recipient deliveries, shared through
-//! one semaphore, see `delivery`).
+//! What is delivered when: new messages at once, temporary failures at the time their attempt
+//! chose (the retry schedule, see `delivery`), every queued message at startup (keeping the
+//! persisted time), everything on flush; at most `max_deliveries` messages in delivery at once
+//! (and as many recipient deliveries, shared through one semaphore, see `delivery`).
 //!
 //! The scheduler holds only ids and times; the truth is on disk and each attempt (`delivery`)
 //! reads it afresh. Admin deletes of a message being delivered wait for that attempt to end.
@@ -240,7 +240,7 @@ impl Scheduler {
                     return;
                 };
                 error!(id = &id; "delivery attempt failed: {e}");
-                let at = now_ms() + 1000 * self.ctx.settings.retry_min_secs;
+                let at = now_ms() + 1000 * self.ctx.settings.retry_schedule.first();
                 (id, Outcome::Retry { at })
             }
         };

@@ -2,16 +2,21 @@
 //!
 //! Required: `queue_dir`, `local_socket`, `hostname`. Optional: `queue_lifetime_secs` (432000),
 //! `bounce_from` (`MAILER-DAEMON@<hostname>`), `peers_smtpd`, `peers_local` (uids, ""),
-//! `retry_min_secs` (60), `max_deliveries` (20), `max_message_size` (36700160), `remote_socket`
-//! ("" or absent: no moat-remote; mail for other domains waits), `remote_timeout_secs` (3600).
+//! `retry_schedule` (seconds joined by `,`: `60,300,900,1800,3600,7200,14400`, see `schedule`),
+//! `delay_warning_secs` (14400; 0 = no delay notices), `max_deliveries` (20), `max_message_size`
+//! (36700160), `remote_socket` ("" or absent: no moat-remote; mail for other domains waits),
+//! `remote_timeout_secs` (3600).
 //!
 //! SECURITY: settings come from the supervisor, which is trusted; they are still parsed strictly
 //! (a typo in a number is an error at start, not a silent default).
 
 use std::path::PathBuf;
 
+use moat_common::config::DEFAULT_DELAY_WARNING_SECS;
 use moat_common::conn::parse_uids;
 use moat_common::daemon::settings;
+
+use super::schedule::Schedule;
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -22,7 +27,9 @@ pub struct Settings {
     pub bounce_from: String,
     pub peers_smtpd: Vec<u32>,
     pub peers_local: Vec<u32>,
-    pub retry_min_secs: u64,
+    pub retry_schedule: Schedule,
+    /// How old a message must be before its sender is told it is late; `None` = never.
+    pub delay_warning_secs: Option<u64>,
     pub max_deliveries: usize,
     pub max_message_size: u64,
     pub remote_socket: Option<PathBuf>,
@@ -37,10 +44,15 @@ impl Settings {
         let number = |key: &str, default: u64| settings::number(get, key, default, 0);
         let uids = |key: &str| parse_uids(&get(key).unwrap_or_default());
         let max_deliveries = number("max_deliveries", 20)?;
-        let retry_min_secs = number("retry_min_secs", 60)?;
-        if max_deliveries == 0 || retry_min_secs == 0 {
-            return Err("max_deliveries and retry_min_secs must be at least 1".into());
+        if max_deliveries == 0 {
+            return Err("max_deliveries must be at least 1".into());
         }
+        let retry_schedule = match get("retry_schedule") {
+            Some(text) => Schedule::parse(&text)?,
+            None => Schedule::default(),
+        };
+        let delay_warning_secs =
+            Some(number("delay_warning_secs", DEFAULT_DELAY_WARNING_SECS)?).filter(|s| *s > 0);
         Ok(Settings {
             queue_dir: PathBuf::from(required("queue_dir")?),
             local_socket: PathBuf::from(required("local_socket")?),
@@ -50,7 +62,8 @@ impl Settings {
                 .unwrap_or_else(|| format!("MAILER-DAEMON@{hostname}")),
             peers_smtpd: uids("peers_smtpd")?,
             peers_local: uids("peers_local")?,
-            retry_min_secs,
+            retry_schedule,
+            delay_warning_secs,
             max_deliveries: usize::try_from(max_deliveries).map_err(|e| e.to_string())?,
             max_message_size: number("max_message_size", 36_700_160)?,
             remote_socket: get("remote_socket")
@@ -84,11 +97,25 @@ mod tests {
         ];
         let s = from(&base).expect("settings");
         assert_eq!(s.bounce_from, "MAILER-DAEMON@mx.example.test");
-        assert_eq!((s.retry_min_secs, s.max_deliveries), (60, 20));
+        assert_eq!(s.max_deliveries, 20);
+        assert_eq!(
+            (s.retry_schedule.first(), s.retry_schedule.delay_after(7)),
+            (60, 14_400)
+        );
+        assert_eq!(s.delay_warning_secs, Some(14_400));
         assert_eq!(s.lifetime_secs, 432_000);
-        let mut bad = base.to_vec();
-        bad.push(("retry_min_secs", "soon"));
-        assert!(from(&bad).is_err());
+        for (key, value) in [("retry_schedule", "soon"), ("delay_warning_secs", "4h")] {
+            let mut bad = base.to_vec();
+            bad.push((key, value));
+            assert!(from(&bad).is_err(), "{key}={value}");
+        }
+        let mut short = base.to_vec();
+        short.extend([("retry_schedule", "1,2,3"), ("delay_warning_secs", "0")]);
+        let s = from(&short).expect("short schedule");
+        assert_eq!(
+            (s.retry_schedule.delay_after(9), s.delay_warning_secs),
+            (3, None)
+        );
         assert!(from(&base[..2]).is_err());
         let mut peers = base.to_vec();
         peers.push(("peers_smtpd", "1001,1002"));

@@ -7,11 +7,15 @@
 //! 0 K delivered to example.test/bob          recipient 0 delivered
 //! 1 D 5.1.1 no such user                      recipient 1 failed for good (status first)
 //! B 1TW2KQ8F0A3C1234                          the bounce for this message was queued under this id
+//! W 1TW2KQ8F0A3C5678                          the delay notice went under this id (`W -`: none due)
 //! ```
 //!
 //! A torn last line (a crash in the middle of an append) has no newline and is ignored: that
-//! recipient is simply delivered again (at least once). `retry/<id>` is one line,
-//! `<attempts> <next try, unix seconds> <last temporary error>`, replaced atomically.
+//! recipient is simply delivered again (at least once). The `W` line is written before its notice
+//! is committed, the `B` line after its bounce: a crash in between loses a delay notice (advice)
+//! rather than send it twice, but sends a bounce twice rather than lose it.
+//! `retry/<id>` is one line, `<attempts> <next try, unix seconds> <last temporary error>`,
+//! replaced atomically; the schedule that sets the next try is `schedule.rs`.
 //!
 //! SECURITY: texts come from moat-local; they are cleaned (no control characters, bounded) before
 //! they are written, so a line cannot be forged. Indices out of range and unknown lines are
@@ -40,6 +44,17 @@ pub struct Done {
     pub marks: BTreeMap<usize, Mark>,
     /// The id of the bounce already queued for this message, if any.
     pub bounce: Option<String>,
+    /// The delay notice, once decided (it is sent at most once per message).
+    pub delay_notice: Option<DelayNotice>,
+}
+
+/// What was decided about a message's one delay notice (`W` line).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DelayNotice {
+    /// Queued under this id.
+    Queued(String),
+    /// Due, but nobody was to get it (null sender, NOTIFY without DELAY).
+    NotSent,
 }
 
 /// One done line.
@@ -54,6 +69,14 @@ pub fn mark_line(index: usize, mark: &Mark) -> Vec<u8> {
 /// The line recording that a bounce was queued.
 pub fn bounce_line(bounce_id: &str) -> Vec<u8> {
     format!("B {}\n", clean(bounce_id, 64)).into_bytes()
+}
+
+/// The line recording the delay notice decision.
+pub fn delay_notice_line(notice: &DelayNotice) -> Vec<u8> {
+    match notice {
+        DelayNotice::Queued(id) => format!("W {}\n", clean(id, 64)).into_bytes(),
+        DelayNotice::NotSent => b"W -\n".to_vec(),
+    }
 }
 
 impl Done {
@@ -71,6 +94,13 @@ impl Done {
             match (parts.next(), parts.next(), parts.next()) {
                 (Some("B"), Some(id), None) if super::id::is_valid(id) => {
                     done.bounce = Some(id.to_string());
+                }
+                (Some("W"), Some("-"), None) => {
+                    done.delay_notice.get_or_insert(DelayNotice::NotSent);
+                }
+                (Some("W"), Some(id), None) if super::id::is_valid(id) => {
+                    done.delay_notice
+                        .get_or_insert_with(|| DelayNotice::Queued(id.to_string()));
                 }
                 (Some(index), Some(letter), Some(text)) => {
                     let Ok(index) = index.parse::<usize>() else {
@@ -123,14 +153,6 @@ impl Retry {
     }
 }
 
-/// The delay before retry number `attempts + 1`: `min` doubling per attempt, capped at one hour
-/// (or at `min` when that is longer).
-pub fn backoff(min_secs: u64, attempts: u32) -> u64 {
-    let cap = min_secs.max(3600);
-    let shift = attempts.saturating_sub(1).min(32);
-    min_secs.saturating_mul(1u64 << shift).min(cap)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,17 +165,32 @@ mod tests {
         file.extend(mark_line(0, &Mark::Failed("later duplicate".into())));
         file.extend(mark_line(9, &Mark::Delivered("out of range".into())));
         file.extend(bounce_line("0123456789ABCDEF"));
+        file.extend(delay_notice_line(&DelayNotice::Queued(
+            "0123456789ABCDEG".into(),
+        )));
+        file.extend(delay_notice_line(&DelayNotice::NotSent));
         file.extend(b"garbage\n1 K torn");
         let done = Done::parse(&file, 3);
         assert_eq!(done.marks.len(), 2);
         assert_eq!(done.marks[&0], Mark::Delivered("ok".into()));
         assert_eq!(done.marks[&2], Mark::Failed("5.1.1 no such??user".into()));
         assert_eq!(done.bounce.as_deref(), Some("0123456789ABCDEF"));
+        assert_eq!(
+            done.delay_notice,
+            Some(DelayNotice::Queued("0123456789ABCDEG".into())),
+            "the first decision stands"
+        );
         assert_eq!(Done::parse(b"", 3), Done::default());
+        let torn = [delay_notice_line(&DelayNotice::NotSent), b"W 0123".to_vec()].concat();
+        assert_eq!(
+            Done::parse(&torn, 1).delay_notice,
+            Some(DelayNotice::NotSent)
+        );
+        assert_eq!(Done::parse(b"W ../../x\nW\n", 1).delay_notice, None);
     }
 
     #[test]
-    fn retry_round_trip_and_backoff() {
+    fn retry_round_trip() {
         let r = Retry {
             attempts: 3,
             next_try: 1_700_000_060,
@@ -161,11 +198,5 @@ mod tests {
         };
         assert_eq!(Retry::decode(&r.encode()), Some(r));
         assert_eq!(Retry::decode(b"3 x y\n"), None);
-        assert_eq!(backoff(60, 1), 60);
-        assert_eq!(backoff(60, 2), 120);
-        assert_eq!(backoff(60, 7), 3600);
-        assert_eq!(backoff(60, 1000), 3600);
-        assert_eq!(backoff(1, 3), 4);
-        assert_eq!(backoff(7200, 5), 7200);
     }
 }

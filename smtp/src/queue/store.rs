@@ -326,6 +326,7 @@ mod tests {
             sender: "a@example.test".into(),
             recipients: vec!["b@example.test".into()],
             dsn: Default::default(),
+            smtputf8: false,
         }
     }
 

@@ -1,12 +1,15 @@
-//! One SMTP transaction with one address of one host: greeting, EHLO (HELO if refused),
-//! STARTTLS by policy, SIZE checked against the server's limit, MAIL, every RCPT, DATA (all
-//! pipelined when the server offers PIPELINING, RFC 2920), the dot-stuffed message, QUIT.
+//! One SMTP session with one address of one host (`open`: greeting, EHLO (HELO if refused),
+//! STARTTLS by policy) and the transactions run on it (`send`: SIZE checked against the
+//! server's limit, SMTPUTF8 required when the message needs it, MAIL with BODY=8BITMIME and
+//! SMTPUTF8 when offered and needed, every RCPT, DATA (all pipelined when the server offers
+//! PIPELINING, RFC 2920), the dot-stuffed message). A session whose transaction ended cleanly is
+//! handed back for reuse (`pool`); one left mid-transaction gets RSET before its next one.
 //!
 //! The outcome is either "try the next address" (nothing decided: no connection, a bad greeting,
-//! EHLO and HELO refused, TLS required and not possible, MAIL refused temporarily) or one status
-//! per recipient: a RCPT reply decides its recipient; the final reply decides every accepted one.
-//! A connection lost after the message was sent leaves the accepted recipients temporary (a
-//! retry may deliver twice: at least once).
+//! EHLO and HELO refused, TLS required and not possible, RSET or MAIL refused temporarily) or one
+//! status per recipient: a RCPT reply decides its recipient; the final reply decides every
+//! accepted one. A connection lost after the message was sent leaves the accepted recipients
+//! temporary (a retry may deliver twice: at least once).
 //!
 //! SECURITY: the server is untrusted: replies are read with hard bounds (`reply`), every wait has
 //! an RFC 5321 §4.5.3.2 timeout, bytes pipelined by the server after its STARTTLS 220 end the
@@ -18,7 +21,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use moat_common::config::TlsPolicy;
 use moat_common::wire::Status;
@@ -29,6 +32,8 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
 use super::dotstuff::DotStuffer;
+use super::mime::Needs;
+use super::pool::Closable;
 use super::reply::{Reply, ReplyReader};
 use super::settings::Timeouts;
 use super::tls::Tls;
@@ -40,7 +45,12 @@ pub struct Job<'a> {
     pub recipients: &'a [String],
     /// The message, read from offset 0 (a fresh descriptor from the queue).
     pub message: &'a std::fs::File,
+    /// Header lines sent in front of the message (the DKIM signatures, `dkim`); may be empty.
+    pub prefix: &'a [u8],
+    /// The size as sent: prefix and message.
     pub size: u64,
+    /// What the message needs from the server (`mime`).
+    pub needs: Needs,
 }
 
 /// How one attempt ended.
@@ -161,7 +171,12 @@ impl Session {
 struct Extensions {
     starttls: bool,
     pipelining: bool,
+    /// SIZE offered (RFC 1870: only then may MAIL carry SIZE=).
+    size_offered: bool,
+    /// Its limit; `None` for none ("SIZE" alone or "SIZE 0").
     size: Option<u64>,
+    eightbitmime: bool,
+    smtputf8: bool,
 }
 
 fn extensions(reply: &Reply) -> Extensions {
@@ -171,11 +186,61 @@ fn extensions(reply: &Reply) -> Extensions {
         match words.next().map(str::to_ascii_uppercase).as_deref() {
             Some("STARTTLS") => ext.starttls = true,
             Some("PIPELINING") => ext.pipelining = true,
-            Some("SIZE") => ext.size = words.next().and_then(|n| n.parse().ok()).filter(|n| *n > 0),
+            Some("SIZE") => {
+                ext.size_offered = true;
+                ext.size = words.next().and_then(|n| n.parse().ok()).filter(|n| *n > 0);
+            }
+            Some("8BITMIME") => ext.eightbitmime = true,
+            Some("SMTPUTF8") => ext.smtputf8 = true,
             _ => {}
         }
     }
     ext
+}
+
+/// An open session between transactions: after EHLO (and STARTTLS), or after a transaction.
+pub struct Connection {
+    s: Session,
+    ext: Extensions,
+    opened: Instant,
+    /// A transaction was begun and not finished (MAIL accepted, no message sent): RSET first.
+    dirty: bool,
+}
+
+impl Connection {
+    /// `host[addr]`, for logs.
+    pub fn peer(&self) -> &str {
+        &self.s.peer
+    }
+
+    /// Time since the connection was opened.
+    pub fn age(&self) -> Duration {
+        self.opened.elapsed()
+    }
+
+    /// Says QUIT (briefly) and closes.
+    pub async fn quit(self) {
+        self.s.quit().await;
+    }
+}
+
+impl Closable for Connection {
+    async fn close(self) {
+        self.quit().await;
+    }
+}
+
+/// How a transaction left the session.
+enum After {
+    /// Ready for another transaction.
+    Clean,
+    /// Reusable after RSET.
+    Dirty,
+    /// The server answered but should not be used again (it said 421, or MAIL was refused
+    /// temporarily): QUIT.
+    Quit,
+    /// The connection broke (I/O error, timeout, bad reply): just close it.
+    Drop,
 }
 
 /// `5.1.1 host[addr] said: 550 5.1.1 no such user` — with the server's enhanced code when it
@@ -209,20 +274,27 @@ fn status_of(peer: &str, reply: &Reply) -> Status {
     }
 }
 
-/// Runs one transaction with `addr` (host name `host` for TLS and texts).
-pub async fn attempt(
+/// Opens a session with `addr` (host name `host` for TLS and texts): connect, greeting, EHLO,
+/// STARTTLS by policy. `Err` is `Outcome::Next` or, under `may` after a failed handshake,
+/// `Outcome::Plaintext`.
+pub async fn open(
     tls: &Tls,
     policy: TlsPolicy,
     t: Timeouts,
     host: &str,
     addr: SocketAddr,
-    job: &Job<'_>,
-) -> Outcome {
+    helo: &str,
+) -> Result<Connection, Outcome> {
     let peer = format!("{host}[{}]", addr.ip());
+    let opened = Instant::now();
     let tcp = match timed(t.connect, "connect", TcpStream::connect(addr)).await {
         Ok(s) => s,
-        Err(e) => return Outcome::Next(format!("4.4.1 {peer}: {e}")),
+        Err(e) => return Err(Outcome::Next(format!("4.4.1 {peer}: {e}"))),
     };
+    // Commands and the message are written whole; Nagle would only hold back pipelined tails.
+    if let Err(e) = tcp.set_nodelay(true) {
+        return Err(Outcome::Next(format!("4.4.1 {peer}: {e}")));
+    }
     let mut s = Session {
         io: Io::Plain(tcp),
         reader: ReplyReader::new(),
@@ -234,25 +306,19 @@ pub async fn attempt(
         Ok(r) => {
             let text = said(&s.peer, &r);
             s.quit().await;
-            return Outcome::Next(text);
+            return Err(Outcome::Next(text));
         }
-        Err(e) => return Outcome::Next(e),
+        Err(e) => return Err(Outcome::Next(e)),
     }
-    let mut ext = match hello(&mut s, job.helo).await {
-        Ok(ext) => ext,
-        Err(e) => return Outcome::Next(e),
-    };
+    let mut ext = hello(&mut s, helo).await.map_err(Outcome::Next)?;
     if policy != TlsPolicy::None {
         if ext.starttls {
             match starttls(&mut s, tls, policy, host).await {
                 Ok(()) => {}
-                Err(e) if policy == TlsPolicy::May => return Outcome::Plaintext(e),
-                Err(e) => return Outcome::Next(e),
+                Err(e) if policy == TlsPolicy::May => return Err(Outcome::Plaintext(e)),
+                Err(e) => return Err(Outcome::Next(e)),
             }
-            ext = match hello(&mut s, job.helo).await {
-                Ok(ext) => ext,
-                Err(e) => return Outcome::Next(e),
-            };
+            ext = hello(&mut s, helo).await.map_err(Outcome::Next)?;
         } else if policy != TlsPolicy::May {
             let text = format!(
                 "4.7.4 {} does not offer STARTTLS and the TLS policy is {}",
@@ -260,20 +326,63 @@ pub async fn attempt(
                 policy.name()
             );
             s.quit().await;
-            return Outcome::Next(text);
+            return Err(Outcome::Next(text));
         }
     }
-    if let Some(limit) = ext.size
+    Ok(Connection {
+        s,
+        ext,
+        opened,
+        dirty: false,
+    })
+}
+
+/// Runs one transaction on `conn`. The connection comes back when it can carry another one.
+pub async fn send(mut conn: Connection, job: &Job<'_>) -> (Outcome, Option<Connection>) {
+    let n = job.recipients.len();
+    if conn.dirty {
+        match conn.s.command("RSET").await {
+            Ok(r) if r.class() == 2 => conn.dirty = false,
+            Ok(r) => {
+                let text = said(&conn.s.peer, &r);
+                conn.quit().await;
+                return (Outcome::Next(text), None);
+            }
+            Err(e) => return (Outcome::Next(e), None),
+        }
+    }
+    if let Some(limit) = conn.ext.size
         && job.size > limit
     {
         let text = format!(
             "5.3.4 the message ({} bytes) is larger than {} accepts ({limit} bytes)",
-            job.size, s.peer
+            job.size, conn.s.peer
         );
-        s.quit().await;
-        return Outcome::Done(vec![Status::Permanent(text); job.recipients.len()]);
+        return (Outcome::Done(vec![Status::Permanent(text); n]), Some(conn));
     }
-    transaction(s, &ext, job).await
+    if job.needs.smtputf8 && !conn.ext.smtputf8 {
+        // RFC 6531 §3.2: without SMTPUTF8 on both ends the addresses or header cannot be
+        // carried; another MX of the same domain runs the same software, so this decides.
+        let text = format!(
+            "5.6.7 {} does not support SMTPUTF8, which this message needs \
+             (a non-ASCII address or header)",
+            conn.s.peer
+        );
+        return (Outcome::Done(vec![Status::Permanent(text); n]), Some(conn));
+    }
+    let (outcome, after) = transaction(&mut conn.s, &conn.ext, job).await;
+    match after {
+        After::Clean => (outcome, Some(conn)),
+        After::Dirty => {
+            conn.dirty = true;
+            (outcome, Some(conn))
+        }
+        After::Quit => {
+            conn.quit().await;
+            (outcome, None)
+        }
+        After::Drop => (outcome, None),
+    }
 }
 
 async fn hello(s: &mut Session, helo: &str) -> Result<Extensions, String> {
@@ -320,29 +429,48 @@ async fn starttls(s: &mut Session, tls: &Tls, policy: TlsPolicy, host: &str) -> 
     Ok(())
 }
 
-fn xtext_free(address: &str) -> bool {
+/// An address as it may go between angle brackets: no controls, spaces or brackets (non-ASCII
+/// only reaches here when SMTPUTF8 is in use: `send` refuses it otherwise).
+fn plain_address(address: &str) -> bool {
     address
-        .bytes()
-        .all(|b| b.is_ascii_graphic() && b != b'<' && b != b'>')
+        .chars()
+        .all(|c| !c.is_control() && !c.is_whitespace() && c != '<' && c != '>')
 }
 
-async fn transaction(mut s: Session, ext: &Extensions, job: &Job<'_>) -> Outcome {
-    let n = job.recipients.len();
-    if !xtext_free(job.sender) || !job.recipients.iter().all(|r| xtext_free(r)) {
-        s.quit().await;
-        return Outcome::Done(vec![
-            Status::Permanent(
-                "5.1.3 bad address in the envelope".into()
-            );
-            n
-        ]);
+/// The MAIL FROM line: SIZE (RFC 1870) when offered, BODY=8BITMIME (RFC 6152) and SMTPUTF8
+/// (RFC 6531) when offered and the message needs them.
+fn mail_line(ext: &Extensions, job: &Job<'_>) -> String {
+    let mut line = format!("MAIL FROM:<{}>", job.sender);
+    if ext.size_offered {
+        line.push_str(&format!(" SIZE={}", job.size));
     }
-    let size = if ext.size.is_some() || ext.pipelining {
-        format!(" SIZE={}", job.size)
+    if job.needs.eight_bit && ext.eightbitmime {
+        line.push_str(" BODY=8BITMIME");
+    }
+    if job.needs.smtputf8 && ext.smtputf8 {
+        line.push_str(" SMTPUTF8");
+    }
+    line.push_str("\r\n");
+    line
+}
+
+/// The session state after an aborted transaction: RSET can clean it, unless a reply said the
+/// server is closing (421).
+fn aborted(replies: &[Reply]) -> After {
+    if replies.iter().any(|r| r.code == 421) {
+        After::Quit
     } else {
-        String::new()
-    };
-    let mail = format!("MAIL FROM:<{}>{size}\r\n", job.sender);
+        After::Dirty
+    }
+}
+
+async fn transaction(s: &mut Session, ext: &Extensions, job: &Job<'_>) -> (Outcome, After) {
+    let n = job.recipients.len();
+    if !plain_address(job.sender) || !job.recipients.iter().all(|r| plain_address(r)) {
+        let bad = Status::Permanent("5.1.3 bad address in the envelope".into());
+        return (Outcome::Done(vec![bad; n]), After::Clean);
+    }
+    let mail = mail_line(ext, job);
     let rcpts: Vec<String> = job
         .recipients
         .iter()
@@ -357,13 +485,18 @@ async fn transaction(mut s: Session, ext: &Extensions, job: &Job<'_>) -> Outcome
         }
         batch.extend_from_slice(b"DATA\r\n");
         if let Err(e) = s.send(&batch, s.t.command).await {
-            return Outcome::Next(e);
+            return (Outcome::Next(e), After::Drop);
         }
         for i in 0..n + 2 {
             match s.reply(s.t.command, "MAIL/RCPT/DATA").await {
                 Ok(r) => replies.push(r),
-                Err(e) if i == 0 => return Outcome::Next(e),
-                Err(e) => return Outcome::Done(undecided(&s.peer, &replies, n, &e)),
+                Err(e) if i == 0 => return (Outcome::Next(e), After::Drop),
+                Err(e) => {
+                    return (
+                        Outcome::Done(undecided(&s.peer, &replies, n, &e)),
+                        After::Drop,
+                    );
+                }
             }
         }
     } else {
@@ -372,8 +505,13 @@ async fn transaction(mut s: Session, ext: &Extensions, job: &Job<'_>) -> Outcome
         for (i, line) in lines.iter().enumerate() {
             let r = match s.command(line.trim_end()).await {
                 Ok(r) => r,
-                Err(e) if i == 0 => return Outcome::Next(e),
-                Err(e) => return Outcome::Done(undecided(&s.peer, &replies, n, &e)),
+                Err(e) if i == 0 => return (Outcome::Next(e), After::Drop),
+                Err(e) => {
+                    return (
+                        Outcome::Done(undecided(&s.peer, &replies, n, &e)),
+                        After::Drop,
+                    );
+                }
             };
             let stop = i == 0 && r.class() != 2;
             replies.push(r);
@@ -385,22 +523,22 @@ async fn transaction(mut s: Session, ext: &Extensions, job: &Job<'_>) -> Outcome
         if any {
             match s.command("DATA").await {
                 Ok(r) => replies.push(r),
-                Err(e) => return Outcome::Done(undecided(&s.peer, &replies, n, &e)),
+                Err(e) => {
+                    return (
+                        Outcome::Done(undecided(&s.peer, &replies, n, &e)),
+                        After::Drop,
+                    );
+                }
             }
         }
     }
     let mail_reply = replies[0].clone();
     match mail_reply.class() {
         2 => {}
-        4 => {
-            let text = said(&s.peer, &mail_reply);
-            s.quit().await;
-            return Outcome::Next(text);
-        }
+        4 => return (Outcome::Next(said(&s.peer, &mail_reply)), After::Quit),
         _ => {
             let st = status_of(&s.peer, &mail_reply);
-            s.quit().await;
-            return Outcome::Done(vec![st; n]);
+            return (Outcome::Done(vec![st; n]), aborted(&replies));
         }
     }
     let mut results: Vec<Option<Status>> = replies[1..=n]
@@ -414,36 +552,35 @@ async fn transaction(mut s: Session, ext: &Extensions, job: &Job<'_>) -> Outcome
             Some(r) if accepted > 0 => status_of(&s.peer, r),
             _ => Status::Temporary(format!("4.0.0 {}: no recipient accepted", s.peer)),
         };
-        s.quit().await;
-        return Outcome::Done(
-            results
-                .into_iter()
-                .map(|r| r.unwrap_or(text.clone()))
-                .collect(),
-        );
+        let statuses = results
+            .into_iter()
+            .map(|r| r.unwrap_or(text.clone()))
+            .collect();
+        return (Outcome::Done(statuses), aborted(&replies));
     }
-    let final_status = match send_message(&mut s, job.message).await {
+    let (final_status, after) = match send_message(s, job.prefix, job.message).await {
         Ok(()) => match s.reply(s.t.data_end, "end of data").await {
-            Ok(r) => status_of(&s.peer, &r),
-            Err(e) => Status::Temporary(format!("{e} (after the message was sent)")),
+            // Whatever the code, the reply after the dot ends the transaction (RFC 5321
+            // §4.1.1.4); only 421 says the server is closing.
+            Ok(r) if r.code == 421 => (status_of(&s.peer, &r), After::Quit),
+            Ok(r) => (status_of(&s.peer, &r), After::Clean),
+            Err(e) => (
+                Status::Temporary(format!("{e} (after the message was sent)")),
+                After::Drop,
+            ),
         },
-        Err(e) => Status::Temporary(e),
+        Err(e) => (Status::Temporary(e), After::Drop),
     };
-    let ok = matches!(final_status, Status::Ok(_));
-    if ok {
-        s.quit().await;
-    }
     for r in &mut results {
         if r.is_none() {
             *r = Some(final_status.clone());
         }
     }
-    Outcome::Done(
-        results
-            .into_iter()
-            .map(|r| r.unwrap_or(final_status.clone()))
-            .collect(),
-    )
+    let statuses = results
+        .into_iter()
+        .map(|r| r.unwrap_or(final_status.clone()))
+        .collect();
+    (Outcome::Done(statuses), after)
 }
 
 /// Statuses when the connection failed after MAIL was accepted: decided recipients keep their
@@ -457,7 +594,11 @@ fn undecided(peer: &str, replies: &[Reply], n: usize, error: &str) -> Vec<Status
         .collect()
 }
 
-async fn send_message(s: &mut Session, message: &std::fs::File) -> Result<(), String> {
+async fn send_message(
+    s: &mut Session,
+    prefix: &[u8],
+    message: &std::fs::File,
+) -> Result<(), String> {
     let file = message
         .try_clone()
         .map_err(|e| format!("4.3.0 cannot read the message: {e}"))?;
@@ -468,6 +609,8 @@ async fn send_message(s: &mut Session, message: &std::fs::File) -> Result<(), St
     let mut stuffer = DotStuffer::default();
     let mut chunk = vec![0u8; 64 * 1024];
     let mut out = Vec::with_capacity(70 * 1024);
+    // Dot-stuffed like the rest, so the prefix obeys the same CRLF and end-of-data rules.
+    stuffer.push(prefix, &mut out);
     loop {
         let got = file
             .read(&mut chunk)
@@ -477,8 +620,12 @@ async fn send_message(s: &mut Session, message: &std::fs::File) -> Result<(), St
             break;
         }
         stuffer.push(&chunk[..got], &mut out);
-        s.send(&out, s.t.data_block).await?;
-        out.clear();
+        // The tail stays buffered so the end-of-data dot leaves in the same write as the last
+        // bytes: a separate small write would wait for the peer's delayed ACK (~40 ms/message).
+        if out.len() >= chunk.len() {
+            s.send(&out, s.t.data_block).await?;
+            out.clear();
+        }
     }
     stuffer.finish(&mut out);
     s.send(&out, s.t.data_block).await

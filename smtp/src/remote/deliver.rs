@@ -3,16 +3,20 @@
 //! every recipient is temporary with the last reason (the queue retries).
 //!
 //! SECURITY: the message descriptor is only read (from offset 0); nothing here touches the
-//! file system. At most `dns::MAX_ADDRESSES` connections are attempted per request.
+//! file system. At most `dns::MAX_ADDRESSES` addresses are attempted per request (a pooled
+//! connection that turns out dead adds one new connection to its address, no more).
 
 use std::net::SocketAddr;
 
-use moat_common::config::TlsPolicy;
+use moat_common::client::queue::Origin;
 use moat_common::info;
 use moat_common::wire::Status;
 
-use super::client::{self, Job, Outcome};
+use super::attempt::{Target, attempt};
+use super::client::{Connection, Job, Outcome};
 use super::dns::{Dns, LookupError, MAX_ADDRESSES};
+use super::mime::{self, Needs};
+use super::pool::Pool;
 use super::settings::Settings;
 use super::tls::Tls;
 
@@ -22,12 +26,20 @@ pub struct Request {
     pub sender: String,
     pub domain: String,
     pub recipients: Vec<String>,
+    /// The original MAIL FROM carried SMTPUTF8 (`mime::Needs`).
+    pub smtputf8: bool,
+    /// How the message reached the queue: decides DKIM signing (`dkim::signs`).
+    pub origin: Origin,
+    /// The DKIM-Signature lines sent in front of the message (empty: unsigned), filled in
+    /// after the request is checked.
+    pub dkim: Vec<u8>,
 }
 
 pub async fn deliver(
     settings: &Settings,
     dns: &Dns,
     tls: &Tls,
+    pool: &Pool<Connection>,
     req: &Request,
     message: &std::fs::File,
 ) -> Vec<Status> {
@@ -36,12 +48,18 @@ pub async fn deliver(
     let route = settings.route(&req.domain);
     let policy = route.and_then(|r| r.tls).unwrap_or(settings.tls);
     let size = message.metadata().map(|m| m.len()).unwrap_or(0);
+    let content = match mime::scan(message).await {
+        Ok(c) => c,
+        Err(e) => return vec![Status::Temporary(format!("4.3.0 cannot read the message: {e}")); n],
+    };
     let job = Job {
         helo: &settings.hostname,
         sender: &req.sender,
         recipients: &req.recipients,
         message,
-        size,
+        prefix: &req.dkim,
+        size: size + req.dkim.len() as u64,
+        needs: Needs::of(content, req.smtputf8, &req.sender, &req.recipients),
     };
     let hosts = match dns.hosts(&req.domain, route, settings.port).await {
         Ok(h) => h,
@@ -70,14 +88,12 @@ pub async fn deliver(
             }
             tried += 1;
             permanent_only = false;
-            let addr = SocketAddr::new(ip, host.port);
-            let t = settings.timeouts;
-            let mut outcome = client::attempt(tls, policy, t, &host.name, addr, &job).await;
-            if let Outcome::Plaintext(why) = &outcome {
-                info!(id = qid; "{}: STARTTLS failed ({why}); trying again without TLS", host.name);
-                outcome = client::attempt(tls, TlsPolicy::None, t, &host.name, addr, &job).await;
-            }
-            match outcome {
+            let target = Target {
+                host: &host.name,
+                addr: SocketAddr::new(ip, host.port),
+                policy,
+            };
+            match attempt(tls, pool, settings.timeouts, &target, &job, qid).await {
                 Outcome::Done(statuses) => return statuses,
                 Outcome::Next(why) | Outcome::Plaintext(why) => {
                     info!(id = qid; "{}: {why}; trying the next address", req.domain);

@@ -4,7 +4,7 @@
 //! `nameserver` of /etc/resolv.conf), `port` (25), `tls` (may), `routes`
 //! (`domain=host:port/policy`, comma-separated), `timeout_connect_secs` (30),
 //! `timeout_command_secs` (300), `timeout_data_block_secs` (180), `timeout_data_end_secs`
-//! (600), `max_deliveries` (20).
+//! (600), `max_deliveries` (20), `max_per_destination` (20).
 //!
 //! SECURITY: settings come from the trusted supervisor and are still parsed strictly.
 
@@ -25,6 +25,9 @@ pub struct Settings {
     pub routes: Vec<Route>,
     pub timeouts: Timeouts,
     pub max_deliveries: usize,
+    /// Transactions at once to one destination (`limit`); also the idle connections kept
+    /// per address (`pool`).
+    pub max_per_destination: usize,
 }
 
 /// RFC 5321 §4.5.3.2 timeouts.
@@ -37,6 +40,15 @@ pub struct Timeouts {
     pub data_block: Duration,
     /// The reply after the final dot.
     pub data_end: Duration,
+}
+
+impl Timeouts {
+    /// The longest one transaction may take (the queue waits twice this plus a minute for an
+    /// answer, `config::Remote::transaction_limit_secs`; a request may wait this long for a
+    /// slot and still have a whole transaction's time).
+    pub fn transaction(&self) -> Duration {
+        self.connect + 6 * self.command + self.data_block + self.data_end
+    }
 }
 
 impl Settings {
@@ -76,6 +88,8 @@ impl Settings {
             },
             max_deliveries: usize::try_from(number("max_deliveries", 20)?)
                 .map_err(|e| e.to_string())?,
+            max_per_destination: usize::try_from(number("max_per_destination", 20)?)
+                .map_err(|e| e.to_string())?,
             hostname,
         })
     }
@@ -86,6 +100,15 @@ impl Settings {
             .iter()
             .find(|r| r.domain == domain)
             .or_else(|| self.routes.iter().find(|r| r.domain == "*"))
+    }
+
+    /// What the per-destination limit counts: the routed host (a smarthost is one
+    /// destination whatever the domain), else the domain.
+    pub fn destination(&self, domain: &str) -> String {
+        match self.route(domain) {
+            Some(r) => format!("{}:{}", r.host, r.port),
+            None => domain.to_string(),
+        }
     }
 }
 
@@ -131,5 +154,8 @@ mod tests {
         );
         assert_eq!((s.port, s.tls), (25, TlsPolicy::May));
         assert_eq!(s.timeouts.data_end, Duration::from_secs(600));
+        assert_eq!((s.max_deliveries, s.max_per_destination), (20, 20));
+        assert_eq!(s.destination("a.example"), "127.0.0.1:2526");
+        assert_eq!(s.destination("b.example"), "smart.example:587");
     }
 }

@@ -397,7 +397,8 @@ impl Connection {
             .map(|r| recipient_address(&r.path, hostname))
             .collect();
         let dsn = dsn_request(envelope);
-        match message.finish(&sender, &recipients, &dsn).await {
+        let smtputf8 = envelope.mail_params.smtputf8;
+        match message.finish(&sender, &recipients, &dsn, smtputf8).await {
             Ok(Status::Ok(id)) => {
                 self.messages += 1;
                 let to: Vec<String> = recipients.iter().map(|r| format!("<{r}>")).collect();

@@ -211,12 +211,13 @@ impl Message {
     }
 
     /// Sends the envelope; the queue's verdict, or why there is none. `Err` is temporary.
-    /// `dsn` is the RFC 3461 request, passed on to the queue.
+    /// `dsn` is the RFC 3461 request and `smtputf8` the RFC 6531 one, passed on to the queue.
     pub async fn finish(
         mut self,
         sender: &str,
         recipients: &[String],
         dsn: &moat_common::client::queue::Dsn,
+        smtputf8: bool,
     ) -> Result<Status, String> {
         if let Some(out) = self.scan(true) {
             self.send(&out).await;
@@ -224,9 +225,12 @@ impl Message {
         if let Some(why) = self.failed {
             return Err(why);
         }
-        let Some(injection) = self.injection else {
+        let Some(mut injection) = self.injection else {
             return Err("no queue connection".into());
         };
+        if smtputf8 {
+            injection.set_smtputf8();
+        }
         injection
             .finish_with_dsn(sender, recipients, dsn)
             .await

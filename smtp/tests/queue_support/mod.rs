@@ -142,7 +142,7 @@ impl Env {
             ("local_socket", self.local.path.display().to_string()),
             ("hostname", "mx.example.test".to_string()),
             ("peers_smtpd", me),
-            ("retry_min_secs", "1".to_string()),
+            ("retry_schedule", "1".to_string()),
             ("run_dir", self.dir.path().display().to_string()),
         ]);
         if is_root() {

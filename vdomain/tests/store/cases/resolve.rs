@@ -86,6 +86,16 @@ pub async fn resolve_order(ctx: Ctx) {
             .await,
         Err(StoreError::InvalidAddress(_))
     ));
+    // A local part we would refuse, in a domain we do not host, is not ours to judge.
+    assert_eq!(
+        resolve(s, "jörg@remote.example").await,
+        Resolution::NotLocal
+    );
+    assert!(matches!(
+        s.resolve("jörg@example.test", &ResolveOptions::default())
+            .await,
+        Err(StoreError::InvalidAddress(_))
+    ));
 
     // A disabled user still receives mail.
     s.set_enabled(&addr("bob@example.test"), false)

@@ -1,8 +1,10 @@
-//! The client's connection: plain TCP, or TLS over it (after STLS, or from the first byte on
-//! port 995). Every read and write is bounded by a deadline given by the caller.
+//! A client's connection to a mail-access server (moat-pop3d, moat-imapd): plain TCP, or TLS
+//! over it (after STLS/STARTTLS, or from the first byte on the implicit-TLS ports). Every read
+//! and write is bounded by a deadline given by the caller.
 //!
-//! SECURITY: there is no read buffer here; bytes go to `lines.rs`, which is cleared at STLS,
-//! so nothing sent in plaintext after STLS is ever taken as a command (RFC 2595 section 4).
+//! SECURITY: there is no read buffer here; bytes go to the protocol's own framing, which is
+//! cleared at STLS/STARTTLS, so nothing sent in plaintext after that command is ever taken as
+//! a command once TLS is up (RFC 2595 section 4, the "STARTTLS injection" class).
 
 use std::sync::Arc;
 use std::time::Duration;

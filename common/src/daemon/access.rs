@@ -1,0 +1,296 @@
+//! What the mail-access servers (moat-pop3d, moat-imapd) share around their protocol: the
+//! settings, the start (a plain listener and an implicit-TLS one, the TLS files, moat-auth,
+//! the connection limits), the accept loops that refuse in the protocol's words, the drain at
+//! stop, and why a connection ended, for the log. Each protocol plugs in with a [`Protocol`].
+//!
+//! Settings (installer/src/serve/specs.rs). Required: `hostname`, `mail_root`, `auth_socket`.
+//! Optional: `plaintext_on_loopback` (true: plaintext logins without TLS from 127.0.0.0/8 and
+//! ::1), `idle_timeout_secs` (the protocol's default), `max_connections` (200),
+//! `max_connections_per_ip` (20).
+//!
+//! SECURITY: settings are parsed strictly (a typo is an error at start) and the host name is
+//! checked because it goes into every greeting. A refused connection costs one non-blocking
+//! write and a close (`tcp_server`). The implicit-TLS port is only served with a certificate.
+
+use std::net::SocketAddr;
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::ServerConfig;
+use tokio::net::TcpStream;
+
+use super::limits::{Limits, Slot};
+use super::settings::{Lookup, count, flag, required, valid_hostname};
+use super::stop::{self, Stop};
+use super::stream::Stream;
+use super::tcp_server::{self, Services};
+use crate::child::Setup;
+use crate::client::auth::AuthClient;
+use crate::{info, warn};
+
+/// One TLS handshake may take this long.
+pub const TLS_HANDSHAKE: Duration = Duration::from_secs(30);
+
+/// How long open sessions may go on after a stop before the process ends (and drops them);
+/// the supervisor waits 60 s.
+const DRAIN: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub hostname: String,
+    pub mail_root: PathBuf,
+    pub auth_socket: PathBuf,
+    pub plaintext_on_loopback: bool,
+    /// How long the client may be silent (and how long one write to it may take).
+    pub idle: Duration,
+    pub max_connections: u32,
+    pub max_connections_per_ip: u32,
+}
+
+impl Settings {
+    /// Reads the settings through `get` (`Setup::get_opt` in a daemon, a map in tests);
+    /// `idle_default_secs` is the protocol's idle timeout.
+    pub fn from_lookup(get: Lookup<'_>, idle_default_secs: u64) -> Result<Settings, String> {
+        let hostname = required(get, "hostname")?;
+        if !valid_hostname(&hostname) {
+            return Err(format!(
+                "setting hostname = {hostname:?} is not a host name"
+            ));
+        }
+        Ok(Settings {
+            hostname,
+            mail_root: PathBuf::from(required(get, "mail_root")?),
+            auth_socket: PathBuf::from(required(get, "auth_socket")?),
+            plaintext_on_loopback: flag(get, "plaintext_on_loopback", true)?,
+            idle: Duration::from_secs(count(get, "idle_timeout_secs", idle_default_secs)?.into()),
+            max_connections: count(get, "max_connections", 200)?,
+            max_connections_per_ip: count(get, "max_connections_per_ip", 20)?,
+        })
+    }
+}
+
+/// What every connection shares.
+pub struct Server {
+    pub settings: Settings,
+    pub tls: Option<Arc<ServerConfig>>,
+    pub auth: AuthClient,
+    pub limits: Arc<Limits>,
+    pub stop: Stop,
+}
+
+impl Server {
+    /// True if `peer` may log in without TLS: loopback, and `plaintext_on_loopback`.
+    pub fn plaintext_allowed(&self, peer: SocketAddr) -> bool {
+        peer.ip().to_canonical().is_loopback() && self.settings.plaintext_on_loopback
+    }
+
+    /// The server side of a TLS handshake on `stream` (implicit TLS, or after STLS/STARTTLS),
+    /// within `TLS_HANDSHAKE`.
+    pub async fn start_tls(&self, stream: &mut Stream) -> Result<(), End> {
+        let Some(tls) = &self.tls else {
+            return Err(End::Failed("TLS without a certificate".into()));
+        };
+        stream
+            .start_tls(tls, TLS_HANDSHAKE)
+            .await
+            .map_err(|e| End::Failed(format!("TLS handshake failed: {e}")))
+    }
+}
+
+/// How a protocol plugs in.
+pub struct Protocol<F> {
+    /// The listeners' descriptor names: the plain port, then the implicit-TLS port.
+    pub listeners: [&'static str; 2],
+    /// What is off without a certificate, for the log (`"no STLS, port 995 off"`).
+    pub without_tls: &'static str,
+    pub idle_default_secs: u64,
+    /// The line a refused client gets on the plain port, from the reason.
+    pub refusal: fn(&str) -> String,
+    /// What happens to sessions still open after the drain, for the log.
+    pub dropped: &'static str,
+    /// Serves one admitted connection: `(stream, peer, implicit TLS, server, slot)`.
+    pub serve: F,
+}
+
+/// Runs a mail-access server with what the supervisor handed over. Call after
+/// `Setup::receive`.
+pub fn run<F, Fut>(mut setup: Setup, protocol: Protocol<F>) -> Result<(), String>
+where
+    F: Fn(TcpStream, SocketAddr, bool, Arc<Server>, Slot) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let get = |k: &str| setup.get_opt(k).map(str::to_string);
+    let settings = Settings::from_lookup(&get, protocol.idle_default_secs)?;
+    let tls = super::tls::from_setup(&mut setup, protocol.without_tls)?;
+    let [plain, implicit] = protocol.listeners;
+    let mut listeners: Vec<(&'static str, OwnedFd, bool)> = Vec::new();
+    if let Some(fd) = setup.take_fd_opt(plain) {
+        listeners.push((plain, fd, false));
+    }
+    match setup.take_fd_opt(implicit) {
+        Some(_) if tls.is_none() => warn!("{implicit}: off, it needs a TLS certificate"),
+        Some(fd) => listeners.push((implicit, fd, true)),
+        None => {}
+    }
+    if listeners.is_empty() {
+        return Err(format!("no listener to serve ({plain}, {implicit})"));
+    }
+    let control = setup.control;
+    super::block_on(
+        serve(settings, tls, listeners, control, protocol),
+        Some(Duration::from_secs(2)),
+    )
+}
+
+async fn serve<F, Fut>(
+    settings: Settings,
+    tls: Option<Arc<ServerConfig>>,
+    listeners: Vec<(&'static str, OwnedFd, bool)>,
+    control: std::os::unix::net::UnixStream,
+    protocol: Protocol<F>,
+) -> Result<(), String>
+where
+    F: Fn(TcpStream, SocketAddr, bool, Arc<Server>, Slot) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let mut stop = stop::watch(control, "")?;
+    let server = Arc::new(Server {
+        auth: AuthClient::new(&settings.auth_socket),
+        limits: Limits::new(settings.max_connections, settings.max_connections_per_ip),
+        tls,
+        stop: stop.clone(),
+        settings,
+    });
+    let serve = Arc::new(protocol.serve);
+    let refusal = protocol.refusal;
+    let services = Services::start(listeners, |listener, name, implicit_tls| {
+        let server = Arc::clone(&server);
+        let serve = Arc::clone(&serve);
+        async move {
+            let (limits, stop) = (Arc::clone(&server.limits), server.stop.clone());
+            tcp_server::accept_loop(
+                listener,
+                name,
+                &limits,
+                stop,
+                |tcp, peer, slot| {
+                    // Replies are small and interactive: no Nagle delay.
+                    let _ = tcp.set_nodelay(true);
+                    serve(tcp, peer, implicit_tls, Arc::clone(&server), slot)
+                },
+                |tcp, peer, refused| {
+                    let why = refused.text();
+                    info!("{name}: refused {peer}: {why}");
+                    if !implicit_tls {
+                        let _ = tcp.try_write(refusal(why).as_bytes());
+                    }
+                },
+            )
+            .await;
+        }
+    })?;
+    info!(
+        "ready: {} (TLS {}, plaintext logins on loopback {}, at most {} connections)",
+        services.describe(),
+        if server.tls.is_some() { "on" } else { "off" },
+        if server.settings.plaintext_on_loopback {
+            "allowed"
+        } else {
+            "refused"
+        },
+        server.settings.max_connections
+    );
+    stop::stopped(&mut stop).await;
+    services.join().await;
+    if !server.limits.all_closed(DRAIN).await {
+        warn!(
+            "{} session(s) still open after the drain: {}",
+            server.limits.open(),
+            protocol.dropped
+        );
+    }
+    info!("stopped");
+    Ok(())
+}
+
+/// Why a connection ended (for the log).
+#[derive(Debug)]
+pub enum End {
+    Closed,
+    ClientGone,
+    Timeout,
+    Stopping,
+    Failed(String),
+}
+
+impl std::fmt::Display for End {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            End::Closed => f.write_str("closed"),
+            End::ClientGone => f.write_str("client left"),
+            End::Timeout => f.write_str("idle timeout"),
+            End::Stopping => f.write_str("server stopping"),
+            End::Failed(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl From<std::io::Error> for End {
+    fn from(e: std::io::Error) -> End {
+        match e.kind() {
+            std::io::ErrorKind::TimedOut => End::Timeout,
+            std::io::ErrorKind::UnexpectedEof
+            | std::io::ErrorKind::ConnectionReset
+            | std::io::ErrorKind::BrokenPipe => End::ClientGone,
+            _ => End::Failed(format!("I/O error: {e}")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn parse(pairs: &[(&str, &str)]) -> Result<Settings, String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::from_lookup(&|k| map.get(k).cloned(), 600)
+    }
+
+    #[test]
+    fn settings_defaults_and_strictness() {
+        let base = [
+            ("hostname", "mail.example.test"),
+            ("mail_root", "/var/mail"),
+            ("auth_socket", "/run/moat/auth.sock"),
+        ];
+        let s = parse(&base).expect("settings");
+        assert!(s.plaintext_on_loopback);
+        assert_eq!(s.idle, Duration::from_secs(600));
+        assert_eq!((s.max_connections, s.max_connections_per_ip), (200, 20));
+        assert!(parse(&base[1..]).is_err());
+        for (k, v) in [
+            ("plaintext_on_loopback", "yes"),
+            ("idle_timeout_secs", "10m"),
+            ("hostname", "mail\r\nx"),
+        ] {
+            let mut bad: Vec<(&str, &str)> =
+                base.iter().filter(|(b, _)| *b != k).copied().collect();
+            bad.push((k, v));
+            assert!(parse(&bad).is_err(), "{k}");
+        }
+    }
+
+    #[test]
+    fn ends_from_io_errors() {
+        let end = |k| End::from(std::io::Error::from(k)).to_string();
+        assert_eq!(end(std::io::ErrorKind::TimedOut), "idle timeout");
+        assert_eq!(end(std::io::ErrorKind::ConnectionReset), "client left");
+        assert!(end(std::io::ErrorKind::PermissionDenied).starts_with("I/O error"));
+    }
+}

@@ -1,0 +1,210 @@
+//! One client connection: the driver around the [`Session`]. It reads bytes into the framing
+//! (`session::input`), hands complete messages to the session, writes its output, and carries
+//! out what the session cannot do itself: the STARTTLS handshake and the moat-auth login.
+//!
+//! Output is collected and written when the driver is about to wait for the client (or it grew
+//! past `FLUSH_AT`), so pipelined commands cost one write, and a continuation request goes
+//! out before we wait for the literal it asks for.
+//!
+//! SECURITY: the only code that touches the client's socket. Every wait has a deadline: 60 s
+//! before login, `idle_timeout_secs` after it (also for each write), 30 s for a TLS handshake.
+//! At STARTTLS every byte read after the command is dropped before the handshake (the
+//! STARTTLS injection class), and the session learns TLS is up only after the handshake. The
+//! read buffer is one read; the framing holds at most one message (`input.rs`).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use moat_common::daemon::access::{End, Server};
+use moat_common::daemon::limits::Slot;
+use moat_common::daemon::stop::{Stop, stopped};
+use moat_common::daemon::stream::Stream;
+use moat_common::info;
+use tokio::net::TcpStream;
+
+use crate::session::input::{Event, Input};
+use crate::session::{self, Flow, Session, parse, response};
+use crate::settings::PREAUTH_IDLE;
+
+/// Bytes read from the client at a time.
+const READ: usize = 4096;
+/// Output is written once it is this large, even mid-pipeline.
+const FLUSH_AT: usize = 64 * 1024;
+
+struct Connection {
+    server: Arc<Server>,
+    peer: SocketAddr,
+    session: Session,
+    stream: Stream,
+    input: Input,
+    out: Vec<u8>,
+    stop: Stop,
+    buf: Vec<u8>,
+}
+
+/// Runs one connection to its end; `slot` holds its place in the limits until then.
+pub async fn serve(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    implicit_tls: bool,
+    server: Arc<Server>,
+    slot: Slot,
+) {
+    let _slot = slot;
+    let config = session::Config {
+        hostname: server.settings.hostname.clone(),
+        mail_root: server.settings.mail_root.clone(),
+        tls_available: server.tls.is_some(),
+        plaintext_allowed: server.plaintext_allowed(peer),
+        who: peer.to_string(),
+    };
+    let mut c = Connection {
+        session: Session::new(config, implicit_tls),
+        stream: Stream::Plain(tcp),
+        input: Input::new(),
+        out: Vec::new(),
+        stop: server.stop.clone(),
+        buf: vec![0; READ],
+        server,
+        peer,
+    };
+    let end = c.run(implicit_tls).await;
+    let user = c.session.user().unwrap_or("-");
+    info!("{peer}: {user}: {end}");
+}
+
+impl Connection {
+    async fn run(&mut self, implicit_tls: bool) -> End {
+        if implicit_tls && let Err(end) = self.server.start_tls(&mut self.stream).await {
+            return end;
+        }
+        self.session.greeting(&mut self.out);
+        loop {
+            let flow = match self.input.next_event() {
+                Event::NeedMore => {
+                    if let Err(end) = self.read().await {
+                        return end;
+                    }
+                    continue;
+                }
+                Event::SendContinuation => {
+                    self.out.extend_from_slice(b"+ OK\r\n");
+                    continue;
+                }
+                Event::Refused { tag, text, close } => {
+                    self.session.refused(tag, text, close, &mut self.out)
+                }
+                Event::Message => {
+                    let parsed = if self.session.expects_sasl() {
+                        parse::sasl(&self.input)
+                    } else {
+                        parse::command(&self.input)
+                    };
+                    self.session.handle(parsed, &mut self.out).await
+                }
+            };
+            if let Err(end) = self.perform(flow).await {
+                return end;
+            }
+            if self.session.is_authenticated() {
+                self.input.authenticated();
+            }
+            if self.out.len() >= FLUSH_AT
+                && let Err(end) = self.flush().await
+            {
+                return end;
+            }
+        }
+    }
+
+    /// Carries out what the session asked for; `Err` ends the connection.
+    async fn perform(&mut self, flow: Flow) -> Result<(), End> {
+        match flow {
+            Flow::Continue => Ok(()),
+            Flow::Close => {
+                self.flush().await?;
+                self.stream.close().await;
+                Err(End::Closed)
+            }
+            Flow::StartTls => {
+                self.flush().await?;
+                let dropped = self.input.clear();
+                if dropped > 0 {
+                    info!("{}: dropped {dropped} bytes sent after STARTTLS", self.peer);
+                }
+                self.server.start_tls(&mut self.stream).await?;
+                self.session.tls_started();
+                Ok(())
+            }
+            Flow::Login {
+                tag,
+                login,
+                password,
+            } => {
+                let ip = self.peer.ip().to_canonical().to_string();
+                let answer = self
+                    .server
+                    .auth
+                    .login(&login, &password.0, &ip, "imap", &self.peer.to_string())
+                    .await;
+                drop(password);
+                match self.session.login_result(&tag, answer, &mut self.out).await {
+                    Flow::Continue => Ok(()),
+                    // A login's answer is a status line; nothing else can follow it.
+                    other => Err(End::Failed(format!(
+                        "unexpected flow after login: {other:?}"
+                    ))),
+                }
+            }
+        }
+    }
+
+    /// How long the client may be silent now.
+    fn idle(&self) -> Duration {
+        if self.session.is_authenticated() {
+            self.server.settings.idle
+        } else {
+            PREAUTH_IDLE
+        }
+    }
+
+    async fn flush(&mut self) -> Result<(), End> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let idle = self.server.settings.idle;
+        let result = self.stream.write_all(&self.out, idle).await;
+        self.out.clear();
+        result.map_err(End::from)
+    }
+
+    /// Flushes our output, then waits for the client's next bytes.
+    async fn read(&mut self) -> Result<(), End> {
+        self.flush().await?;
+        let idle = self.idle();
+        let read = tokio::select! {
+            _ = stopped(&mut self.stop) => {
+                response::bye(&mut self.out, "[UNAVAILABLE] Server shutting down, try again later.");
+                let _ = self.flush().await;
+                self.stream.close().await;
+                return Err(End::Stopping);
+            }
+            read = self.stream.read(&mut self.buf, idle) => read,
+        };
+        match read {
+            Ok(0) => Err(End::ClientGone),
+            Ok(n) => {
+                self.input.push(self.buf.get(..n).unwrap_or_default());
+                Ok(())
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                response::bye(&mut self.out, "Autologout; idle for too long.");
+                let _ = self.flush().await;
+                self.stream.close().await;
+                Err(End::Timeout)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+}

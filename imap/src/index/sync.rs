@@ -1,0 +1,335 @@
+//! Bringing the index in line with the Maildir: the scan that notices deliveries, expunges and
+//! flag renames made by anyone (our sessions, POP3, moat-local, another IMAP server).
+//!
+//! **When to list a directory.** A scan records the stamps (inode, size, mtime) of new/, cur/ and
+//! `dovecot-uidlist` taken *before* it read the directories. A later sync compares them with the
+//! current ones: a directory whose stamp is unchanged is not listed again (its files are the ones
+//! the index has), so re-opening an unchanged folder lists nothing, and a delivery into a folder
+//! of 50,000 messages lists only new/. Directory mtimes have a granularity (a clock tick, a
+//! second on some file systems): a change made in the same tick as our stat would leave the mtime
+//! equal. So a stamp is *stable*, and trusted later, only if its mtime was at least
+//! `STABLE_AFTER` old when taken; an unstable one makes every sync list that directory until it
+//! has been quiet that long.
+//!
+//! **What the scan decides** (under the index lock, after reading the log to its end):
+//! * a known message whose file name changed: a `name` record, with a new MODSEQ if its flags
+//!   differ (a rename by another process is a flag change like ours), without one otherwise
+//!   (a new/ → cur/ move);
+//! * a known message missing from the listing: listed a second time first, because `readdir` is
+//!   not a snapshot and a file being renamed can be missed once (the UID sync does the same);
+//!   missing twice is an expunge;
+//! * an unknown base name: its UID comes from `dovecot-uidlist` (synced when it does not know
+//!   the name yet); the file is stat()ed for INTERNALDATE, and read only when its name has no
+//!   `,W=` size (files of other deliverers), to count the CRLF size once.
+//!
+//! One MODSEQ serves the whole scan (one transaction in RFC 7162 terms).
+
+use std::collections::{HashMap, HashSet};
+use std::fs;
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use moat_maildir::{Error, Maildir, Result, Subdir, UidList, size_field, split_info};
+
+use super::blob::measure_message;
+use super::disk::io_err;
+use super::format::{LogRec, flags_of, valid_file_name};
+use super::modseq::next_modseq;
+use super::state::{Message, Stamp, Stamps, State};
+
+/// How old directory mtimes must be for their stamps to be trusted (see the module header).
+const STABLE_AFTER: Duration = Duration::from_secs(2);
+
+/// What a scan found.
+pub(crate) enum Rescan {
+    /// Records to append (ending with a `scan` record; none when nothing changed).
+    Records(Vec<LogRec>),
+    /// `dovecot-uidlist` was rebuilt with a new UIDVALIDITY: the index must be rebuilt too.
+    NewValidity,
+}
+
+fn stamp(path: &Path) -> Result<Stamp> {
+    match fs::metadata(path) {
+        Ok(m) => Ok(Stamp {
+            ino: m.ino(),
+            size: m.len(),
+            mtime_ns: u64::try_from(m.mtime())
+                .unwrap_or(0)
+                .saturating_mul(1_000_000_000)
+                .saturating_add(u64::try_from(m.mtime_nsec()).unwrap_or(0)),
+        }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Stamp::default()),
+        Err(e) => Err(io_err("stat", path)(e)),
+    }
+}
+
+fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// True when the Maildir certainly has not changed since the last scan (three stats).
+pub(crate) fn unchanged(md: &Maildir, state: &State) -> Result<bool> {
+    let s = &state.stamps;
+    Ok(s.new_stable
+        && s.cur_stable
+        && stamp(&md.subdir(Subdir::Cur))? == s.cur
+        && stamp(&md.subdir(Subdir::New))? == s.new
+        && stamp(&md.uidlist_path())? == s.uidlist)
+}
+
+/// The file names in new/ or cur/ that can be messages the index can record (one readdir, no
+/// stat: directories are told apart by the entry's type). Names the index format refuses are
+/// treated as absent: a record readers cannot decode would stop every reader at it.
+fn list_dir(md: &Maildir, sub: Subdir) -> Result<Vec<String>> {
+    let dir = md.subdir(sub);
+    let mut out = Vec::new();
+    for entry in fs::read_dir(&dir).map_err(io_err("readdir", &dir))? {
+        let entry = entry.map_err(io_err("readdir", &dir))?;
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        if let Ok(name) = entry.file_name().into_string()
+            && valid_file_name(&name)
+        {
+            out.push(name);
+        }
+    }
+    Ok(out)
+}
+
+/// Lists the directories not trusted; each name with its directory. A base name found in both
+/// (moved during the listing) counts once, from cur/, as the maildir crate does.
+fn list(md: &Maildir, new: bool, cur: bool) -> Result<Vec<(Subdir, String)>> {
+    let cur_names = if cur {
+        list_dir(md, Subdir::Cur)?
+    } else {
+        Vec::new()
+    };
+    let mut new_names = if new {
+        list_dir(md, Subdir::New)?
+    } else {
+        Vec::new()
+    };
+    if !new_names.is_empty() && !cur_names.is_empty() {
+        // new/ is usually the small one: look the cur/ names up in a set of its bases.
+        let new_bases: HashSet<&str> = new_names.iter().map(|n| split_info(n).0).collect();
+        let moved: HashSet<String> = cur_names
+            .iter()
+            .map(|n| split_info(n).0)
+            .filter(|b| new_bases.contains(b))
+            .map(str::to_owned)
+            .collect();
+        drop(new_bases);
+        if !moved.is_empty() {
+            new_names.retain(|n| !moved.contains(split_info(n).0));
+        }
+    }
+    let mut out = Vec::with_capacity(cur_names.len() + new_names.len());
+    out.extend(cur_names.into_iter().map(|n| (Subdir::Cur, n)));
+    out.extend(new_names.into_iter().map(|n| (Subdir::New, n)));
+    Ok(out)
+}
+
+/// Records where a message was found; a file in cur/ wins over one in new/ (moved meanwhile).
+fn see<'a>(seen: &mut HashMap<u32, (Subdir, &'a str)>, uid: u32, sub: Subdir, name: &'a str) {
+    let slot = seen.entry(uid).or_insert((sub, name));
+    if slot.0 == Subdir::New {
+        *slot = (sub, name);
+    }
+}
+
+/// Compares the Maildir with `state` and returns the records that make the index match it.
+pub(crate) fn rescan(md: &Maildir, state: &State) -> Result<Rescan> {
+    let started = now_ns();
+    let new_stamp = stamp(&md.subdir(Subdir::New))?;
+    let cur_stamp = stamp(&md.subdir(Subdir::Cur))?;
+    let uidlist_before = stamp(&md.uidlist_path())?;
+    let old = &state.stamps;
+    let list_new = !(old.new_stable && old.new == new_stamp);
+    let list_cur = !(old.cur_stable && old.cur == cur_stamp);
+    let quiet = u64::try_from(STABLE_AFTER.as_nanos()).unwrap_or(u64::MAX);
+    let mut new_stable = new_stamp.mtime_ns.saturating_add(quiet) <= started;
+    let mut cur_stable = cur_stamp.mtime_ns.saturating_add(quiet) <= started;
+    let listed = |sub: Subdir| match sub {
+        Subdir::New => list_new,
+        Subdir::Cur => list_cur,
+    };
+
+    let by_base: HashMap<&str, u32> = state.messages.values().map(|m| (m.base(), m.uid)).collect();
+    let scan_a = list(md, list_new, list_cur)?;
+    let mut seen: HashMap<u32, (Subdir, &str)> = HashMap::with_capacity(state.messages.len());
+    let mut unknown: Vec<(Subdir, &str)> = Vec::new();
+    // Messages in a directory that was not listed are where the index last saw them.
+    for m in state.messages.values().filter(|m| !listed(m.subdir)) {
+        see(&mut seen, m.uid, m.subdir, &m.file_name);
+    }
+    for (sub, name) in &scan_a {
+        match by_base.get(split_info(name).0) {
+            Some(&uid) => see(&mut seen, uid, *sub, name),
+            None => unknown.push((*sub, name)),
+        }
+    }
+    let scan_b;
+    if seen.len() < state.messages.len() {
+        scan_b = list(md, list_new, list_cur)?;
+        for (sub, name) in &scan_b {
+            if let Some(&uid) = by_base.get(split_info(name).0)
+                && !seen.contains_key(&uid)
+            {
+                seen.insert(uid, (*sub, name));
+            }
+        }
+    }
+
+    let modseq = next_modseq(state.highest_modseq);
+    let mut recs = Vec::new();
+    for m in state.messages.values() {
+        match seen.get(&m.uid) {
+            None => recs.push(LogRec::Expunge { uid: m.uid, modseq }),
+            Some(&(sub, name)) if name != m.file_name || sub != m.subdir => {
+                recs.push(LogRec::Name {
+                    uid: m.uid,
+                    modseq: if flags_of(name) != m.flags { modseq } else { 0 },
+                    subdir: sub,
+                    file_name: name.to_owned(),
+                });
+            }
+            Some(_) => {}
+        }
+    }
+
+    let mut uid_next = state.uid_next;
+    let mut uidlist_stamp = old.uidlist;
+    if !unknown.is_empty() || uidlist_before != old.uidlist {
+        uidlist_stamp = uidlist_before;
+        let read = match md.read_uidlist() {
+            Ok(list) => list,
+            Err(Error::Corrupt { .. }) => None,
+            Err(e) => return Err(e),
+        };
+        let knows_all = |l: &UidList| {
+            let map = l.uid_map();
+            unknown
+                .iter()
+                .all(|(_, n)| map.contains_key(split_info(n).0))
+        };
+        let list = match read.filter(knows_all) {
+            Some(list) => list,
+            None => {
+                // Only a sync (under the UID list's lock) gives new files their UIDs.
+                let list = md.sync_uidlist()?;
+                uidlist_stamp = stamp(&md.uidlist_path())?;
+                list
+            }
+        };
+        if list.uid_validity != state.uid_validity {
+            return Ok(Rescan::NewValidity);
+        }
+        let (adds, complete) = new_messages(md, state, &list, &unknown, modseq, &mut recs)?;
+        if !complete {
+            // Some files get their record at a later sync: list again next time.
+            new_stable = false;
+            cur_stable = false;
+        }
+        // UIDNEXT must not pass a UID we have not indexed yet (a delivery the UID list knows
+        // but our listing missed): that message would later appear below UIDNEXT.
+        let added: HashSet<u32> = adds.iter().map(|m| m.uid).collect();
+        let max_known = state.max_uid();
+        let pending = list
+            .records()
+            .iter()
+            .map(|r| r.uid)
+            .find(|&u| u > max_known && !added.contains(&u));
+        uid_next = uid_next.max(pending.map_or(list.next_uid, |p| p.min(list.next_uid)));
+        recs.extend(adds.into_iter().map(LogRec::Add));
+    }
+    let stamps = Stamps {
+        new_stable,
+        cur_stable,
+        new: new_stamp,
+        cur: cur_stamp,
+        uidlist: uidlist_stamp,
+    };
+    // Nothing new to say: no record (sessions syncing while the directories are still unstable
+    // would otherwise grow the log by one record each).
+    if recs.is_empty() && stamps == *old && uid_next == state.uid_next {
+        return Ok(Rescan::Records(recs));
+    }
+    recs.push(LogRec::Scan { uid_next, stamps });
+    Ok(Rescan::Records(recs))
+}
+
+/// Records for the unknown files the UID list has UIDs for, sorted by UID. The bool is false
+/// when some could not be indexed yet (no UID yet, or the file moved while we looked).
+fn new_messages(
+    md: &Maildir,
+    state: &State,
+    list: &UidList,
+    unknown: &[(Subdir, &str)],
+    modseq: u64,
+    recs: &mut Vec<LogRec>,
+) -> Result<(Vec<Message>, bool)> {
+    if unknown.is_empty() {
+        return Ok((Vec::new(), true));
+    }
+    let map = list.uid_map();
+    let mut complete = true;
+    let mut adds = Vec::with_capacity(unknown.len());
+    for &(sub, name) in unknown {
+        let Some(&uid) = map.get(split_info(name).0) else {
+            complete = false;
+            continue;
+        };
+        if state.messages.contains_key(&uid) {
+            // The UID list gave a known UID to another file (a Dovecot list naming a file twice
+            // keeps the later UID): the old message is gone.
+            recs.push(LogRec::Expunge { uid, modseq });
+        }
+        match index_file(md, sub, name, uid, modseq)? {
+            Some(m) => adds.push(m),
+            None => complete = false,
+        }
+    }
+    adds.sort_by_key(|m| m.uid);
+    Ok((adds, complete))
+}
+
+/// A new message record for a listed file; `None` if the file moved before we could stat it.
+fn index_file(
+    md: &Maildir,
+    sub: Subdir,
+    name: &str,
+    uid: u32,
+    modseq: u64,
+) -> Result<Option<Message>> {
+    let path = md.subdir(sub).join(name);
+    let meta = match fs::metadata(&path) {
+        Ok(m) => m,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(err) => return Err(io_err("stat", &path)(err)),
+    };
+    let base = split_info(name).0;
+    let (file_size, size) = match (size_field(base, 'S'), size_field(base, 'W')) {
+        (s, Some(w)) => (s.unwrap_or(meta.len()), w),
+        _ => match measure_message(md, sub, name, base)? {
+            Some(sizes) => sizes,
+            None => return Ok(None),
+        },
+    };
+    Ok(Some(Message {
+        uid,
+        subdir: sub,
+        file_name: name.to_owned(),
+        flags: flags_of(name),
+        modseq,
+        size,
+        file_size,
+        internal_date: meta.mtime(),
+        blob: None,
+    }))
+}

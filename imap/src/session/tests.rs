@@ -1,0 +1,309 @@
+//! The session driven through the framing, as the connection drives it, without a socket:
+//! moat-auth is played by the harness (password `right` logs in as alice@example.test).
+
+use moat_common::client::auth::Login;
+
+use super::input::{Event, Input};
+use super::*;
+
+struct Harness {
+    _dir: tempfile::TempDir,
+    mail_root: PathBuf,
+    session: Session,
+    input: Input,
+    closed: bool,
+}
+
+impl Harness {
+    fn new(plaintext_allowed: bool) -> Harness {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mail_root = dir.path().to_path_buf();
+        let config = Config {
+            hostname: "imap.example.test".into(),
+            mail_root: mail_root.clone(),
+            tls_available: true,
+            plaintext_allowed,
+            who: "test".into(),
+        };
+        let session = Session::new(config, false);
+        let mut out = Vec::new();
+        session.greeting(&mut out);
+        assert!(String::from_utf8_lossy(&out).starts_with("* OK [CAPABILITY IMAP4rev1 "));
+        Harness {
+            _dir: dir,
+            mail_root,
+            session,
+            input: Input::new(),
+            closed: false,
+        }
+    }
+
+    /// Sends bytes; returns everything the server answered until it waits for more.
+    async fn send(&mut self, bytes: &[u8]) -> String {
+        let mut out = Vec::new();
+        self.input.push(bytes);
+        loop {
+            let flow = match self.input.next_event() {
+                Event::NeedMore => break,
+                Event::SendContinuation => {
+                    out.extend_from_slice(b"+ OK\r\n");
+                    continue;
+                }
+                Event::Refused { tag, text, close } => {
+                    self.session.refused(tag, text, close, &mut out)
+                }
+                Event::Message => {
+                    let parsed = if self.session.expects_sasl() {
+                        parse::sasl(&self.input)
+                    } else {
+                        parse::command(&self.input)
+                    };
+                    self.session.handle(parsed, &mut out).await
+                }
+            };
+            match flow {
+                Flow::Continue => {}
+                Flow::Close => {
+                    self.closed = true;
+                    break;
+                }
+                Flow::StartTls => {
+                    self.input.clear();
+                    self.session.tls_started();
+                }
+                Flow::Login {
+                    tag,
+                    login,
+                    password,
+                } => {
+                    let answer = if password.0 == "right" && login == "alice@example.test" {
+                        Login::User(login)
+                    } else {
+                        Login::Failed
+                    };
+                    let flow = self.session.login_result(&tag, answer, &mut out).await;
+                    assert_eq!(flow, Flow::Continue);
+                }
+            }
+            if self.session.is_authenticated() {
+                self.input.authenticated();
+            }
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    async fn logged_in() -> Harness {
+        let mut h = Harness::new(true);
+        let r = h.send(b"a LOGIN alice@example.test right\r\n").await;
+        assert!(r.starts_with("a OK [CAPABILITY IMAP4rev1 "), "{r}");
+        h
+    }
+
+    fn maildir(&self) -> PathBuf {
+        self.mail_root.join("example.test/alice/Maildir")
+    }
+}
+
+#[tokio::test]
+async fn plaintext_refused_until_tls() {
+    let mut h = Harness::new(false);
+    let r = h.send(b"1 CAPABILITY\r\n").await;
+    assert!(r.contains("STARTTLS") && r.contains("LOGINDISABLED"), "{r}");
+    assert!(!r.contains("AUTH="), "{r}");
+    let r = h.send(b"2 LOGIN alice@example.test right\r\n").await;
+    assert!(r.starts_with("2 NO [PRIVACYREQUIRED]"), "{r}");
+    let r = h
+        .send(b"3 AUTHENTICATE PLAIN AGFsaWNlQGV4YW1wbGUudGVzdAByaWdodA==\r\n")
+        .await;
+    assert!(r.starts_with("3 NO [PRIVACYREQUIRED]"), "{r}");
+    // Pipelined after STARTTLS: dropped, never run.
+    let r = h
+        .send(b"4 STARTTLS\r\n5 LOGIN alice@example.test right\r\n")
+        .await;
+    assert_eq!(r, "4 OK Begin TLS negotiation now.\r\n");
+    assert!(!h.session.is_authenticated());
+    let r = h.send(b"6 CAPABILITY\r\n").await;
+    assert!(r.contains("AUTH=PLAIN") && !r.contains("STARTTLS"), "{r}");
+    let r = h.send(b"7 STARTTLS\r\n").await;
+    assert!(r.starts_with("7 BAD"), "{r}");
+    let r = h.send(b"8 LOGIN alice@example.test wrong\r\n").await;
+    assert!(r.starts_with("8 NO [AUTHENTICATIONFAILED]"), "{r}");
+    let r = h.send(b"9 LOGIN alice@example.test right\r\n").await;
+    assert!(r.starts_with("9 OK [CAPABILITY"), "{r}");
+}
+
+#[tokio::test]
+async fn authenticate_plain_forms() {
+    let mut h = Harness::new(true);
+    let r = h.send(b"a AUTHENTICATE PLAIN\r\n").await;
+    assert_eq!(r, "+ \r\n");
+    let r = h.send(b"*\r\n").await;
+    assert!(r.starts_with("a BAD"), "{r}");
+    h.send(b"b AUTHENTICATE PLAIN\r\n").await;
+    let r = h.send(b"not base64!\r\n").await;
+    assert!(r.starts_with("b BAD"), "{r}");
+    let r = h.send(b"c AUTHENTICATE CRAM-MD5\r\n").await;
+    assert!(r.starts_with("c NO"), "{r}");
+    // authzid = another user
+    let r = h
+        .send(b"d AUTHENTICATE PLAIN Ym9iQGV4YW1wbGUudGVzdABhbGljZUBleGFtcGxlLnRlc3QAcmlnaHQ=\r\n")
+        .await;
+    assert!(r.starts_with("d NO [AUTHORIZATIONFAILED]"), "{r}");
+    h.send(b"e AUTHENTICATE PLAIN\r\n").await;
+    let r = h.send(b"AGFsaWNlQGV4YW1wbGUudGVzdAByaWdodA==\r\n").await;
+    assert!(r.starts_with("e OK [CAPABILITY"), "{r}");
+    let r = h.send(b"f LOGIN x y\r\n").await;
+    assert!(r.starts_with("f BAD"), "{r}");
+}
+
+#[tokio::test]
+async fn first_login_makes_the_special_folders_and_mailbox_commands_work() {
+    let mut h = Harness::logged_in().await;
+    let r = h.send(b"l LIST \"\" *\r\n").await;
+    for line in [
+        "* LIST (\\HasNoChildren) \"/\" INBOX",
+        "* LIST (\\HasNoChildren \\Sent) \"/\" Sent",
+        "* LIST (\\HasNoChildren \\Junk) \"/\" Junk",
+        "l OK LIST completed.",
+    ] {
+        assert!(r.contains(line), "{line} in {r}");
+    }
+    let r = h.send(b"s LSUB \"\" *\r\n").await;
+    assert!(r.contains("* LSUB () \"/\" Trash"), "{r}");
+    // mUTF-7 names, hierarchy, parents made on the way.
+    let r = h
+        .send(b"c1 CREATE \"Entw&APw-rfe/Projekt &- Plan\"\r\n")
+        .await;
+    assert_eq!(r, "c1 OK CREATE completed.\r\n");
+    assert!(h.maildir().join(".Entw&APw-rfe.Projekt &- Plan").is_dir());
+    let r = h.send(b"c2 CREATE a.b\r\n").await;
+    assert!(r.starts_with("c2 NO [CANNOT]"), "{r}");
+    let r = h.send(b"c3 CREATE caf\xc3\xa9\r\n").await;
+    assert!(
+        r.starts_with("c3 NO [CANNOT]") || r.starts_with("c3 BAD"),
+        "{r}"
+    );
+    let r = h.send(b"c4 CREATE inbox\r\n").await;
+    assert!(r.starts_with("c4 NO [ALREADYEXISTS]"), "{r}");
+    let r = h.send(b"l2 LIST \"\" Entw&APw-rfe/%\r\n").await;
+    assert!(
+        r.contains("* LIST (\\HasNoChildren) \"/\" \"Entw&APw-rfe/Projekt &- Plan\""),
+        "{r}"
+    );
+    let r = h.send(b"l3 LIST \"\" %\r\n").await;
+    assert!(
+        r.contains("* LIST (\\HasChildren) \"/\" Entw&APw-rfe"),
+        "{r}"
+    );
+    assert!(!r.contains("Projekt"), "{r}");
+    let r = h.send(b"r1 RENAME Entw&APw-rfe Work\r\n").await;
+    assert_eq!(r, "r1 OK RENAME completed.\r\n");
+    let r = h.send(b"sub SUBSCRIBE \"Work/Projekt &- Plan\"\r\n").await;
+    assert_eq!(r, "sub OK SUBSCRIBE completed.\r\n");
+    let r = h.send(b"ls LSUB \"\" Work/*\r\n").await;
+    assert!(
+        r.contains("* LSUB () \"/\" \"Work/Projekt &- Plan\""),
+        "{r}"
+    );
+    let r = h.send(b"ls2 LSUB \"\" %\r\n").await;
+    assert!(r.contains("* LSUB (\\Noselect) \"/\" Work"), "{r}");
+    let r = h.send(b"d1 DELETE Work\r\n").await;
+    assert_eq!(r, "d1 OK DELETE completed.\r\n");
+    let r = h.send(b"l4 LIST \"\" Work\r\n").await;
+    assert!(
+        r.contains("* LIST (\\Noselect \\HasChildren) \"/\" Work"),
+        "{r}"
+    );
+    let r = h.send(b"d2 DELETE Work\r\n").await;
+    assert!(r.starts_with("d2 NO [CANNOT]"), "{r}");
+    let r = h.send(b"d3 DELETE INBOX\r\n").await;
+    assert!(r.starts_with("d3 NO"), "{r}");
+    let r = h.send(b"d4 DELETE Nope\r\n").await;
+    assert!(r.starts_with("d4 NO [NONEXISTENT]"), "{r}");
+    let r = h.send(b"u UNSUBSCRIBE \"Work/Projekt &- Plan\"\r\n").await;
+    assert_eq!(r, "u OK UNSUBSCRIBE completed.\r\n");
+}
+
+#[tokio::test]
+async fn list_extended_status_and_the_rest() {
+    let mut h = Harness::logged_in().await;
+    let md = moat_maildir::Maildir::open(h.maildir()).expect("maildir");
+    md.deliver(b"Subject: 1\r\n\r\none\r\n").expect("deliver");
+    let r = h
+        .send(b"s STATUS INBOX (MESSAGES UIDNEXT UNSEEN RECENT)\r\n")
+        .await;
+    assert!(
+        r.starts_with("* STATUS INBOX (MESSAGES 1 UIDNEXT 2 UNSEEN 1 RECENT 1)\r\n"),
+        "{r}"
+    );
+    let r = h
+        .send(b"x LIST (SPECIAL-USE) \"\" * RETURN (SUBSCRIBED STATUS (MESSAGES UIDVALIDITY))\r\n")
+        .await;
+    assert!(
+        r.contains("* LIST (\\HasNoChildren \\Drafts \\Subscribed) \"/\" Drafts\r\n* STATUS Drafts (MESSAGES 0 UIDVALIDITY "),
+        "{r}"
+    );
+    assert!(!r.contains("INBOX"), "{r}");
+    h.send(b"c CREATE Lists/rust\r\n").await;
+    h.send(b"s2 SUBSCRIBE Lists/rust\r\n").await;
+    h.send(b"s3 SUBSCRIBE Gone\r\n").await;
+    let r = h
+        .send(b"y LIST (SUBSCRIBED RECURSIVEMATCH) \"\" %\r\n")
+        .await;
+    assert!(
+        r.contains("* LIST (\\HasChildren) \"/\" Lists (\"CHILDINFO\" (\"SUBSCRIBED\"))"),
+        "{r}"
+    );
+    assert!(
+        r.contains("* LIST (\\NonExistent \\Subscribed) \"/\" Gone"),
+        "{r}"
+    );
+    let r = h.send(b"e LIST \"\" \"\"\r\n").await;
+    assert!(r.starts_with("* LIST (\\Noselect) \"/\" \"\"\r\n"), "{r}");
+    let r = h.send(b"n NAMESPACE\r\n").await;
+    assert!(
+        r.starts_with("* NAMESPACE ((\"\" \"/\")) NIL NIL\r\n"),
+        "{r}"
+    );
+    let r = h.send(b"i ID (\"name\" \"test\")\r\n").await;
+    assert!(r.starts_with("* ID (\"name\" \"Moat\")\r\n"), "{r}");
+    let r = h.send(b"en ENABLE CONDSTORE\r\n").await;
+    assert!(r.starts_with("* ENABLED\r\nen OK"), "{r}");
+    let r = h.send(b"q GETQUOTAROOT INBOX\r\n").await;
+    assert!(r.starts_with("* QUOTAROOT INBOX\r\nq OK"), "{r}");
+    let r = h.send(b"sel SELECT INBOX\r\n").await;
+    assert!(r.starts_with("sel NO [CANNOT]"), "{r}");
+    let r = h.send(b"f FETCH 1 FLAGS\r\n").await;
+    assert!(r.starts_with("f BAD"), "{r}");
+    let r = h.send(b"o LOGOUT\r\n").await;
+    assert!(r.starts_with("* BYE") && r.contains("o OK"), "{r}");
+    assert!(h.closed);
+}
+
+#[tokio::test]
+async fn limits_end_sessions() {
+    let mut h = Harness::new(true);
+    let mut last = String::new();
+    for i in 0..11 {
+        last = h.send(format!("{i} NOOP\r\n").as_bytes()).await;
+        if h.closed {
+            break;
+        }
+    }
+    assert!(h.closed && last.starts_with("* BYE"), "{last}");
+
+    let mut h = Harness::logged_in().await;
+    let r = h.send(b"n NO\0OP\r\n").await;
+    assert_eq!(r, "n BAD NUL is not allowed in commands\r\n");
+    assert!(
+        h.session.is_authenticated(),
+        "a refused line keeps the login"
+    );
+    let mut bad = 1;
+    while !h.closed && bad < 100 {
+        let r = h.send(b"x BOGUS\r\n").await;
+        assert!(r.starts_with("x BAD"), "{r}");
+        bad += 1;
+    }
+    assert_eq!(bad, MAX_BAD + 1);
+}

@@ -1,0 +1,389 @@
+//! moat-imapd end to end (not-authenticated and authenticated states): real clients (Python's
+//! imaplib, curl) for capabilities, STARTTLS, logins, mailboxes with non-ASCII names,
+//! LIST-EXTENDED, STATUS and quotas; a raw socket where exact bytes matter (hostile input).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use moat_tests::smtp_client::Client;
+use moat_tests::{Mode, Stack};
+
+const ALICE: &str = "alice@example.test";
+const PW: &str = "alice-secret";
+
+fn stack(extra: &str) -> Stack {
+    let s = Stack::start_configured(Mode::Up, extra);
+    s.add_domain("example.test");
+    s.add_user(ALICE, PW);
+    s
+}
+
+/// Delivers one message to alice through SMTP and waits for it.
+fn deliver(s: &Stack, n: usize) {
+    let mut c = Client::connect(s.smtp).expect("smtp");
+    c.ehlo("client.example").expect("ehlo");
+    let msg = format!("From: x@remote.example\r\nTo: {ALICE}\r\nSubject: m{n}\r\n\r\nbody {n}\r\n");
+    let r = c
+        .send_mail("x@remote.example", &[ALICE], msg.as_bytes())
+        .expect("send");
+    assert_eq!(r.0, 250, "{r:?}");
+    s.wait_messages(ALICE, n);
+}
+
+/// Runs a Python script against the stack and returns its output; it must succeed.
+fn python(s: &Stack, script: &str) -> String {
+    let prelude = r#"
+import base64, imaplib, os, socket, ssl
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+PORT = int(os.environ["IMAP_PORT"]); SPORT = int(os.environ["IMAPS_PORT"])
+USER = "alice@example.test"; PW = "alice-secret"
+for c in ("ID", "ENABLE", "NAMESPACE", "GETQUOTAROOT"):
+    imaplib.Commands.setdefault(c, ("NONAUTH", "AUTH", "SELECTED"))
+def mutf7(s):
+    out, run = [], []
+    def flush():
+        if run:
+            b = base64.b64encode("".join(run).encode("utf-16-be")).decode().rstrip("=").replace("/", ",")
+            out.append("&" + b + "-"); run.clear()
+    for ch in s:
+        if 0x20 <= ord(ch) <= 0x7e:
+            flush(); out.append("&-" if ch == "&" else ch)
+        else:
+            run.append(ch)
+    flush()
+    return "".join(out)
+def untagged(M, name):
+    return [x.decode() if isinstance(x, bytes) else repr(x) for x in M.untagged_responses.pop(name, [])]
+"#;
+    let out = s.python(&format!("{prelude}\n{script}"));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "python failed:\n{stdout}\n{}\nlog:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        s.log()
+    );
+    stdout
+}
+
+#[test]
+fn starttls_logins_mailboxes_and_extensions() {
+    let s = stack("");
+    deliver(&s, 1);
+    s.admin(&["user", "quota", ALICE, "10M"], "");
+    deliver(&s, 2);
+    let text = python(
+        &s,
+        r#"
+M = imaplib.IMAP4("127.0.0.1", PORT, timeout=30)
+print("plain caps", sorted(M.capabilities))
+M.starttls(ssl_context=ctx)
+print("tls caps", sorted(M.capabilities))
+try:
+    M.login(USER, "wrong")
+    print("wrong password accepted")
+except imaplib.IMAP4.error as e:
+    print("bad login:", e)
+print("login", M.login(USER, PW))
+uml = "\u00dcbersicht/K\u00fcche & Bad"
+typ, _ = M.create('"' + mutf7(uml) + '"'); print("create", typ)
+typ, _ = M.create('"' + mutf7("\u65e5\u672c\u8a9e") + '"'); print("create2", typ)
+print("create dot", M.create("a.b"))
+typ, data = M.list('""', '*')
+print("list", typ); [print(" ", d.decode()) for d in data]
+typ, _ = M.rename('"' + mutf7("\u00dcbersicht") + '"', '"' + mutf7("Archiv \u00e4lter") + '"'); print("rename", typ)
+typ, _ = M.subscribe('"' + mutf7("Archiv \u00e4lter/K\u00fcche & Bad") + '"'); print("subscribe", typ)
+typ, data = M.lsub('""', '*')
+print("lsub", typ); [print(" ", d.decode()) for d in data]
+typ, _ = M.delete('"' + mutf7("\u65e5\u672c\u8a9e") + '"'); print("delete", typ)
+print("delete inbox", M.delete("INBOX")[0])
+typ, data = M._simple_command("LIST", "(SPECIAL-USE)", '""', '"*"', "RETURN", "(SUBSCRIBED STATUS (MESSAGES UNSEEN))")
+print("xlist", typ)
+[print("  L", d) for d in untagged(M, "LIST")]
+[print("  S", d) for d in untagged(M, "STATUS")]
+print("namespace", M.namespace())
+typ, data = M._simple_command("ID", '("name" "imaplib")'); print("id", typ, untagged(M, "ID"))
+typ, data = M._simple_command("ENABLE", "CONDSTORE"); print("enable", typ, untagged(M, "ENABLED"))
+print("status", M.status("INBOX", "(MESSAGES UNSEEN UIDNEXT UIDVALIDITY)"))
+typ, data = M.getquotaroot("INBOX"); print("quotaroot", typ, data)
+print("logout", M.logout())
+"#,
+    );
+    let has = |needle: &str| {
+        assert!(text.contains(needle), "no {needle:?} in:\n{text}");
+    };
+    // Loopback may log in without TLS by default: AUTH=PLAIN before TLS too.
+    has(
+        "plain caps ['AUTH=PLAIN', 'CHILDREN', 'ENABLE', 'ID', 'IMAP4REV1', 'LIST-EXTENDED', 'LIST-STATUS', 'LITERAL+', 'NAMESPACE', 'QUOTA', 'SASL-IR', 'SPECIAL-USE', 'STARTTLS']",
+    );
+    has(
+        "tls caps ['AUTH=PLAIN', 'CHILDREN', 'ENABLE', 'ID', 'IMAP4REV1', 'LIST-EXTENDED', 'LIST-STATUS', 'LITERAL+', 'NAMESPACE', 'QUOTA', 'SASL-IR', 'SPECIAL-USE']",
+    );
+    has("bad login: b'[AUTHENTICATIONFAILED] Authentication failed.'");
+    has("login ('OK', [b'[CAPABILITY IMAP4rev1 LITERAL+ ");
+    has("create OK");
+    has("create2 OK");
+    has("create dot ('NO', [b\"[CANNOT] '.' is not allowed");
+    has("(\\HasChildren) \"/\" &ANw-bersicht");
+    has("(\\HasNoChildren) \"/\" \"&ANw-bersicht/K&APw-che &- Bad\"");
+    has("(\\HasNoChildren) \"/\" &ZeVnLIqe-");
+    has("(\\HasNoChildren \\Sent) \"/\" Sent");
+    has("(\\HasNoChildren \\Trash) \"/\" Trash");
+    has("rename OK");
+    has("subscribe OK");
+    has("() \"/\" \"Archiv &AOQ-lter/K&APw-che &- Bad\"");
+    has("() \"/\" Drafts");
+    has("delete OK");
+    has("delete inbox NO");
+    has("xlist OK");
+    has("L (\\HasNoChildren \\Archive \\Subscribed) \"/\" Archive");
+    has("S Archive (MESSAGES 0 UNSEEN 0)");
+    has("namespace ('OK', [b'((\"\" \"/\")) NIL NIL'])");
+    has("id OK ['(\"name\" \"Moat\")']");
+    has("enable OK");
+    has("status ('OK', [b'INBOX (MESSAGES 2 UNSEEN 2 UIDNEXT 3 UIDVALIDITY ");
+    has("quotaroot OK [[b'INBOX \"\"'], [b'\"\" (STORAGE 1 10240)']]");
+    has("logout ('BYE'");
+    // Created on disk as Dovecot would name them.
+    let md = s.maildir(ALICE);
+    assert!(md.join(".Archiv &AOQ-lter.K&APw-che &- Bad").is_dir());
+    assert!(md.join(".Drafts").is_dir() && md.join(".Junk").is_dir());
+    let subs = std::fs::read_to_string(md.join("subscriptions")).expect("subscriptions");
+    assert!(subs.starts_with("V\t2\n\n"), "{subs:?}");
+    assert!(
+        subs.contains("Archiv &AOQ-lter\tK&APw-che &- Bad\n"),
+        "{subs:?}"
+    );
+}
+
+#[test]
+fn logindisabled_without_tls_sasl_ir_imaps_and_curl() {
+    let s = stack("[imap]\nplaintext_on_loopback = false\n");
+    let text = python(
+        &s,
+        r#"
+M = imaplib.IMAP4("127.0.0.1", PORT, timeout=30)
+print("plain caps", sorted(M.capabilities))
+typ, data = M._simple_command("LOGIN", USER, PW)
+print("plain login", typ, data)
+# STARTTLS injection: a command pipelined after STARTTLS must never run.
+raw = socket.create_connection(("127.0.0.1", PORT), timeout=30)
+f = raw.makefile("rb")
+f.readline()
+raw.sendall(b"a STARTTLS\r\nb LOGIN " + USER.encode() + b" " + PW.encode() + b"\r\n")
+print("starttls", f.readline())
+t = ctx.wrap_socket(raw)
+tf = t.makefile("rb")
+t.sendall(b"c CAPABILITY\r\n")
+print("after tls", tf.readline(), tf.readline())
+t.sendall(b"d LOGOUT\r\n")
+print("logout", tf.readline(), tf.readline())
+# IMAPS, AUTHENTICATE PLAIN with an initial response (SASL-IR).
+S = imaplib.IMAP4_SSL("127.0.0.1", SPORT, ssl_context=ctx, timeout=30)
+print("ssl caps", sorted(S.capabilities))
+ir = base64.b64encode(b"\0" + USER.encode() + b"\0" + PW.encode()).decode()
+typ, data = S._simple_command("AUTHENTICATE", "PLAIN", ir)
+print("sasl-ir", typ, data)
+S.state = "AUTH"
+print("list", S.list('""', "%")[0])
+S.logout()
+# AUTHENTICATE PLAIN with a continuation (imaplib's own way).
+S = imaplib.IMAP4_SSL("127.0.0.1", SPORT, ssl_context=ctx, timeout=30)
+print("continuation", S.authenticate("PLAIN", lambda _: b"\0" + USER.encode() + b"\0" + PW.encode()))
+S.logout()
+"#,
+    );
+    let has = |needle: &str| {
+        assert!(text.contains(needle), "no {needle:?} in:\n{text}");
+    };
+    has(
+        "plain caps ['CHILDREN', 'ENABLE', 'ID', 'IMAP4REV1', 'LIST-EXTENDED', 'LIST-STATUS', 'LITERAL+', 'LOGINDISABLED', 'NAMESPACE', 'QUOTA', 'SASL-IR', 'SPECIAL-USE', 'STARTTLS']",
+    );
+    has("plain login NO [b'[PRIVACYREQUIRED]");
+    has("starttls b'a OK Begin TLS negotiation now.\\r\\n'");
+    has("after tls b'* CAPABILITY IMAP4rev1");
+    has("AUTH=PLAIN\\r\\n' b'c OK CAPABILITY completed.\\r\\n'");
+    has("logout b'* BYE Logging out.\\r\\n' b'd OK LOGOUT completed.\\r\\n'");
+    has("ssl caps ['AUTH=PLAIN',");
+    has("sasl-ir OK [b'[CAPABILITY IMAP4rev1 ");
+    has("list OK");
+    has("continuation ('OK', [b'[CAPABILITY IMAP4rev1 ");
+    assert!(
+        s.log().contains("dropped") && s.log().contains("bytes sent after STARTTLS"),
+        "{}",
+        s.log()
+    );
+
+    // curl, a client nobody here wrote, lists the mailboxes over IMAPS.
+    let out = std::process::Command::new("curl")
+        .args(["-k", "-s", "--max-time", "30", "-u"])
+        .arg(format!("{ALICE}:{PW}"))
+        .arg(format!("imaps://127.0.0.1:{}/", s.imaps))
+        .output()
+        .expect("run curl");
+    let listing = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "curl: {listing} {:?}", out);
+    for name in ["INBOX", "Drafts", "Sent", "Trash", "Junk", "Archive"] {
+        assert!(
+            listing
+                .lines()
+                .any(|l| l.starts_with("* LIST (") && l.ends_with(&format!("\"/\" {name}"))),
+            "{name} in {listing}"
+        );
+    }
+}
+
+/// A raw IMAP connection that shows the server's exact lines.
+struct Raw {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+}
+
+impl Raw {
+    fn connect(port: u16) -> Raw {
+        let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("timeout");
+        let writer = stream.try_clone().expect("clone");
+        let mut r = Raw {
+            reader: BufReader::new(stream),
+            writer,
+        };
+        let greeting = r.line();
+        assert!(greeting.starts_with("* OK [CAPABILITY"), "{greeting}");
+        r
+    }
+
+    fn line(&mut self) -> String {
+        let mut line = String::new();
+        let _ = self.reader.read_line(&mut line);
+        line.trim_end().to_string()
+    }
+
+    fn send(&mut self, bytes: &[u8]) {
+        self.writer.write_all(bytes).expect("write");
+    }
+
+    /// Sends a command; returns every line up to and including the tagged one (or the end).
+    fn cmd(&mut self, tag: &str, line: &str) -> Vec<String> {
+        self.send(format!("{tag} {line}\r\n").as_bytes());
+        self.until(tag)
+    }
+
+    fn until(&mut self, tag: &str) -> Vec<String> {
+        let mut lines = Vec::new();
+        loop {
+            let l = self.line();
+            if l.is_empty() {
+                return lines;
+            }
+            let done = l.starts_with(&format!("{tag} "));
+            lines.push(l);
+            if done {
+                return lines;
+            }
+        }
+    }
+
+    fn login(port: u16) -> Raw {
+        let mut r = Raw::connect(port);
+        let got = r.cmd("l", &format!("LOGIN {ALICE} {PW}"));
+        assert!(got.last().is_some_and(|l| l.starts_with("l OK")), "{got:?}");
+        r
+    }
+
+    /// True once the server closed the connection.
+    fn closed(&mut self) -> bool {
+        let mut rest = Vec::new();
+        self.reader.read_to_end(&mut rest).is_ok()
+    }
+}
+
+/// Resident memory of moat-imapd, in KiB.
+fn rss_kib(s: &Stack) -> u64 {
+    let pid = s.pid_of("moat-imapd").expect("moat-imapd running");
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|st| {
+            st.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn hostile_input_is_bounded_and_others_are_served() {
+    let s = stack("");
+    let before = rss_kib(&s);
+
+    // A 4 GiB synchronising literal: refused, never requested, the session goes on.
+    let mut a = Raw::connect(s.imap);
+    a.send(b"a LOGIN {4294967295}\r\n");
+    let l = a.line();
+    assert!(l.starts_with("a BAD [TOOBIG]"), "{l}");
+    assert_eq!(a.cmd("b", "NOOP"), vec!["b OK NOOP completed."]);
+    // The same as a non-synchronising literal (LITERAL+): it would come anyway, so BYE.
+    a.send(b"c LOGIN {4294967295+}\r\n");
+    let got = a.until("never");
+    assert!(
+        got.first().is_some_and(|l| l.starts_with("c BAD [TOOBIG]"))
+            && got.iter().any(|l| l.starts_with("* BYE")),
+        "{got:?}"
+    );
+    assert!(a.closed());
+
+    // NUL, then 31 BAD commands: BYE.
+    let mut b = Raw::login(s.imap);
+    let got = b.cmd("n", "NO\0OP");
+    assert_eq!(got, vec!["n BAD NUL is not allowed in commands"]);
+    // The NUL was the first BAD; the 31st is followed by BYE.
+    for i in 2..=31 {
+        let got = b.cmd(&format!("x{i}"), "BOGUS");
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert!(got[0].starts_with(&format!("x{i} BAD")), "{got:?}");
+    }
+    let bye = b.line();
+    assert_eq!(bye, "* BYE Too many invalid commands.");
+    assert!(b.closed());
+
+    // An endless line after login: while it is being sent, another client is served; past
+    // 64 KiB the line is refused and the connection ends.
+    let mut c = Raw::login(s.imap);
+    c.send(b"t LIST \"\" \"");
+    c.send(&[b'x'; 60 * 1024]);
+    let other = python(
+        &s,
+        r#"
+M = imaplib.IMAP4("127.0.0.1", PORT, timeout=30)
+M.login(USER, PW)
+print("other", M.list('""', "INBOX"))
+M.logout()
+"#,
+    );
+    assert!(
+        other.contains("other ('OK', [b'(\\\\HasNoChildren) \"/\" INBOX'])"),
+        "{other}"
+    );
+    c.send(&[b'x'; 8 * 1024]);
+    let got = c.until("never");
+    assert!(
+        got.iter().any(|l| l.contains("[TOOBIG]")) && got.iter().any(|l| l.starts_with("* BYE")),
+        "{got:?}"
+    );
+    assert!(c.closed());
+
+    // Before login the budget is 8 KiB.
+    let mut d = Raw::connect(s.imap);
+    d.send(&[b'y'; 9 * 1024]);
+    let got = d.until("never");
+    assert!(got.iter().any(|l| l.starts_with("* BYE")), "{got:?}");
+
+    let after = rss_kib(&s);
+    assert!(
+        after < before + 50 * 1024,
+        "moat-imapd grew from {before} KiB to {after} KiB"
+    );
+}
