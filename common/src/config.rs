@@ -12,6 +12,8 @@ use serde::Deserialize;
 mod queue;
 use queue::RawQueue;
 pub use queue::{DEFAULT_DELAY_WARNING_SECS, DEFAULT_RETRY_SCHEDULE, MAX_RETRY_ENTRIES};
+mod routes;
+pub use routes::{MAX_AUTH_USER, MAX_ROUTES_WITH_AUTH, Route, RouteAuth, check_auth_user};
 
 /// Where the quickstart keeps everything, relative to the current directory.
 pub const QUICKSTART_DIR: &str = "moat-data";
@@ -96,47 +98,6 @@ impl TlsPolicy {
     }
 }
 
-/// One static route (qmail's smtproutes): where mail for a domain goes instead of its MX.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Route {
-    /// `example.org`, or `*` for every domain without a route of its own (a smarthost).
-    pub domain: String,
-    pub host: String,
-    pub port: u16,
-    /// `None`: the default policy of `[remote] tls`.
-    pub tls: Option<TlsPolicy>,
-}
-
-impl Route {
-    /// The one-line form handed to moat-remote: `domain=host:port/policy` (policy may be empty).
-    pub fn encode(&self) -> String {
-        let host = if self.host.contains(':') {
-            format!("[{}]", self.host)
-        } else {
-            self.host.clone()
-        };
-        let tls = self.tls.map(TlsPolicy::name).unwrap_or("");
-        format!("{}={host}:{}/{tls}", self.domain, self.port)
-    }
-
-    /// Parses the form of `encode`.
-    pub fn decode(text: &str) -> Option<Route> {
-        let (domain, rest) = text.split_once('=')?;
-        let (target, tls) = rest.rsplit_once('/')?;
-        let (host, port) = parse_host_port(target, 25)?;
-        let tls = match tls {
-            "" => None,
-            t => Some(TlsPolicy::parse(t)?),
-        };
-        valid_route_domain(domain).then(|| Route {
-            domain: domain.to_string(),
-            host,
-            port,
-            tls,
-        })
-    }
-}
-
 /// `host`, `host:port`, `1.2.3.4:25`, `[::1]:25` → (host, port); the host is a name or an IP.
 pub fn parse_host_port(text: &str, default_port: u16) -> Option<(String, u16)> {
     let text = text.trim();
@@ -156,10 +117,6 @@ pub fn parse_host_port(text: &str, default_port: u16) -> Option<(String, u16)> {
     let host = host.to_ascii_lowercase();
     let ok = host.parse::<std::net::IpAddr>().is_ok() || valid_hostname(&host);
     (ok && port != 0).then_some((host, port))
-}
-
-fn valid_route_domain(domain: &str) -> bool {
-    domain == "*" || valid_hostname(domain)
 }
 
 /// `[remote]`: moat-remote, delivery to other mail servers.
@@ -384,27 +341,13 @@ struct RawRemote {
     tls: Option<String>,
     ca_file: Option<String>,
     #[serde(default)]
-    routes: std::collections::BTreeMap<String, RawRoute>,
+    routes: routes::RawRoutes,
     timeout_connect_secs: Option<u64>,
     timeout_command_secs: Option<u64>,
     timeout_data_block_secs: Option<u64>,
     timeout_data_end_secs: Option<u64>,
     max_deliveries: Option<u32>,
     max_per_destination: Option<u32>,
-}
-
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum RawRoute {
-    Host(String),
-    Table(RawRouteTable),
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawRouteTable {
-    host: String,
-    tls: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -567,32 +510,11 @@ fn parse_remote(raw: RawRemote, base: &Path) -> Result<Remote, String> {
             "remote.nameserver {ns:?} is not IP or IP:PORT (e.g. \"127.0.0.1:53\")"
         ));
     }
-    let mut routes = Vec::new();
-    for (domain, spec) in raw.routes {
-        let domain = domain.trim().trim_end_matches('.').to_ascii_lowercase();
-        if !valid_route_domain(&domain) {
-            return Err(format!(
-                "remote.routes: {domain:?} is not a domain name or \"*\""
-            ));
-        }
-        let (target, tls) = match spec {
-            RawRoute::Host(h) => (h, None),
-            RawRoute::Table(t) => (t.host, t.tls),
-        };
-        let (host, port) = parse_host_port(&target, 25).ok_or_else(|| {
-            format!("remote.routes.{domain:?}: {target:?} is not HOST or HOST:PORT")
-        })?;
-        let tls = match tls {
-            None => None,
-            Some(t) => Some(policy(&t, "remote.routes tls")?),
-        };
-        routes.push(Route {
-            domain,
-            host,
-            port,
-            tls,
-        });
-    }
+    let tls = match raw.tls {
+        Some(t) => policy(&t, "remote.tls")?,
+        None => d.tls,
+    };
+    let routes = routes::parse_routes(raw.routes, base, tls)?;
     let secs = |v: Option<u64>, default: u64, what: &str| match v {
         Some(0) => Err(format!("remote.{what} must be at least 1")),
         Some(v) => Ok(v),
@@ -601,10 +523,7 @@ fn parse_remote(raw: RawRemote, base: &Path) -> Result<Remote, String> {
     Ok(Remote {
         nameserver: raw.nameserver,
         port: raw.port.filter(|p| *p != 0).unwrap_or(d.port),
-        tls: match raw.tls {
-            Some(t) => policy(&t, "remote.tls")?,
-            None => d.tls,
-        },
+        tls,
         ca_file: raw.ca_file.map(|p| base.join(p)),
         routes,
         timeout_connect_secs: secs(
@@ -837,6 +756,30 @@ mod tests {
             "[store]\nurl = \"sqlite:a\"\n[remote]\nmax_per_destination = 0\n",
             "[store]\nurl = \"sqlite:a\"\n[remote.routes]\n\"a.example\" = \"x:99999\"\n",
             "[store]\nurl = \"sqlite:a\"\n[remote.routes]\n\"a b\" = \"x:25\"\n",
+        ] {
+            assert!(
+                Config::parse(text, Path::new("/d/moat.toml")).is_err(),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn imap_section_and_listeners() {
+        let c = Config::parse(
+            "[store]\nurl = \"sqlite:a\"\n[listen]\nimap = [\"127.0.0.1:1143\"]\nimaps = []\n\
+             [imap]\nplaintext_on_loopback = false\n",
+            Path::new("/d/moat.toml"),
+        )
+        .expect("valid");
+        assert_eq!(c.listen.imap, vec!["127.0.0.1:1143".to_string()]);
+        assert!(c.listen.imaps.is_empty());
+        assert!(!c.imap.plaintext_on_loopback);
+        assert_eq!(c.imap.idle_timeout_secs, 1800);
+        assert_eq!(Listen::default().imaps, vec!["0.0.0.0:993".to_string()]);
+        for text in [
+            "[store]\nurl = \"sqlite:a\"\n[imap]\nbogus = 1\n",
+            "[store]\nurl = \"sqlite:a\"\n[listen]\nimap = [\"143\"]\n",
         ] {
             assert!(
                 Config::parse(text, Path::new("/d/moat.toml")).is_err(),

@@ -7,7 +7,8 @@
 //! out before we wait for the literal it asks for.
 //!
 //! SECURITY: the only code that touches the client's socket. Every wait has a deadline: 60 s
-//! before login, `idle_timeout_secs` after it (also for each write), 30 s for a TLS handshake.
+//! before login, `idle_timeout_secs` after it (for reads and for each write), 30 s for a TLS
+//! handshake.
 //! At STARTTLS every byte read after the command is dropped before the handshake (the
 //! STARTTLS injection class), and the session learns TLS is up only after the handshake. The
 //! read buffer is one read; the framing holds at most one message (`input.rs`).
@@ -173,7 +174,8 @@ impl Connection {
         if self.out.is_empty() {
             return Ok(());
         }
-        let idle = self.server.settings.idle;
+        // A client that does not read is as idle as one that does not write.
+        let idle = self.idle();
         let result = self.stream.write_all(&self.out, idle).await;
         self.out.clear();
         result.map_err(End::from)

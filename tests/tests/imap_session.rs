@@ -232,6 +232,27 @@ S.logout()
             "{name} in {listing}"
         );
     }
+
+    // Wrong passwords until moat-auth throttles (last: it throttles this client IP too).
+    let text = python(
+        &s,
+        r#"
+for i in range(8):
+    S = imaplib.IMAP4_SSL("127.0.0.1", SPORT, ssl_context=ctx, timeout=30)
+    try:
+        S.login(USER, "wrong-%d" % i)
+        print("accepted")
+    except imaplib.IMAP4.error as e:
+        print(e)
+    S.logout()
+"#,
+    );
+    assert!(text.contains("[AUTHENTICATIONFAILED]"), "{text}");
+    assert!(
+        text.contains("[UNAVAILABLE] Too many failed logins"),
+        "{text}"
+    );
+    assert!(!text.contains("accepted"), "{text}");
 }
 
 /// A raw IMAP connection that shows the server's exact lines.

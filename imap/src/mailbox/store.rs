@@ -71,9 +71,34 @@ pub struct Listed {
 }
 
 impl Store {
-    /// Opens the Maildir at `path`, creating it (moat-local would at the first delivery) and
-    /// returns the store with the special-use folders it had to create.
-    pub fn open(path: &Path, special: &[&str]) -> Result<(Store, Vec<String>), StoreError> {
+    /// Opens the Maildir at `path` under `mail_root`, creating it (moat-local would at the
+    /// first delivery), and returns the store with the special-use folders it had to create.
+    /// As moat-local does, it refuses a missing mail root (an unmounted file system must not
+    /// fill the root one) and a symbolic link on the way from the mail root to the Maildir.
+    pub fn open(
+        mail_root: &Path,
+        path: &Path,
+        special: &[&str],
+    ) -> Result<(Store, Vec<String>), StoreError> {
+        if !mail_root.is_dir() {
+            return Err(StoreError::Io(format!(
+                "the mail root {} is not a directory (not mounted?)",
+                mail_root.display()
+            )));
+        }
+        let below = path.strip_prefix(mail_root).map_err(|_| {
+            StoreError::Io(format!("{} is not under the mail root", path.display()))
+        })?;
+        let mut on_the_way = mail_root.to_path_buf();
+        for part in below.components() {
+            on_the_way.push(part);
+            if std::fs::symlink_metadata(&on_the_way).is_ok_and(|m| m.file_type().is_symlink()) {
+                return Err(StoreError::Io(format!(
+                    "{} is a symbolic link",
+                    on_the_way.display()
+                )));
+            }
+        }
         let root = match Maildir::open(path) {
             Ok(md) => md,
             Err(MaildirError::NotAMaildir { .. }) => Maildir::create(path)?,
@@ -313,7 +338,7 @@ mod tests {
     fn setup() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().expect("tempdir");
         let (store, created) =
-            Store::open(&dir.path().join("Maildir"), &["Sent", "Trash"]).expect("open");
+            Store::open(dir.path(), &dir.path().join("Maildir"), &["Sent", "Trash"]).expect("open");
         assert_eq!(created, vec!["Sent", "Trash"]);
         (dir, store)
     }
@@ -321,8 +346,17 @@ mod tests {
     #[test]
     fn create_with_parents_and_list() {
         let (dir, store) = setup();
-        let (_, again) = Store::open(&dir.path().join("Maildir"), &["Sent"]).expect("reopen");
+        let (_, again) =
+            Store::open(dir.path(), &dir.path().join("Maildir"), &["Sent"]).expect("reopen");
         assert!(again.is_empty(), "created once");
+        let elsewhere = tempfile::tempdir().expect("tempdir");
+        std::os::unix::fs::symlink(elsewhere.path(), dir.path().join("link")).expect("ln");
+        assert!(Store::open(dir.path(), &dir.path().join("link/Maildir"), &[]).is_err());
+        assert!(Store::open(&dir.path().join("gone"), &dir.path().join("gone/M"), &[]).is_err());
+        assert!(
+            !dir.path().join("gone").exists(),
+            "a missing mail root is not made"
+        );
         store.create(&n("a/b/c")).expect("create");
         assert!(matches!(
             store.create(&n("a/b")),

@@ -202,6 +202,7 @@ impl Session {
                     self.config.who,
                     if self.tls { "TLS" } else { "plaintext" }
                 );
+                self.logged_in = Some(user.clone());
                 self.state = State::Authenticated(User { name: user, store });
                 let text = format!("[CAPABILITY {}] Logged in.", self.capabilities());
                 response::ok(out, tag, &text);
@@ -231,9 +232,10 @@ impl Session {
         };
         let who = self.config.who.clone();
         let user = user.to_string();
+        let mail_root = self.config.mail_root.clone();
         blocking(move || {
             let names: Vec<&str> = SPECIAL_USE.iter().map(|(name, _)| *name).collect();
-            let (store, created) = Store::open(&path, &names)?;
+            let (store, created) = Store::open(&mail_root, &path, &names)?;
             for name in created {
                 if let Err(e) = subscriptions::set(store.root().path(), &name, true) {
                     moat_common::warn!("{who}: {user}: cannot subscribe {name}: {e:?}");

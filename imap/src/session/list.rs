@@ -168,7 +168,7 @@ impl Session {
             response::ok(out, &cmd.tag, "LIST completed.");
             return Flow::Continue;
         }
-        let Some((_, store)) = self.user_store() else {
+        let Some(store) = self.user_store() else {
             return Flow::Continue;
         };
         let tag = cmd.tag.clone();

@@ -41,8 +41,7 @@ impl Session {
                 None => return Flow::Continue,
             }
         }
-        let (Ok(names), Some((_, store))) =
-            (<[MailboxName; N]>::try_from(names), self.user_store())
+        let (Ok(names), Some(store)) = (<[MailboxName; N]>::try_from(names), self.user_store())
         else {
             return Flow::Continue;
         };
@@ -139,7 +138,7 @@ impl Session {
         else {
             return self.bad(out, tag, "Unsupported STATUS item.");
         };
-        let (Some(name), Some((_, store))) = (
+        let (Some(name), Some(store)) = (
             self.checked(tag, mailbox_bytes(&mailbox), out),
             self.user_store(),
         ) else {

@@ -109,7 +109,7 @@ impl Session {
         let Some(name) = self.checked(tag, mailbox_bytes(&mailbox), out) else {
             return Flow::Continue;
         };
-        let Some((_, store)) = self.user_store() else {
+        let Some(store) = self.user_store() else {
             return Flow::Continue;
         };
         let imap = name.imap.clone();
@@ -145,7 +145,7 @@ impl Session {
         root: AString<'static>,
         out: &mut Vec<u8>,
     ) -> Flow {
-        let Some((_, store)) = self.user_store() else {
+        let Some(store) = self.user_store() else {
             return Flow::Continue;
         };
         let asked_root = root.as_ref().is_empty();

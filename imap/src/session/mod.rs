@@ -104,6 +104,8 @@ pub struct Session {
     state: State,
     preauth_commands: u32,
     bad: u32,
+    /// The user once logged in, for the log (kept after LOGOUT).
+    logged_in: Option<String>,
     /// ENABLE CONDSTORE was accepted (RFC 7162); read by the selected state.
     pub condstore: bool,
 }
@@ -126,6 +128,7 @@ impl Session {
             state: State::NotAuthenticated,
             preauth_commands: 0,
             bad: 0,
+            logged_in: None,
             condstore: false,
         }
     }
@@ -164,10 +167,7 @@ impl Session {
 
     /// The logged-in user, for the log.
     pub fn user(&self) -> Option<&str> {
-        match &self.state {
-            State::Authenticated(u) => Some(&u.name),
-            _ => None,
-        }
+        self.logged_in.as_deref()
     }
 
     /// A BAD answer, counted; past `MAX_BAD` the session ends.
@@ -300,9 +300,9 @@ impl Session {
     }
 
     /// The user, for the authenticated-state commands (only called in that state).
-    fn user_store(&self) -> Option<(&str, Store)> {
+    fn user_store(&self) -> Option<Store> {
         match &self.state {
-            State::Authenticated(u) => Some((u.name.as_str(), u.store.clone())),
+            State::Authenticated(u) => Some(u.store.clone()),
             _ => None,
         }
     }
