@@ -120,9 +120,74 @@ impl Connection {
     }
 
     /// Carries out what the session asked for; `Err` ends the connection.
-    async fn perform(&mut self, flow: Flow) -> Result<(), End> {
+    async fn perform(&mut self, mut flow: Flow) -> Result<(), End> {
+        loop {
+            flow = match flow {
+                // A FETCH in batches: each goes out before the next is made.
+                Flow::More => {
+                    self.flush().await?;
+                    self.session.resume(&mut self.out).await
+                }
+                Flow::Idle => self.idle_loop().await?,
+                other => return self.perform_once(other).await,
+            };
+        }
+    }
+
+    /// IDLE (RFC 2177): reports changes as the session notices them until the client's line
+    /// (`DONE`) arrives; the idle timeout runs from the start of the IDLE.
+    async fn idle_loop(&mut self) -> Result<Flow, End> {
+        let deadline = tokio::time::Instant::now() + self.idle();
+        loop {
+            match self.input.next_event() {
+                Event::NeedMore => {}
+                Event::Message => {
+                    return Ok(self.session.idle_done(self.input.message(), &mut self.out));
+                }
+                // Anything but a plain DONE line ends the IDLE with BAD.
+                Event::SendContinuation | Event::Refused { .. } => {
+                    let flow = self.session.idle_done(b"", &mut self.out);
+                    return Ok(if flow == Flow::Close {
+                        flow
+                    } else {
+                        response::bye(&mut self.out, "Protocol error during IDLE.");
+                        Flow::Close
+                    });
+                }
+            }
+            self.flush().await?;
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            tokio::select! {
+                _ = stopped(&mut self.stop) => {
+                    response::bye(&mut self.out, "[UNAVAILABLE] Server shutting down, try again later.");
+                    let _ = self.flush().await;
+                    self.stream.close().await;
+                    return Err(End::Stopping);
+                }
+                read = self.stream.read(&mut self.buf, left) => match read {
+                    Ok(0) => return Err(End::ClientGone),
+                    Ok(n) => self.input.push(self.buf.get(..n).unwrap_or_default()),
+                    Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                        response::bye(&mut self.out, "Autologout; idle for too long.");
+                        let _ = self.flush().await;
+                        self.stream.close().await;
+                        return Err(End::Timeout);
+                    }
+                    Err(e) => return Err(e.into()),
+                },
+                _ = self.session.idle_wait() => {
+                    let flow = self.session.idle_changes(&mut self.out).await;
+                    if flow != Flow::Idle {
+                        return Ok(flow);
+                    }
+                }
+            }
+        }
+    }
+
+    async fn perform_once(&mut self, flow: Flow) -> Result<(), End> {
         match flow {
-            Flow::Continue => Ok(()),
+            Flow::Continue | Flow::More | Flow::Idle => Ok(()),
             Flow::Close => {
                 self.flush().await?;
                 self.stream.close().await;

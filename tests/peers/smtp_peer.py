@@ -11,6 +11,11 @@ offered. Prints "ready" when listening.
 Environment: PEER_ADDRESS (bind address, default 127.0.0.1), PEER_NO_SMTPUTF8=1 and
 PEER_NO_8BITMIME=1 (do not offer SMTPUTF8 or 8BITMIME; both are offered by default),
 PEER_DATA_DELAY (seconds to wait before answering the end of data: a slow server).
+PEER_AUTH=USER:PASSWORD requires AUTH with that login before MAIL (offered only under TLS unless
+PEER_AUTH_PLAINTEXT=1; PEER_AUTH_MECHANISMS="LOGIN" offers only those, default PLAIN and LOGIN).
+Every AUTH command is logged to OUT_DIR/auth as "AUTH <MECHANISM>", each checked login as
+"<login> ok" or "<login> refused" (never the password), and each message's session login to
+OUT_DIR/<n>.login. Without PEER_AUTH nothing changes.
 """
 import asyncio
 import os
@@ -26,6 +31,7 @@ class Sessions:
     """Counts SMTP sessions: in total and the most open at once."""
 
     def __init__(self, out):
+        self.out = out
         self.path = os.path.join(out, "connections")
         self.total = self.open = self.most = 0
 
@@ -55,11 +61,36 @@ class CountingSMTP(SMTP):
             self._counted = True
             self.sessions.change(1)
 
+    async def smtp_AUTH(self, arg):
+        # Logged before any check (TLS, mechanism), so a test sees every attempt the client made.
+        log_auth(self.sessions.out, "AUTH " + (arg or "").split(" ")[0].upper())
+        await super().smtp_AUTH(arg)
+
     def connection_lost(self, exc):
         if getattr(self, "_counted", False):
             self._counted = False
             self.sessions.change(-1)
         super().connection_lost(exc)
+
+
+def log_auth(out, line):
+    with open(os.path.join(out, "auth"), "a") as f:
+        f.write(line + "\n")
+
+
+class Authenticator:
+    """Accepts one login (PEER_AUTH) and logs every login it checks, without the password."""
+
+    def __init__(self, out, login):
+        self.out = out
+        self.user, self.password = login.split(":", 1)
+
+    def __call__(self, server, session, envelope, mechanism, auth_data):
+        from aiosmtpd.smtp import AuthResult
+        user = auth_data.login.decode("utf-8", "replace")
+        ok = user == self.user and auth_data.password.decode("utf-8", "replace") == self.password
+        log_auth(self.out, "%s %s" % (user, "ok" if ok else "refused"))
+        return AuthResult(success=ok, handled=False, auth_data=auth_data)
 
 
 class CountingController(Controller):
@@ -93,6 +124,9 @@ class Handler:
             f.write(envelope.mail_from + "\n" + "\n".join(envelope.rcpt_tos) + "\n")
         with open(base + ".opts", "w") as f:
             f.write(" ".join(envelope.mail_options) + "\n")
+        with open(base + ".login", "w") as f:
+            login = session.login_data
+            f.write((login.decode() if isinstance(login, bytes) else "") + "\n")
         os.rename(base + ".tmp", base + ".eml")
         return "250 2.0.0 queued as %d" % self.n
 
@@ -112,6 +146,12 @@ def main():
         kwargs["tls_context"] = ctx
     if os.environ.get("PEER_NO_SMTPUTF8") == "1":
         kwargs["enable_SMTPUTF8"] = False
+    if os.environ.get("PEER_AUTH"):
+        kwargs["authenticator"] = Authenticator(out, os.environ["PEER_AUTH"])
+        kwargs["auth_required"] = True
+        kwargs["auth_require_tls"] = os.environ.get("PEER_AUTH_PLAINTEXT") != "1"
+        offered = os.environ.get("PEER_AUTH_MECHANISMS", "PLAIN LOGIN").split()
+        kwargs["auth_exclude_mechanism"] = [m for m in ("PLAIN", "LOGIN") if m not in offered]
     CountingSMTP.sessions = Sessions(out)
     handler = No8BitHandler if os.environ.get("PEER_NO_8BITMIME") == "1" else Handler
     address = os.environ.get("PEER_ADDRESS", "127.0.0.1")

@@ -31,6 +31,12 @@ pub struct Options {
     pub no_8bitmime: bool,
     /// Seconds to wait before answering the end of data.
     pub data_delay: Option<f64>,
+    /// Require AUTH with this (user, password) before MAIL; offered only under TLS unless
+    /// `auth_plaintext`.
+    pub auth: Option<(String, String)>,
+    pub auth_plaintext: bool,
+    /// The mechanisms offered, e.g. "LOGIN" (default "PLAIN LOGIN").
+    pub auth_mechanisms: Option<String>,
 }
 
 impl Peer {
@@ -58,6 +64,15 @@ impl Peer {
         }
         if let Some(delay) = options.data_delay {
             cmd.env("PEER_DATA_DELAY", delay.to_string());
+        }
+        if let Some((user, password)) = &options.auth {
+            cmd.env("PEER_AUTH", format!("{user}:{password}"));
+        }
+        if options.auth_plaintext {
+            cmd.env("PEER_AUTH_PLAINTEXT", "1");
+        }
+        if let Some(mechanisms) = &options.auth_mechanisms {
+            cmd.env("PEER_AUTH_MECHANISMS", mechanisms);
         }
         let mut child = cmd
             .stdout(Stdio::piped())
@@ -95,6 +110,25 @@ impl Peer {
             .to_string()
     }
 
+    /// Every AUTH the peer saw, in order: `AUTH PLAIN` per command, `<login> ok|refused` per
+    /// checked login (`Options::auth`).
+    pub fn auth_log(&self) -> Vec<String> {
+        std::fs::read_to_string(self.out.path().join("auth"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// The login of the session that sent the `n`th message (from 1); "" without AUTH.
+    pub fn login(&self, n: usize) -> String {
+        let path = self.out.path().join(format!("{n}.login"));
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    }
+
     /// SMTP sessions so far, and the most open at once.
     pub fn sessions(&self) -> (u32, u32) {
         let text = std::fs::read_to_string(self.out.path().join("connections")).unwrap_or_default();
@@ -118,6 +152,17 @@ impl Peer {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
+}
+
+/// A self-signed certificate for `localhost` and its key, written into `dir`: (cert, key) for
+/// `Peer::start`.
+pub fn certificate(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let certified =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("certificate");
+    let (cert, key) = (dir.join("peer-cert.pem"), dir.join("peer-key.pem"));
+    std::fs::write(&cert, certified.cert.pem()).expect("cert");
+    std::fs::write(&key, certified.signing_key.serialize_pem()).expect("key");
+    (cert, key)
 }
 
 impl Drop for Peer {

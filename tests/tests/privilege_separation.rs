@@ -1,8 +1,11 @@
 //! Least privilege, checked on the running processes (as root, as CI runs): `moat serve` runs
 //! every program under its own uid and gid with no supplementary groups, and moat-smtpd — the
 //! process that parses network input — can open neither the queue, nor the Maildirs, nor the
-//! SQL store, and holds no descriptor to any of them.
+//! SQL store, and holds no descriptor to any of them; moat-remote — the process that talks to
+//! other servers — can open neither the DKIM keys nor a route's password file (the supervisor
+//! hands it both as descriptors) and keeps no descriptor to the password file once read.
 
+use std::os::unix::fs::PermissionsExt as _;
 use std::os::unix::process::CommandExt as _;
 use std::process::Command;
 
@@ -28,7 +31,23 @@ fn each_program_runs_as_its_own_user_and_smtpd_reaches_nothing() {
         println!("not root: the privilege checks need root (CI runs as root)");
         return;
     }
-    let stack = Stack::start_with(Mode::Serve);
+    // A route with credentials, its password file root's and 0600 in a folder anyone may enter,
+    // so the file's own mode is what keeps moat-remote out.
+    let secrets = tempfile::tempdir().expect("tempdir");
+    std::fs::set_permissions(secrets.path(), std::fs::Permissions::from_mode(0o755))
+        .expect("chmod");
+    let secret = secrets.path().join("relay.secret");
+    std::fs::write(&secret, "relay-password\n").expect("secret");
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let stack = Stack::start_configured(
+        Mode::Serve,
+        &format!(
+            "[remote]\nnameserver = \"127.0.0.1:9\"\n[remote.routes]\n\"*\" = {{ host = \
+             \"127.0.0.1\", port = 9, tls = \"encrypt\", auth = {{ user = \"relay\", \
+             password_file = \"{}\" }} }}\n",
+            secret.display()
+        ),
+    );
     let expected = [
         ("moat-smtpd", "moat-smtpd"),
         ("moat-queue", "moat-queue"),
@@ -111,5 +130,46 @@ fn each_program_runs_as_its_own_user_and_smtpd_reaches_nothing() {
                 target.display()
             );
         }
+    }
+
+    // What moat-remote's user can reach: neither the DKIM keys nor the route's password.
+    stack.add_domain("example.test");
+    stack.admin(&["dkim", "generate", "example.test"], "");
+    let remote = privilege::lookup("moat-remote").expect("moat-remote");
+    let dkim = stack.data.join("dkim");
+    let mut forbidden = vec![dkim.clone(), dkim.join("example.test"), secret.clone()];
+    forbidden.extend(
+        std::fs::read_dir(dkim.join("example.test"))
+            .expect("key folder")
+            .flatten()
+            .map(|e| e.path()),
+    );
+    assert!(forbidden.len() >= 5, "two keys were made: {forbidden:?}");
+    for path in &forbidden {
+        let tool = if path.is_dir() { "ls" } else { "cat" };
+        let out = Command::new(tool)
+            .arg(path)
+            .uid(remote.uid)
+            .gid(remote.gid)
+            .output()
+            .expect("run as moat-remote");
+        assert!(
+            !out.status.success(),
+            "moat-remote can read {}",
+            path.display()
+        );
+    }
+    // The password came as a descriptor; moat-remote read it at start and closed it.
+    let pid = stack.pid_of("moat-remote").expect("moat-remote");
+    for fd in std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("fds")
+        .flatten()
+    {
+        let target = std::fs::read_link(fd.path()).unwrap_or_default();
+        assert!(
+            target != secret && !target.starts_with(&dkim),
+            "moat-remote holds {}",
+            target.display()
+        );
     }
 }

@@ -1,5 +1,5 @@
 //! moat-queue's injection protocol: `H` open, `M` chunks, optional `D` DSN request, optional `U`
-//! (SMTPUTF8 asked), `E` envelope, then `K [queue id]`.
+//! (SMTPUTF8 asked), optional `V` (VERP), `E` envelope, then `K [queue id]`.
 
 use std::path::Path;
 use std::time::Duration;
@@ -265,6 +265,7 @@ pub struct Injection {
     pending: Vec<u8>,
     timeout: Duration,
     smtputf8: bool,
+    verp: bool,
 }
 
 impl Injection {
@@ -283,6 +284,7 @@ impl Injection {
             pending: Vec::with_capacity(CHUNK),
             timeout,
             smtputf8: false,
+            verp: false,
         })
     }
 
@@ -290,6 +292,13 @@ impl Injection {
     /// so remote delivery knows a non-ASCII header needs it.
     pub fn set_smtputf8(&mut self) {
         self.smtputf8 = true;
+    }
+
+    /// Asks for VERP (sent as a `V` record before `E`): each recipient gets its own envelope
+    /// sender `prefix-local=domain@senderdomain` built from the sender `prefix@senderdomain`, so
+    /// a list manager learns from a bounce which subscriber it was for.
+    pub fn set_verp(&mut self) {
+        self.verp = true;
     }
 
     /// Adds message bytes (CRLF line endings, exactly as they will be delivered).
@@ -343,6 +352,9 @@ impl Injection {
         }
         if self.smtputf8 {
             with_timeout(self.timeout, self.conn.send(&Record::new(b'U'))).await?;
+        }
+        if self.verp {
+            with_timeout(self.timeout, self.conn.send(&Record::new(b'V'))).await?;
         }
         let mut envelope = Record::new(b'E').field(sender);
         for r in recipients {

@@ -5,8 +5,12 @@
 //! ```toml
 //! [remote.routes]
 //! "example.org" = "mx.example.net:25"
-//! "*" = { host = "smarthost.example", port = 587, tls = "encrypt",
-//!         auth = { user = "relay@example", password_file = "/etc/moat/relay.secret" } }
+//!
+//! [remote.routes."*"]          # the same as one inline table (which TOML keeps on one line)
+//! host = "smarthost.example"
+//! port = 587
+//! tls = "encrypt"
+//! auth = { user = "relay@example", password_file = "/etc/moat/relay.secret" }
 //! ```
 //!
 //! SECURITY: the password is never in moat.toml, which stays world-readable for the CLI and
@@ -246,7 +250,8 @@ fn parse_route(domain: String, value: toml::Value, base: &Path, at: &str) -> Res
 }
 
 fn parse_auth(raw: RawAuth, base: &Path, at: &str) -> Result<RouteAuth, String> {
-    let example = "auth = { user = \"relay@example.org\", password_file = \"/etc/moat/relay.secret\" }";
+    let example =
+        "auth = { user = \"relay@example.org\", password_file = \"/etc/moat/relay.secret\" }";
     if raw.password.is_some() {
         return Err(format!(
             "{at}.auth: an inline password is not accepted (moat.toml is readable by every \
@@ -285,6 +290,22 @@ mod tests {
     }
 
     #[test]
+    fn the_table_form_of_the_readme() {
+        let routes = parse(
+            "\"example.org\" = \"mx.example.net:25\"\n[remote.routes.\"*\"]\n\
+             host = \"smtp.provider.example\"\nport = 587\ntls = \"encrypt\"\n\
+             auth = { user = \"relay@example.org\", password_file = \"/etc/moat/relay.secret\" }\n",
+        )
+        .expect("valid");
+        let smart = routes.iter().find(|r| r.domain == "*").expect("smarthost");
+        assert_eq!(smart.port, 587);
+        assert_eq!(
+            smart.auth.as_ref().map(|a| a.user.as_str()),
+            Some("relay@example.org")
+        );
+    }
+
+    #[test]
     fn a_smarthost_with_credentials() {
         let routes = parse(
             "\"*\" = { host = \"Smarthost.Example\", port = 587, tls = \"encrypt\", \
@@ -294,13 +315,19 @@ mod tests {
         )
         .expect("valid");
         let smart = routes.iter().find(|r| r.domain == "*").expect("smarthost");
-        assert_eq!((smart.host.as_str(), smart.port), ("smarthost.example", 587));
+        assert_eq!(
+            (smart.host.as_str(), smart.port),
+            ("smarthost.example", 587)
+        );
         let auth = smart.auth.as_ref().expect("auth");
         assert_eq!(auth.user, "relay@example");
         assert_eq!(auth.password_file, Path::new("/etc/moat/relay.secret"));
         assert_eq!(smart.auth_tls_problem(TlsPolicy::May), None);
         assert!(!smart.plaintext_auth_allowed());
-        let local = routes.iter().find(|r| r.domain == "local.example").expect("local");
+        let local = routes
+            .iter()
+            .find(|r| r.domain == "local.example")
+            .expect("local");
         assert!(local.plaintext_auth_allowed());
         // Credentials never travel in the route's one-line form.
         let decoded = Route::decode(&smart.encode()).expect("decodes");
@@ -311,9 +338,13 @@ mod tests {
     #[test]
     fn mistakes_are_named_with_what_to_do() {
         let auth = "auth = { user = \"u\", password_file = \"/s\" }";
+        // An encrypted route whose auth table is `table`.
+        let encrypted = |table: &str| {
+            format!("\"*\" = {{ host = \"r.example\", tls = \"encrypt\", auth = {{ {table} }} }}")
+        };
         for (routes, needle) in [
             (
-                format!("\"*\" = {{ host = \"r.example\", tls = \"encrypt\", auth = {{ user = \"u\", password = \"x\" }} }}"),
+                encrypted("user = \"u\", password = \"x\""),
                 "an inline password is not accepted",
             ),
             (
@@ -328,24 +359,15 @@ mod tests {
                 format!("\"*\" = {{ host = \"r.example\", tls = \"none\", {auth} }}"),
                 "127.0.0.1, ::1 or localhost",
             ),
+            (encrypted("user = \"u\""), "needs password_file"),
+            (encrypted("password_file = \"/s\""), "needs a user"),
+            (encrypted("user = \" u\", password_file = \"/s\""), "space"),
             (
-                format!("\"*\" = {{ host = \"r.example\", tls = \"encrypt\", auth = {{ user = \"u\" }} }}"),
-                "needs password_file",
-            ),
-            (
-                format!("\"*\" = {{ host = \"r.example\", tls = \"encrypt\", auth = {{ password_file = \"/s\" }} }}"),
-                "needs a user",
-            ),
-            (
-                format!("\"*\" = {{ host = \"r.example\", tls = \"encrypt\", auth = {{ user = \" u\", password_file = \"/s\" }} }}"),
-                "space",
-            ),
-            (
-                format!("\"*\" = {{ host = \"r.example\", tls = \"encrypt\", auth = {{ user = \"u\\u0000\", password_file = \"/s\" }} }}"),
+                encrypted("user = \"u\\u0000\", password_file = \"/s\""),
                 "control",
             ),
             (
-                format!("\"*\" = {{ host = \"r.example\", tls = \"encrypt\", auth = {{ user = \"u\", password_file = \"/s\", pasword = 1 }} }}"),
+                encrypted("user = \"u\", password_file = \"/s\", pasword = 1"),
                 "unknown field `pasword`",
             ),
             (
@@ -363,7 +385,10 @@ mod tests {
             ),
         ] {
             let err = parse(&routes).expect_err(&routes);
-            assert!(err.contains(needle), "{routes}\n{err}\nshould mention {needle:?}");
+            assert!(
+                err.contains(needle),
+                "{routes}\n{err}\nshould mention {needle:?}"
+            );
             assert!(err.contains("remote.routes.\"*\""), "{err} names the route");
         }
         // A default of verify protects a route that names no policy of its own.
@@ -376,7 +401,9 @@ mod tests {
         );
         assert!(c.is_ok(), "{c:?}");
         let many: String = (0..=MAX_ROUTES_WITH_AUTH)
-            .map(|i| format!("\"d{i}.example\" = {{ host = \"r.example\", tls = \"verify\", {auth} }}\n"))
+            .map(|i| {
+                format!("\"d{i}.example\" = {{ host = \"r.example\", tls = \"verify\", {auth} }}\n")
+            })
             .collect();
         assert!(parse(&many).expect_err("too many").contains("at most"));
     }

@@ -23,8 +23,16 @@ const BASE: &[&str] = &[
     "QUOTA",
 ];
 
-/// The selected-state extensions, added here as they are implemented.
-const SELECTED_STATE: &[&str] = &[];
+/// The selected-state extensions, added here as they are implemented (`APPENDLIMIT=` is
+/// added by `list`).
+const SELECTED_STATE: &[&str] = &[
+    "IDLE",
+    "UNSELECT",
+    "UIDPLUS",
+    "MOVE",
+    "CONDSTORE",
+    "ESEARCH",
+];
 
 /// `APPENDLIMIT=<n>` once APPEND exists (RFC 7889), from the site's message size limit.
 pub fn appendlimit(max_message_size: u64) -> String {
@@ -44,8 +52,10 @@ pub struct Facts {
 /// The capability list, space-separated.
 pub fn list(f: Facts) -> String {
     let mut caps: Vec<&str> = BASE.to_vec();
+    let limit = appendlimit(crate::settings::APPEND_LIMIT as u64);
     if f.authenticated {
         caps.extend_from_slice(SELECTED_STATE);
+        caps.push(&limit);
     } else {
         if f.tls_available && !f.tls {
             caps.push("STARTTLS");
@@ -88,10 +98,7 @@ mod tests {
         assert!(tls.contains("AUTH=PLAIN") && !tls.contains("STARTTLS"));
         let after = list(facts(true, true, false));
         assert!(after.starts_with("IMAP4rev1 ") && !after.contains("AUTH="));
-        assert!(
-            !enableable("CONDSTORE"),
-            "not until the selected state lists it"
-        );
+        assert!(enableable("CONDSTORE") && after.contains("APPENDLIMIT="));
         assert_eq!(appendlimit(10), "APPENDLIMIT=10");
     }
 }

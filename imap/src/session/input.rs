@@ -8,8 +8,9 @@
 //! file instead of memory: take it from `raw` while the fragmentizer waits).
 //!
 //! Limits (SECURITY):
-//! - a message (line + literals) is at most `MAX_MESSAGE` bytes; the fragmentizer never stores
-//!   more, and a line growing past it without LF ends the connection at once (nothing useful
+//! - a message (line + literals) is at most `MAX_MESSAGE` bytes, an APPEND at most
+//!   `APPEND_LIMIT` more (RFC 7889; held in memory for now, see docs/IMAP.md); the fragmentizer
+//!   never stores more, and a line growing past it without LF ends the connection at once (nothing useful
 //!   can follow);
 //! - before login, all messages together are at most `PREAUTH_BYTES`;
 //! - a literal is announced before it is sent: a synchronising one over the limit is refused
@@ -25,6 +26,8 @@ use std::collections::VecDeque;
 
 use imap_codec::fragmentizer::{FragmentInfo, Fragmentizer, LiteralAnnouncement};
 use imap_codec::imap_types::core::LiteralMode;
+
+use crate::settings::APPEND_LIMIT;
 
 /// The largest message (command line with its literals): Dovecot's `imap_max_line_length`.
 pub const MAX_MESSAGE: usize = 64 * 1024;
@@ -62,6 +65,16 @@ pub struct Input {
     preauth: Option<usize>,
 }
 
+/// True if the message so far is an APPEND (`<tag> APPEND `): its literal may be as large as
+/// `APPEND_LIMIT`.
+fn is_append(message: &[u8]) -> bool {
+    let mut words = message.splitn(3, |b| *b == b' ');
+    words.next();
+    words
+        .next()
+        .is_some_and(|w| w.eq_ignore_ascii_case(b"APPEND"))
+}
+
 impl Default for Input {
     fn default() -> Self {
         Input::new()
@@ -71,7 +84,7 @@ impl Default for Input {
 impl Input {
     pub fn new() -> Input {
         Input {
-            frag: Fragmentizer::new(MAX_MESSAGE as u32),
+            frag: Fragmentizer::new(u32::try_from(MAX_MESSAGE + APPEND_LIMIT).unwrap_or(u32::MAX)),
             raw: VecDeque::new(),
             literal_left: None,
             current: 0,
@@ -106,6 +119,7 @@ impl Input {
     fn limit(&self) -> usize {
         match self.preauth {
             Some(used) => PREAUTH_BYTES.saturating_sub(used).min(MAX_MESSAGE),
+            None if is_append(self.frag.message_bytes()) => MAX_MESSAGE + APPEND_LIMIT,
             None => MAX_MESSAGE,
         }
     }
@@ -130,11 +144,14 @@ impl Input {
         }
         let n = match self.literal_left {
             Some(left) => self.raw.len().min(left as usize),
+            // At most one byte past the limit, which is then refused: the fragmentizer (whose
+            // own maximum allows an APPEND) never holds more than the limit of this message.
             None => self
                 .raw
                 .iter()
                 .position(|b| *b == b'\n')
-                .map_or(self.raw.len(), |at| at + 1),
+                .map_or(self.raw.len(), |at| at + 1)
+                .min(self.limit().saturating_sub(self.current) + 1),
         };
         let (front, back) = self.raw.as_slices();
         let from_front = n.min(front.len());
@@ -303,7 +320,7 @@ mod tests {
             }
         }
         assert_eq!(got, ["None [TOOBIG] command line too long true"]);
-        assert!(i.frag.message_bytes().len() <= MAX_MESSAGE);
+        assert!(i.frag.message_bytes().len() <= MAX_MESSAGE + 1);
 
         let mut p = Input::new();
         let mut refused = false;

@@ -16,8 +16,8 @@
 //! | `status.rs` | STATUS items and their response |
 //! | `misc.rs` | ID, ENABLE, NAMESPACE, GETQUOTA, GETQUOTAROOT, SETQUOTA |
 //!
-//! Extension point for the selected state: `selected` below answers SELECT/EXAMINE and the
-//! selected-state commands; it becomes a `selected/` module with a `State::Selected`.
+//! The selected state is `selected/` (SELECT/EXAMINE, APPEND and the selected-state commands);
+//! the selected mailbox is `Session::selected`, beside the authenticated user.
 //!
 //! SECURITY: bounded by `MAX_PREAUTH_COMMANDS` commands before login and `MAX_BAD` BAD answers
 //! per session (then BYE); plaintext logins only where `capabilities.rs` offers them; the
@@ -32,6 +32,7 @@ mod mailboxes;
 mod misc;
 pub mod parse;
 pub mod response;
+mod selected;
 pub mod status;
 #[cfg(test)]
 mod tests;
@@ -77,6 +78,11 @@ pub enum Flow {
     },
     /// Send the output and close.
     Close,
+    /// Send the output, then call `resume` (a FETCH sent in batches).
+    More,
+    /// IDLE: send the output, then wait for the client's `DONE` (`idle_done`) and for
+    /// `idle_wait` (then `idle_changes`) at once.
+    Idle,
 }
 
 /// A logged-in user.
@@ -106,8 +112,14 @@ pub struct Session {
     bad: u32,
     /// The user once logged in, for the log (kept after LOGOUT).
     logged_in: Option<String>,
-    /// ENABLE CONDSTORE was accepted (RFC 7162); read by the selected state.
+    /// CONDSTORE is on (ENABLE, SELECT (CONDSTORE), or a command using it; RFC 7162).
     pub condstore: bool,
+    /// The selected mailbox (only while authenticated).
+    selected: Option<selected::Selected>,
+    /// The tag of the IDLE waiting for DONE.
+    idling: Option<String>,
+    /// A FETCH sent in batches (`Flow::More`).
+    fetching: Option<selected::FetchJob>,
 }
 
 /// Runs blocking mailbox work on the blocking pool.
@@ -130,6 +142,9 @@ impl Session {
             bad: 0,
             logged_in: None,
             condstore: false,
+            selected: None,
+            idling: None,
+            fetching: None,
         }
     }
 
@@ -225,6 +240,24 @@ impl Session {
         }
         match parsed {
             Parsed::Command(command) => self.command(command, out).await,
+            Parsed::Esearch(command, options) if self.selected.is_some() => {
+                let tag = command.tag.as_ref().to_string();
+                match command.body {
+                    CommandBody::Search {
+                        charset,
+                        criteria,
+                        uid,
+                    } => {
+                        self.search(&tag, charset, criteria, uid, Some(options), out)
+                            .await
+                    }
+                    _ => self.bad(out, &tag, "Invalid SEARCH arguments."),
+                }
+            }
+            Parsed::Esearch(command, _) => {
+                let tag = command.tag.as_ref().to_string();
+                self.bad(out, &tag, "SEARCH: no mailbox selected.")
+            }
             Parsed::List(list) if self.is_authenticated() => self.list(list, out).await,
             Parsed::List(list) => self.bad(out, &list.tag, "Log in first."),
             Parsed::Sasl(_) => self.bad(out, "*", "Unexpected SASL response."),
@@ -235,6 +268,16 @@ impl Session {
     async fn command(&mut self, command: Command<'static>, out: &mut Vec<u8>) -> Flow {
         let tag = command.tag.as_ref().to_string();
         let name = command.name();
+        if self.is_authenticated() {
+            if selected::handles(&command.body, self.selected.is_some()) {
+                return self.selected_command(tag, command.body, out).await;
+            }
+            if !matches!(command.body, CommandBody::Logout)
+                && let Some(flow) = self.updates_before(out).await
+            {
+                return flow;
+            }
+        }
         match command.body {
             CommandBody::Capability => {
                 response::untagged(
@@ -287,16 +330,9 @@ impl Session {
         }
     }
 
-    /// The selected state's commands: SELECT/EXAMINE and APPEND are not available yet, the
-    /// rest needs a selected mailbox. Replaced by the `selected/` module.
+    /// A selected-state command without a selected mailbox (or one we do not implement).
     fn selected(&mut self, tag: &str, name: &str, out: &mut Vec<u8>) -> Flow {
-        match name {
-            "SELECT" | "EXAMINE" | "APPEND" => {
-                response::no(out, tag, &format!("[CANNOT] {name} is not available yet."));
-                Flow::Continue
-            }
-            _ => self.bad(out, tag, &format!("{name}: no mailbox selected.")),
-        }
+        self.bad(out, tag, &format!("{name}: no mailbox selected."))
     }
 
     /// The user, for the authenticated-state commands (only called in that state).

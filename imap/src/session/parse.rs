@@ -2,6 +2,7 @@
 //! LIST/LSUB (`list_command.rs`, which also reads LIST-EXTENDED), or a SASL response
 //! (`AuthenticateDataCodec`), or the BAD to answer.
 
+use imap_codec::decode::Decoder;
 use imap_codec::fragmentizer::DecodeMessageError;
 use imap_codec::imap_types::IntoStatic;
 use imap_codec::imap_types::auth::AuthenticateData;
@@ -16,6 +17,8 @@ use super::list_command::{self, ListCommand};
 #[derive(Debug)]
 pub enum Parsed {
     Command(Command<'static>),
+    /// A SEARCH with ESEARCH's `RETURN (...)` (RFC 4731), which imap-codec does not parse.
+    Esearch(Command<'static>, crate::search::ReturnOptions),
     List(ListCommand),
     /// A SASL response, decoded from base64; `None`: the client cancelled (`*`).
     Sasl(Option<Vec<u8>>),
@@ -80,19 +83,36 @@ pub fn command(input: &Input) -> Parsed {
             tag: tag(),
             text: "[TOOBIG] Command line too long.".into(),
         },
-        Err(_) if list_command::is_list(input.message()) => {
+        Err(_) if list_command::is_list(input.message()) => list_or_bad(input, tag()),
+        Err(_) => match crate::search::parse_return_options(input.message()) {
+            Ok(Some((options, message))) => match CommandCodec::default().decode(&message) {
+                Ok((_, command)) => Parsed::Esearch(command.into_static(), options),
+                Err(_) => Parsed::Bad {
+                    tag: tag(),
+                    text: "Invalid SEARCH arguments.".into(),
+                },
+            },
+            Ok(None) => Parsed::Bad {
+                tag: tag(),
+                text: "Unknown command or invalid arguments.".into(),
+            },
+            Err(text) => Parsed::Bad { tag: tag(), text },
+        },
+    }
+}
+
+/// A LIST imap-codec refused: LIST-EXTENDED (`list_command.rs`) or BAD.
+fn list_or_bad(input: &Input, tag: Option<String>) -> Parsed {
+    {
+        {
             match list_command::parse(input.message()) {
                 Some(list) => Parsed::List(list),
                 None => Parsed::Bad {
-                    tag: tag(),
+                    tag,
                     text: "Invalid LIST arguments.".into(),
                 },
             }
         }
-        Err(_) => Parsed::Bad {
-            tag: tag(),
-            text: "Unknown command or invalid arguments.".into(),
-        },
     }
 }
 

@@ -60,13 +60,15 @@ pub async fn run(config: &Config, cmd: QueueCmd) -> anyhow::Result<()> {
                 return output::json(&json!({
                     "id": d.id, "arrival": d.arrival, "size": d.size, "sender": d.sender,
                     "origin": d.origin, "client": d.client, "uid": d.uid, "attempts": d.attempts,
-                    "next_try": d.next_try, "last_error": d.last_error, "recipients": rcpts,
+                    "next_try": d.next_try, "last_error": d.last_error, "verp": d.verp,
+                    "recipients": rcpts,
                 }));
             }
             println!("id:         {}", d.id);
             println!("arrived:    {}", output::time(d.arrival as i64));
             println!("size:       {}", d.size);
-            println!("from:       <{}>", d.sender);
+            let verp = if d.verp { " (VERP)" } else { "" };
+            println!("from:       <{}>{verp}", d.sender);
             println!("origin:     {} ({}; uid {})", d.origin, d.client, d.uid);
             println!("attempts:   {}", d.attempts);
             match d.next_try {

@@ -1,8 +1,8 @@
 //! Running the children: spawn with the setup channel, notice exits, restart with backoff,
-//! replace moat-smtpd (certificates) and moat-remote (DKIM keys) on SIGHUP (new one first, so
-//! no connection or delivery request is refused), and drain in
-//! order on SIGTERM: smtpd first (open transactions finish or get 421), then the queue and
-//! local and remote delivery, then auth; whatever has not stopped in time is killed.
+//! replace moat-smtpd (certificates) and moat-remote (DKIM keys, route passwords) on SIGHUP (new
+//! one first, so no connection or delivery request is refused), and drain in order on SIGTERM:
+//! smtpd first (open transactions finish or get 421), then the queue and local and remote
+//! delivery, then auth; whatever has not stopped in time is killed.
 
 use std::collections::BTreeMap;
 use std::os::unix::net::UnixStream;
@@ -19,7 +19,8 @@ use tokio::sync::mpsc;
 
 use super::Accounts;
 use super::listeners::Sockets;
-use super::specs::{ProgramDir, Role, TlsFiles, items, open_ca};
+use super::remote_files::RemoteFiles;
+use super::specs::{ProgramDir, Role, TlsFiles, items};
 
 /// A child that ran at least this long is considered healthy: its next crash restarts fast.
 const HEALTHY_AFTER: Duration = Duration::from_secs(30);
@@ -90,13 +91,9 @@ impl Supervisor {
             Role::Smtpd | Role::Pop3d | Role::Imapd => Some(TlsFiles::open(&self.config)?),
             _ => None,
         };
-        let ca = match role {
-            Role::Remote => open_ca(&self.config)?,
-            _ => None,
-        };
-        let dkim = match role {
-            Role::Remote => super::dkim::open_keys(&self.config)?,
-            _ => Vec::new(),
+        let remote = match role {
+            Role::Remote => RemoteFiles::open(&self.config)?,
+            _ => RemoteFiles::default(),
         };
         let setup = items(
             role,
@@ -104,8 +101,7 @@ impl Supervisor {
             &self.accounts,
             &self.sockets,
             tls.as_ref(),
-            ca.as_ref(),
-            &dkim,
+            &remote,
         );
         let mut cmd = Command::new(self.programs.path(role));
         cmd.env_clear()
@@ -227,10 +223,13 @@ impl Supervisor {
     }
 
     /// SIGHUP: start a new moat-smtpd with freshly opened certificates and a new moat-remote
-    /// with the current DKIM keys, then let the old ones finish their sessions and
-    /// transactions. The listeners are shared, so nobody is refused meanwhile.
+    /// with the current DKIM keys and route passwords, then let the old ones finish their
+    /// sessions and transactions. The listeners are shared, so nobody is refused meanwhile.
     fn reload(&mut self) {
-        info!("reloading: replacing moat-smtpd (certificates) and moat-remote (DKIM keys)");
+        info!(
+            "reloading: replacing moat-smtpd (certificates) and moat-remote (DKIM keys, route \
+             passwords)"
+        );
         for role in [Role::Smtpd, Role::Remote] {
             match self.spawn(role) {
                 Ok(fresh) => {

@@ -5,13 +5,16 @@
 //! every program under the invoking user.
 //!
 //! SECURITY: the supervisor never reads from a listener or parses network input; the only data
-//! it handles are its own configuration and the key files it opens for its children.
+//! it handles are its own configuration and the key and password files it opens for its
+//! children.
 
 mod accounts;
 mod children;
 pub mod dkim;
 mod layout;
 mod listeners;
+mod remote_files;
+mod route_auth;
 mod specs;
 
 use anyhow::Context as _;
@@ -23,6 +26,9 @@ pub use accounts::Accounts;
 /// Runs the stack until SIGTERM/SIGINT.
 pub async fn serve(config: &Config) -> anyhow::Result<()> {
     let accounts = Accounts::for_config(config)?;
+    // The routes' password files are opened again at every spawn of moat-remote; checking them
+    // first makes a bad one stop the start before any listener is bound or child started.
+    route_auth::open_secrets(config)?;
     if !accounts.privileged {
         info!("not running as root: every process runs as this user (quickstart mode)");
     }

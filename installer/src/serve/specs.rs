@@ -9,11 +9,14 @@ use anyhow::{Context as _, bail};
 use moat_common::child::Item;
 use moat_common::config::Config;
 use moat_common::privilege::Account;
+use moat_smtp::remote::auth as route_auth;
 use moat_smtp::remote::dkim::keys;
 
 use super::Accounts;
-use super::dkim::{KeyFile, setting as dkim_setting};
+use super::dkim::setting as dkim_setting;
 use super::listeners::Sockets;
+use super::remote_files::RemoteFiles;
+use super::route_auth::setting as route_auth_setting;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Role {
@@ -134,8 +137,7 @@ pub fn items<'a>(
     accounts: &Accounts,
     sockets: &'a Sockets,
     tls: Option<&'a TlsFiles>,
-    ca: Option<&'a File>,
-    dkim: &'a [KeyFile],
+    remote: &'a RemoteFiles,
 ) -> Vec<Item<'a>> {
     let uid = |a: &Account| a.uid.to_string();
     let path = |p: PathBuf| p.display().to_string();
@@ -150,7 +152,7 @@ pub fn items<'a>(
         ("tls_cert", tls.map(|t| t.cert.as_fd())),
         ("tls_key", tls.map(|t| t.key.as_fd())),
     ];
-    let mut settings: Vec<(&'static str, String)> = vec![
+    let mut settings: Vec<(&'a str, String)> = vec![
         ("user", role.account(accounts).name.clone()),
         ("run_dir", path(config.run_dir.clone())),
         ("hostname", config.hostname.clone()),
@@ -209,13 +211,27 @@ pub fn items<'a>(
         Role::Remote => {
             let r = &config.remote;
             fds.push(("remote", Some(sockets.remote.as_fd())));
-            fds.push(("tls_ca", ca.map(|f| f.as_fd())));
+            let RemoteFiles { ca, dkim, secrets } = remote;
+            fds.push(("tls_ca", ca.as_ref().map(|f| f.as_fd())));
             // The DKIM keys, opened by us: moat-remote gets descriptors, never paths.
             fds.extend(
                 dkim.iter()
                     .map(|k| (k.fd_name.as_str(), Some(k.file.as_fd()))),
             );
             settings.push((keys::SETTING, dkim_setting(dkim)));
+            // The routes' passwords, likewise: descriptors, never a setting (users are not
+            // secret and go as settings).
+            fds.extend(
+                secrets
+                    .iter()
+                    .map(|s| (s.fd_name.as_str(), Some(s.file.as_fd()))),
+            );
+            settings.push((route_auth::SETTING, route_auth_setting(secrets)));
+            settings.extend(
+                secrets
+                    .iter()
+                    .map(|s| (s.user_setting.as_str(), s.user.clone())),
+            );
             let routes: Vec<String> = r.routes.iter().map(|r| r.encode()).collect();
             settings.extend([
                 ("peers_queue", uid(&accounts.queue)),

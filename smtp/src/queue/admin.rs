@@ -4,7 +4,7 @@
 //!   recipients not yet done joined by ","], then `K` ["end"].
 //! - `S` [id] show → `D` [no such message], or `K` ["message"], then one
 //!   `Q` [id, arrival, size, sender, origin, client, uid, attempts, next try unix time ("" = now),
-//!   last temporary error], then per recipient `R` [index, address, state, text] with state
+//!   last temporary error, `VERP` or ""], then per recipient `R` [index, address, state, text] with state
 //!   `pending`, `delivered` or `failed` (text: the last result, or "" for pending), then `K` ["end"].
 //! - `F` flush → `K`: every waiting message is tried now.
 //! - `X` [id] delete → `K` (removed without a bounce) or `D` [no such message].
@@ -152,7 +152,8 @@ async fn show(ctx: &Arc<Ctx>, conn: &mut Conn, req: &Record) -> std::io::Result<
                         .map(|r| r.next_try.to_string())
                         .unwrap_or_default(),
                 )
-                .field(retry.as_ref().map(|r| r.last_error.as_str()).unwrap_or("")),
+                .field(retry.as_ref().map(|r| r.last_error.as_str()).unwrap_or(""))
+                .field(if env.verp { "VERP" } else { "" }),
         ];
         for (i, rcpt) in env.recipients.iter().enumerate() {
             let (state, text) = match done.marks.get(&i) {

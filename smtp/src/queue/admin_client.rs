@@ -45,6 +45,8 @@ pub struct Details {
     /// Unix seconds; `None` = as soon as possible.
     pub next_try: Option<u64>,
     pub last_error: String,
+    /// Each recipient gets its own VERP sender.
+    pub verp: bool,
     pub recipients: Vec<RecipientState>,
 }
 
@@ -175,6 +177,8 @@ impl QueueAdmin {
                 Some(next_try.parse().map_err(|_| bad("bad next try"))?)
             },
             last_error: text(head, 9)?,
+            // Absent from a queue older than VERP.
+            verp: head.text(10).is_ok_and(|f| f == "VERP"),
             recipients,
         })
     }

@@ -55,6 +55,7 @@ pub struct Report<'a> {
     /// The `From:` address (`bounce_from`).
     pub from: &'a str,
     pub original_id: &'a str,
+    /// Where the report goes (`To:`): the sender, or for VERP that recipient's VERP address.
     pub original_sender: &'a str,
     pub arrival: u64,
     pub now: u64,

@@ -8,6 +8,9 @@
 //! the notice instead of sending it twice: a delay notice is advice, and a duplicate is what
 //! users complain about (a bounce is the other way round, see `delivery.rs`).
 //!
+//! VERP (`verp.rs`): each waiting recipient's notice goes to its own VERP address, one notice
+//! per recipient; the one `W` line (naming the first) still makes it once per message.
+//!
 //! Who gets none (RFC 3461 4.1): the null sender (no reports about reports), and recipients whose
 //! NOTIFY was given without DELAY (NEVER included); no NOTIFY means FAILURE,DELAY. When nobody is
 //! left, `W -` records that, so the question is settled once too.
@@ -28,7 +31,7 @@ use super::bounce::{self, Failure, Kind, MAX_HEADER_COPY, Report};
 use super::envelope::{Envelope, check_recipient};
 use super::scheduler::Command;
 use super::state::{DelayNotice, delay_notice_line};
-use super::{Ctx, blocking};
+use super::{Ctx, blocking, verp};
 
 /// What to do about the delay notice after an attempt that left recipients deferred.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,28 +128,41 @@ pub async fn handle(
                     })
                 })
                 .collect();
-            queue_notice(ctx, id, env, delayed).await;
+            queue_notices(ctx, id, env, notice_groups(env, delayed)).await;
             None
         }
     }
 }
 
-/// How queuing a notice ended (errors before the `W` line are the `Err` of `blocking`).
-enum Queued {
-    Committed {
-        nid: String,
-        size: u64,
-    },
-    /// The `W` line is written but the commit failed: this message gets no notice.
-    Lost {
-        nid: String,
-        error: std::io::Error,
-    },
+/// Who gets which delayed recipients: the sender all of them, or for a VERP message each
+/// recipient's VERP address its own (the list manager learns who is slow, as with bounces).
+fn notice_groups(env: &Envelope, delayed: Vec<Failure>) -> Vec<(String, Vec<Failure>)> {
+    if !env.verp {
+        return vec![(env.sender.clone(), delayed)];
+    }
+    delayed
+        .into_iter()
+        .map(|f| (verp::sender_for(env, &f.recipient).into_owned(), vec![f]))
+        .collect()
 }
 
-async fn queue_notice(ctx: &Arc<Ctx>, id: &str, env: &Arc<Envelope>, delayed: Vec<Failure>) {
+/// How one notice ended once the `W` line was written (errors before it are the `Err` of
+/// `blocking`: nothing was sent, the next attempt tries again).
+struct Queued {
+    nid: String,
+    to: String,
+    count: usize,
+    /// The committed size, or why the commit failed (that notice is lost).
+    committed: std::io::Result<u64>,
+}
+
+async fn queue_notices(
+    ctx: &Arc<Ctx>,
+    id: &str,
+    env: &Arc<Envelope>,
+    groups: Vec<(String, Vec<Failure>)>,
+) {
     let (ctx2, env2, owned) = (Arc::clone(ctx), Arc::clone(env), id.to_string());
-    let count = delayed.len();
     let queued = blocking(move || {
         let s = &ctx2.settings;
         let headers = ctx2
@@ -154,61 +170,86 @@ async fn queue_notice(ctx: &Arc<Ctx>, id: &str, env: &Arc<Envelope>, delayed: Ve
             .message_header(&owned, MAX_HEADER_COPY)
             .unwrap_or_default();
         let now = date::now();
-        let message = bounce::compose(&Report {
-            kind: Kind::Delayed {
-                retry_until: env2.arrival.saturating_add(s.lifetime_secs),
-            },
-            hostname: &s.hostname,
-            from: &s.bounce_from,
-            original_id: &owned,
-            original_sender: &env2.sender,
-            arrival: env2.arrival,
-            now,
-            failures: &delayed,
-            headers: &headers,
-            full: None,
-            envid: env2.dsn.envid.as_deref(),
-            token: rand::random(),
-        });
-        let mut draft = ctx2.store.create(now)?;
-        draft.write(&message)?;
-        let nid = draft.id().to_string();
-        // Before the commit: a crash in between loses the notice instead of sending it twice.
-        ctx2.store.append_done(
-            &owned,
-            &delay_notice_line(&DelayNotice::Queued(nid.clone())),
-        )?;
-        let mut notice_env = Envelope {
-            arrival: now,
-            origin: Origin::Bounce,
-            uid: ctx2.own_uid,
-            size: 0,
-            client: format!("delay notice of {owned}"),
-            sender: String::new(),
-            recipients: vec![env2.sender.clone()],
-            dsn: Default::default(),
-            smtputf8: false,
+        let mut drafts = Vec::with_capacity(groups.len());
+        for (to, delayed) in groups {
+            let message = bounce::compose(&Report {
+                kind: Kind::Delayed {
+                    retry_until: env2.arrival.saturating_add(s.lifetime_secs),
+                },
+                hostname: &s.hostname,
+                from: &s.bounce_from,
+                original_id: &owned,
+                original_sender: &to,
+                arrival: env2.arrival,
+                now,
+                failures: &delayed,
+                headers: &headers,
+                full: None,
+                envid: env2.dsn.envid.as_deref(),
+                token: rand::random(),
+            });
+            let mut draft = ctx2.store.create(now)?;
+            draft.write(&message)?;
+            drafts.push((draft, to, delayed.len()));
+        }
+        let Some(first) = drafts.first().map(|(d, _, _)| d.id().to_string()) else {
+            return Ok(Vec::new());
         };
-        Ok(match draft.commit(&mut notice_env) {
-            Ok(nid) => Queued::Committed {
+        // Before the commits: a crash in between loses notices instead of sending them twice.
+        // One line for the message, naming the first notice (VERP may send several).
+        ctx2.store
+            .append_done(&owned, &delay_notice_line(&DelayNotice::Queued(first)))?;
+        let mut out = Vec::with_capacity(drafts.len());
+        for (draft, to, count) in drafts {
+            let nid = draft.id().to_string();
+            let mut notice_env = Envelope {
+                arrival: now,
+                origin: Origin::Bounce,
+                uid: ctx2.own_uid,
+                size: 0,
+                client: format!("delay notice of {owned}"),
+                sender: String::new(),
+                recipients: vec![to.clone()],
+                dsn: Default::default(),
+                smtputf8: false,
+                verp: false,
+            };
+            let committed = draft.commit(&mut notice_env).map(|_| notice_env.size);
+            out.push(Queued {
                 nid,
-                size: notice_env.size,
-            },
-            Err(error) => Queued::Lost { nid, error },
-        })
+                to,
+                count,
+                committed,
+            });
+        }
+        Ok(out)
     })
     .await;
-    match queued {
-        Ok(Queued::Committed { nid, size }) => {
-            info!(id = &nid; "from=<> size={size} nrcpt=1 origin=bounce client=delay notice of {id}");
-            info!(id = id; "delay notice {nid} queued to <{}> for {count} recipient(s)", env.sender);
-            // If the scheduler is gone (stopping), the next start picks the notice up from disk.
-            let _ = ctx.scheduler.send(Command::New(nid));
+    let queued = match queued {
+        Ok(queued) => queued,
+        Err(e) => {
+            warn!(id = id; "cannot queue the delay notice ({e}): trying at the next attempt");
+            return;
         }
-        Ok(Queued::Lost { nid, error }) => {
-            error!(id = id; "delay notice {nid} not queued ({error}): no delay notice for this message");
+    };
+    for Queued {
+        nid,
+        to,
+        count,
+        committed,
+    } in queued
+    {
+        match committed {
+            Ok(size) => {
+                info!(id = &nid; "from=<> size={size} nrcpt=1 origin=bounce client=delay notice of {id}");
+                info!(id = id; "delay notice {nid} queued to <{to}> for {count} recipient(s)");
+                // If the scheduler is gone (stopping), the next start picks it up from disk.
+                let _ = ctx.scheduler.send(Command::New(nid));
+            }
+            Err(e) => {
+                error!(id = id; "delay notice {nid} to <{to}> not queued ({e}): it is lost");
+            }
         }
-        Err(e) => warn!(id = id; "cannot queue the delay notice ({e}): trying at the next attempt"),
     }
 }
 
@@ -242,6 +283,7 @@ mod tests {
                 ..Dsn::default()
             },
             smtputf8: false,
+            verp: false,
         }
     }
 

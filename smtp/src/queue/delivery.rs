@@ -11,6 +11,10 @@
 //! time: the expiry (the message bounces then) and a delay notice still to come
 //! (`delay_notice.rs`, sent after the attempt that finds the message old enough).
 //!
+//! VERP (`verp.rs`): every recipient of such a message gets its own sender, so its remote groups
+//! hold one recipient each, moat-local gets that sender too (its Return-Path), and each failed
+//! recipient bounces on its own to its VERP address (a `B <id> <index>` line per bounce).
+//!
 //! SECURITY: moat-local and moat-remote get a read-only descriptor, never a path. Texts it answers are cleaned
 //! before they go into a done mark, a log line or a bounce. A bounce goes only to a non-null
 //! sender that is a plausible address; a message whose sender is null is never bounced (no loops).
@@ -30,14 +34,14 @@ use super::bounce::{self, Failure, MAX_FULL_COPY, MAX_HEADER_COPY, Report, perma
 use super::delay_notice;
 use super::envelope::{Envelope, check_recipient};
 use super::state::{Done, Mark, Retry, bounce_line, mark_line};
-use super::{Ctx, blocking, now_ms};
+use super::{Ctx, blocking, now_ms, verp};
 use moat_common::date;
 
 /// What an attempt leaves for the scheduler.
 #[derive(Debug)]
 pub enum Outcome {
-    /// Finished and removed; a bounce may have been queued under this id.
-    Removed { bounce: Option<String> },
+    /// Finished and removed; bounces may have been queued under these ids (VERP: several).
+    Removed { bounces: Vec<String> },
     /// Try again at this unix time in milliseconds.
     Retry { at: u64 },
 }
@@ -76,7 +80,9 @@ async fn try_attempt(
     let owned = id.to_string();
     if !store.exists(id) {
         info!(id = id; "no longer queued");
-        return Ok(Outcome::Removed { bounce: None });
+        return Ok(Outcome::Removed {
+            bounces: Vec::new(),
+        });
     }
     let (env, done, retry) = blocking(move || {
         let env = store.envelope(&owned)?;
@@ -199,7 +205,10 @@ async fn deliver_one(
         return Verdict::Deferred("the queue is stopping".into());
     };
     let answer = match ctx.store.open_message(id) {
-        Ok(file) => ctx.local.deliver(id, &env.sender, rcpt, file.as_fd()).await,
+        Ok(file) => {
+            let sender = verp::sender_for(env, rcpt);
+            ctx.local.deliver(id, &sender, rcpt, file.as_fd()).await
+        }
         Err(e) => Err(std::io::Error::new(
             e.kind(),
             format!("cannot open the message: {e}"),
@@ -217,8 +226,11 @@ async fn deliver_one(
 }
 
 /// Groups remote recipients (indices into the envelope) by domain, at most `MAX_RECIPIENTS` per
-/// group, in envelope order.
+/// group, in envelope order; one per group for VERP (one SMTP transaction has one sender).
 fn by_domain(env: &Envelope, indices: &[usize]) -> Vec<Vec<usize>> {
+    if env.verp {
+        return indices.iter().map(|&i| vec![i]).collect();
+    }
     let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
     for &i in indices {
         let domain = domain_of(&env.recipients[i]);
@@ -252,6 +264,8 @@ async fn deliver_remote(
 ) -> Vec<(usize, Verdict)> {
     let rcpts: Vec<String> = indices.iter().map(|i| env.recipients[*i].clone()).collect();
     let domain = rcpts.first().map(|r| domain_of(r)).unwrap_or_default();
+    // A VERP group holds one recipient (`by_domain`): its sender is that recipient's.
+    let sender = verp::sender_for(env, rcpts.first().map_or("", String::as_str));
     let Some(remote) = &ctx.remote else {
         for r in &rcpts {
             info!(id = id; "to=<{r}> deferred (attempt {attempt}): {NO_REMOTE}");
@@ -268,7 +282,7 @@ async fn deliver_remote(
                 remote
                     .deliver(
                         id,
-                        &env.sender,
+                        &sender,
                         &domain,
                         env.smtputf8,
                         env.origin,
@@ -366,37 +380,74 @@ async fn finish(
     let (failures, silent): (Vec<_>, Vec<_>) = failures
         .into_iter()
         .partition(|(i, _)| env.dsn.recipient(*i).wants_failure());
-    let failures: Vec<Failure> = failures.into_iter().map(|(_, f)| f).collect();
     if !silent.is_empty() {
         info!(id = id; "{} failed recipient(s) asked for no failure notice (NOTIFY)", silent.len());
     }
-    let mut bounce = None;
+    let mut bounces = Vec::new();
     if !failures.is_empty() {
         if env.sender.is_empty() {
             info!(id = id; "{} recipient(s) failed; no bounce to the null sender", failures.len());
         } else if done.bounce.is_some() {
             info!(id = id; "bounce already queued");
-        } else if let Err(e) = check_recipient(&env.sender) {
-            warn!(id = id; "cannot bounce to <{}>: {e}; dropped", env.sender);
         } else {
-            let bid = queue_bounce(ctx, id, env, failures).await?;
-            bounce = Some(bid);
+            for group in bounce_groups(env, done, failures) {
+                if let Err(e) = check_recipient(&group.to) {
+                    warn!(id = id; "cannot bounce to <{}>: {e}; dropped", group.to);
+                    continue;
+                }
+                bounces.push(queue_bounce(ctx, id, env, group).await?);
+            }
         }
     }
     let store = Arc::clone(&ctx.store);
     let owned = id.to_string();
     blocking(move || store.remove(&owned)).await?;
     info!(id = id; "removed");
-    Ok(Outcome::Removed { bounce })
+    Ok(Outcome::Removed { bounces })
+}
+
+/// One bounce to queue: where it goes, for which recipients, and (VERP) the one recipient's
+/// index its `B` line names.
+struct BounceGroup {
+    to: String,
+    index: Option<usize>,
+    failures: Vec<Failure>,
+}
+
+/// The bounces for `failures` (index, failure): one to the sender for them all, or for a VERP
+/// message one per recipient to its VERP address, leaving out those already queued (`done`).
+fn bounce_groups(env: &Envelope, done: &Done, failures: Vec<(usize, Failure)>) -> Vec<BounceGroup> {
+    if !env.verp {
+        return vec![BounceGroup {
+            to: env.sender.clone(),
+            index: None,
+            failures: failures.into_iter().map(|(_, f)| f).collect(),
+        }];
+    }
+    failures
+        .into_iter()
+        .filter(|(i, _)| !done.bounced.contains(i))
+        .map(|(i, f)| BounceGroup {
+            to: verp::sender_for(env, &f.recipient).into_owned(),
+            index: Some(i),
+            failures: vec![f],
+        })
+        .collect()
 }
 
 async fn queue_bounce(
     ctx: &Arc<Ctx>,
     id: &str,
     env: &Arc<Envelope>,
-    failures: Vec<Failure>,
+    group: BounceGroup,
 ) -> std::io::Result<String> {
     let (ctx2, env2, owned) = (Arc::clone(ctx), Arc::clone(env), id.to_string());
+    let BounceGroup {
+        to,
+        index,
+        failures,
+    } = group;
+    let to2 = to.clone();
     let count = failures.len();
     let (bid, size) = blocking(move || {
         let s = &ctx2.settings;
@@ -419,7 +470,7 @@ async fn queue_bounce(
             hostname: &s.hostname,
             from: &s.bounce_from,
             original_id: &owned,
-            original_sender: &env2.sender,
+            original_sender: &to2,
             arrival: env2.arrival,
             now,
             failures: &failures,
@@ -437,17 +488,18 @@ async fn queue_bounce(
             size: 0,
             client: format!("bounce of {owned}"),
             sender: String::new(),
-            recipients: vec![env2.sender.clone()],
+            recipients: vec![to2],
             dsn: Default::default(),
             smtputf8: false,
+            verp: false,
         };
         let bid = draft.commit(&mut bounce_env)?;
         // Recorded so a crash before the removal does not bounce twice.
-        ctx2.store.append_done(&owned, &bounce_line(&bid))?;
+        ctx2.store.append_done(&owned, &bounce_line(&bid, index))?;
         Ok((bid, bounce_env.size))
     })
     .await?;
     info!(id = &bid; "from=<> size={size} nrcpt=1 origin=bounce client=bounce of {id}");
-    info!(id = id; "bounce {bid} queued to <{}> for {count} recipient(s)", env.sender);
+    info!(id = id; "bounce {bid} queued to <{to}> for {count} recipient(s)");
     Ok(bid)
 }

@@ -15,6 +15,7 @@
 //! YFULL                 optional: RET= (FULL or HDRS)
 //! Iabc123               optional: ENVID=, decoded
 //! S                     optional: the MAIL FROM carried SMTPUTF8 (RFC 6531)
+//! L                     optional: VERP, one envelope sender per recipient (`verp.rs`)
 //! Rbob@example.test     one line per recipient, in order (index 0, 1, ...)
 //! NFAILURE,DELAY        optional, after its R line: NOTIFY= (NEVER or the words)
 //! Prfc822;bob@b.test    optional, after its R line: ORCPT= (address type;decoded address)
@@ -25,7 +26,7 @@
 //! no control characters, so no line can be smuggled into this file or a header) before they are
 //! written, and checked again when read back. The DSN lines (RFC 3461) are optional, so files
 //! written before they existed still load; their values are bounded and control-free. So is
-//! the `S` line.
+//! the `S` and `L` lines.
 
 use moat_common::client::queue::{Dsn, Notify, Orcpt, Origin, RcptDsn, Ret};
 
@@ -52,6 +53,8 @@ pub struct Envelope {
     pub dsn: Dsn,
     /// The sender asked for SMTPUTF8 (moat-remote needs it when the header is not ASCII).
     pub smtputf8: bool,
+    /// VERP asked (the injection's `V`): each recipient gets its own sender (`verp.rs`).
+    pub verp: bool,
 }
 
 fn check_address(addr: &str) -> Result<(), String> {
@@ -131,6 +134,9 @@ impl Envelope {
         if self.smtputf8 {
             out.push_str("S\n");
         }
+        if self.verp {
+            out.push_str("L\n");
+        }
         for (i, r) in self.recipients.iter().enumerate() {
             out.push('R');
             out.push_str(r);
@@ -162,6 +168,7 @@ impl Envelope {
         let mut recipients = Vec::new();
         let mut dsn = Dsn::default();
         let mut smtputf8 = false;
+        let mut verp = false;
         for line in lines {
             let (kind, value) = line.split_at_checked(1).ok_or("empty envelope line")?;
             let number = |v: &str| v.parse::<u64>().map_err(|_| format!("bad number {v:?}"));
@@ -179,6 +186,7 @@ impl Envelope {
                 "Y" if dsn.ret.is_none() => dsn.ret = Some(Ret::parse(value).ok_or("bad RET")?),
                 "I" if dsn.envid.is_none() => dsn.envid = Some(value.to_string()),
                 "S" if !smtputf8 && value.is_empty() => smtputf8 = true,
+                "L" if !verp && value.is_empty() => verp = true,
                 "N" | "P" => {
                     let last = dsn.recipients.last_mut().ok_or("DSN line before R")?;
                     if kind == "N" && last.notify.is_none() {
@@ -210,6 +218,7 @@ impl Envelope {
                 dsn
             },
             smtputf8,
+            verp,
         };
         env.check()?;
         Ok(env)
@@ -231,6 +240,7 @@ mod tests {
             recipients: vec!["bob@example.test".into(), "\"c d\"@example.test".into()],
             dsn: Dsn::default(),
             smtputf8: false,
+            verp: false,
         }
     }
 
@@ -298,6 +308,8 @@ mod tests {
             "Ia\0b\nRc@d\n",
             "S\nS\nRc@d\n",
             "Sx\nRc@d\n",
+            "L\nL\nRc@d\n",
+            "Lverp\nRc@d\n",
         ] {
             let file = format!("{base}{bad}E\n");
             assert!(Envelope::decode(file.as_bytes()).is_err(), "{bad:?}");
@@ -319,6 +331,15 @@ mod tests {
         };
         assert!(String::from_utf8_lossy(&utf8.encode()).contains("\nS\nR"));
         assert_eq!(Envelope::decode(&utf8.encode()), Ok(utf8));
+        let verp = Envelope {
+            verp: true,
+            ..env.clone()
+        };
+        assert!(String::from_utf8_lossy(&verp.encode()).contains("\nL\nR"));
+        assert_eq!(Envelope::decode(&verp.encode()), Ok(verp));
+        // Files from before the `L` line load as plain (non-VERP) messages.
+        let old = Envelope::decode(b"V1\nT1\nOsmtp\nU1\nZ1\nC\nFa@b\nRc@d\nE\n").expect("loads");
+        assert!(!old.verp);
         let null = Envelope {
             sender: String::new(),
             ..env

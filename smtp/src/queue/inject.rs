@@ -1,6 +1,7 @@
 //! One injection: `H` [origin, client] (already read), `M` [bytes]..., optional `D` [RET, ENVID,
 //! per recipient NOTIFY;ORCPT] (RFC 3461, see `client::queue::Dsn`), optional `U` [] (the MAIL
-//! FROM carried SMTPUTF8), `E` [sender, recipients...],
+//! FROM carried SMTPUTF8), optional `V` [] (VERP: one sender per recipient, `verp.rs`),
+//! `E` [sender, recipients...],
 //! answered `K` [queue id] only after the store committed the message (`store::Draft::commit`).
 //!
 //! SECURITY: the message size is counted while it arrives and bounded by `max_message_size`
@@ -85,6 +86,7 @@ async fn receive(
     let mut size: u64 = 0;
     let mut dsn_record: Option<Record> = None;
     let mut smtputf8 = false;
+    let mut verp = false;
     let envelope = loop {
         let record = with_timeout(IDLE, conn.recv()).await?.ok_or_else(|| {
             std::io::Error::new(
@@ -120,6 +122,7 @@ async fn receive(
             }
             b'D' if dsn_record.is_none() => dsn_record = Some(record),
             b'U' if !smtputf8 && record.fields.is_empty() => smtputf8 = true,
+            b'V' if !verp && record.fields.is_empty() => verp = true,
             b'E' => break record,
             other => {
                 let text = format!(
@@ -160,6 +163,7 @@ async fn receive(
         recipients: recipients.iter().map(|r| r.to_string()).collect(),
         dsn,
         smtputf8,
+        verp,
     };
     if let Err(e) = env.check() {
         return Ok(Status::Permanent(format!("5.1.3 {e}")));
@@ -175,8 +179,9 @@ async fn receive(
         Err(e) => return Ok(storage_failure(&e)),
     };
     info!(id = &id;
-        "from=<{}> size={} nrcpt={} origin={} client={} uid={}",
-        env.sender, env.size, env.recipients.len(), env.origin.as_str(), env.client, env.uid
+        "from=<{}> size={} nrcpt={} origin={} client={} uid={}{}",
+        env.sender, env.size, env.recipients.len(), env.origin.as_str(), env.client, env.uid,
+        if env.verp { " verp" } else { "" }
     );
     // If the scheduler is gone (stopping), the next start picks the message up from disk.
     let _ = ctx.scheduler.send(Command::New(id.clone()));

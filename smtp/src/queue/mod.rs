@@ -7,7 +7,8 @@
 //! `inject` one injection; `admin` list/show/flush/delete requests and `admin_client` their
 //! client; `scheduler` what is delivered when; `schedule` the retry delays; `delivery` one
 //! delivery attempt of one message; `bounce` RFC 3464 reports; `delay_notice` the one "delayed"
-//! report per message; `daemon` the process (signals, shutdown);
+//! report per message; `verp` per-recipient envelope senders; `daemon` the process (signals,
+//! shutdown);
 //! `sendmail`, `sendmail_args` and `sendmail_message` the `sendmail` command.
 //!
 //! SECURITY: moat-queue runs as its own user, owns the queue directory alone, and never reads a
@@ -40,6 +41,7 @@ pub mod server;
 pub mod settings;
 pub mod state;
 pub mod store;
+pub mod verp;
 
 /// What every task of the running queue shares.
 pub struct Ctx {

@@ -249,8 +249,8 @@ impl Scheduler {
             Some(State::Running { delete: true })
         );
         match outcome {
-            Outcome::Removed { bounce } => {
-                if let Some(bounce) = bounce {
+            Outcome::Removed { bounces } => {
+                for bounce in bounces {
                     self.schedule(bounce, 0);
                 }
             }

@@ -7,6 +7,7 @@
 //! 0 K delivered to example.test/bob          recipient 0 delivered
 //! 1 D 5.1.1 no such user                      recipient 1 failed for good (status first)
 //! B 1TW2KQ8F0A3C1234                          the bounce for this message was queued under this id
+//! B 1TW2KQ8F0A3C1235 2                        VERP: recipient 2's own bounce was queued
 //! W 1TW2KQ8F0A3C5678                          the delay notice went under this id (`W -`: none due)
 //! ```
 //!
@@ -21,7 +22,7 @@
 //! they are written, so a line cannot be forged. Indices out of range and unknown lines are
 //! ignored, not trusted.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::envelope::clean;
 
@@ -44,6 +45,8 @@ pub struct Done {
     pub marks: BTreeMap<usize, Mark>,
     /// The id of the bounce already queued for this message, if any.
     pub bounce: Option<String>,
+    /// VERP messages bounce per recipient: the indices whose bounce is already queued.
+    pub bounced: BTreeSet<usize>,
     /// The delay notice, once decided (it is sent at most once per message).
     pub delay_notice: Option<DelayNotice>,
 }
@@ -66,9 +69,13 @@ pub fn mark_line(index: usize, mark: &Mark) -> Vec<u8> {
     format!("{index} {letter} {}\n", clean(text, MAX_TEXT)).into_bytes()
 }
 
-/// The line recording that a bounce was queued.
-pub fn bounce_line(bounce_id: &str) -> Vec<u8> {
-    format!("B {}\n", clean(bounce_id, 64)).into_bytes()
+/// The line recording that a bounce was queued: for the whole message, or (VERP) for the
+/// recipient `index` alone.
+pub fn bounce_line(bounce_id: &str, index: Option<usize>) -> Vec<u8> {
+    match index {
+        None => format!("B {}\n", clean(bounce_id, 64)).into_bytes(),
+        Some(i) => format!("B {} {i}\n", clean(bounce_id, 64)).into_bytes(),
+    }
 }
 
 /// The line recording the delay notice decision.
@@ -94,6 +101,13 @@ impl Done {
             match (parts.next(), parts.next(), parts.next()) {
                 (Some("B"), Some(id), None) if super::id::is_valid(id) => {
                     done.bounce = Some(id.to_string());
+                }
+                (Some("B"), Some(id), Some(index)) if super::id::is_valid(id) => {
+                    if let Ok(index) = index.parse::<usize>()
+                        && index < recipients
+                    {
+                        done.bounced.insert(index);
+                    }
                 }
                 (Some("W"), Some("-"), None) => {
                     done.delay_notice.get_or_insert(DelayNotice::NotSent);
@@ -164,7 +178,9 @@ mod tests {
         file.extend(mark_line(2, &Mark::Failed("5.1.1 no such\r\nuser".into())));
         file.extend(mark_line(0, &Mark::Failed("later duplicate".into())));
         file.extend(mark_line(9, &Mark::Delivered("out of range".into())));
-        file.extend(bounce_line("0123456789ABCDEF"));
+        file.extend(bounce_line("0123456789ABCDEF", None));
+        file.extend(bounce_line("0123456789ABCDEH", Some(1)));
+        file.extend(b"B 0123456789ABCDEJ 7\nB 0123456789ABCDEK x\n");
         file.extend(delay_notice_line(&DelayNotice::Queued(
             "0123456789ABCDEG".into(),
         )));
@@ -175,6 +191,11 @@ mod tests {
         assert_eq!(done.marks[&0], Mark::Delivered("ok".into()));
         assert_eq!(done.marks[&2], Mark::Failed("5.1.1 no such??user".into()));
         assert_eq!(done.bounce.as_deref(), Some("0123456789ABCDEF"));
+        assert_eq!(
+            done.bounced,
+            BTreeSet::from([1]),
+            "out of range or bad: ignored"
+        );
         assert_eq!(
             done.delay_notice,
             Some(DelayNotice::Queued("0123456789ABCDEG".into())),

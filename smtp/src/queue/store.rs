@@ -327,6 +327,7 @@ mod tests {
             recipients: vec!["b@example.test".into()],
             dsn: Default::default(),
             smtputf8: false,
+            verp: false,
         }
     }
 

@@ -1,6 +1,7 @@
 //! One attempt at one address: an idle pooled connection to it when there is one, else a new
-//! one (under `may`, once more in plaintext when the STARTTLS handshake fails); afterwards the
-//! connection goes back into the pool when its transaction ended cleanly.
+//! one (under `may`, once more in plaintext when the STARTTLS handshake fails; logged in when
+//! the route has credentials); afterwards the connection goes back into the pool when its
+//! transaction ended cleanly, keyed by the credentials too.
 //!
 //! A pooled connection may have been closed by the server while it waited. If it fails before
 //! MAIL is accepted (`Outcome::Next`: RSET or MAIL refused or unanswered), nothing was decided
@@ -12,6 +13,7 @@ use std::net::SocketAddr;
 use moat_common::config::TlsPolicy;
 use moat_common::info;
 
+use super::auth::Credentials;
 use super::client::{self, Connection, Job, Outcome};
 use super::pool::{Key, MAX_AGE, Pool};
 use super::settings::Timeouts;
@@ -23,6 +25,8 @@ pub struct Target<'a> {
     pub host: &'a str,
     pub addr: SocketAddr,
     pub policy: TlsPolicy,
+    /// The route's credentials, when it has some: AUTH after EHLO (and STARTTLS).
+    pub auth: Option<&'a Credentials>,
 }
 
 /// Runs one transaction at `target`; `Outcome::Next` when nothing was decided there (the caller
@@ -40,6 +44,7 @@ pub async fn attempt(
         host: target.host.to_string(),
         policy: target.policy,
         helo: job.helo.to_string(),
+        auth: target.auth.map(Credentials::identity),
     };
     if let Some(conn) = pool.take(&key) {
         let peer = conn.peer().to_string();
@@ -51,16 +56,33 @@ pub async fn attempt(
             decided => return decided,
         }
     }
-    let opened = match client::open(tls, target.policy, t, target.host, target.addr, job.helo).await
-    {
+    let open = |policy| {
+        client::open(
+            tls,
+            policy,
+            t,
+            target.host,
+            target.addr,
+            job.helo,
+            target.auth,
+        )
+    };
+    let opened = match open(target.policy).await {
         Err(Outcome::Plaintext(why)) => {
             info!(id = queue_id; "{}: STARTTLS failed ({why}); trying again without TLS", target.host);
-            client::open(tls, TlsPolicy::None, t, target.host, target.addr, job.helo).await
+            // Credentials still go only where `auth::sasl::may_send` allows: the route's own
+            // policy decides that, not this fallback's.
+            open(TlsPolicy::None).await
         }
         other => other,
     };
     match opened {
-        Ok(conn) => keep(pool, &key, client::send(conn, job).await),
+        Ok(conn) => {
+            if let Some(creds) = target.auth {
+                info!(id = queue_id; "{}: authenticated as {}", conn.peer(), creds.user);
+            }
+            keep(pool, &key, client::send(conn, job).await)
+        }
         Err(outcome) => outcome,
     }
 }

@@ -31,6 +31,9 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
+use super::auth::Credentials;
+use super::auth::exchange::authenticate;
+use super::auth::sasl::Offered;
 use super::dotstuff::DotStuffer;
 use super::mime::Needs;
 use super::pool::Closable;
@@ -112,12 +115,13 @@ impl AsyncWrite for Io {
     }
 }
 
-struct Session {
+/// One connection's I/O (shared with `auth::exchange`, which runs AUTH on it).
+pub(super) struct Session {
     io: Io,
     reader: ReplyReader,
     t: Timeouts,
     /// `host[addr]` for texts.
-    peer: String,
+    pub(super) peer: String,
 }
 
 async fn timed<T, E: std::fmt::Display>(
@@ -151,10 +155,21 @@ impl Session {
     }
 
     async fn command(&mut self, line: &str) -> Result<Reply, String> {
+        let what = line.split(':').next().unwrap_or(line).to_string();
+        self.command_named(line, &what).await
+    }
+
+    /// Sends `line`; errors name it `what` (AUTH lines carry credentials, which must not end
+    /// up in an error text).
+    pub(super) async fn command_named(&mut self, line: &str, what: &str) -> Result<Reply, String> {
         self.send(format!("{line}\r\n").as_bytes(), self.t.command)
             .await?;
-        let what = line.split(':').next().unwrap_or(line).to_string();
-        self.reply(self.t.command, &what).await
+        self.reply(self.t.command, what).await
+    }
+
+    /// Whether the session runs inside TLS.
+    pub(super) fn encrypted(&self) -> bool {
+        matches!(self.io, Io::Tls(_))
     }
 
     async fn quit(mut self) {
@@ -177,11 +192,14 @@ struct Extensions {
     size: Option<u64>,
     eightbitmime: bool,
     smtputf8: bool,
+    /// The SASL mechanisms offered (used only on routes with credentials).
+    auth: Offered,
 }
 
 fn extensions(reply: &Reply) -> Extensions {
     let mut ext = Extensions::default();
     for line in reply.lines.iter().skip(1) {
+        ext.auth.add_line(line);
         let mut words = line.split_whitespace();
         match words.next().map(str::to_ascii_uppercase).as_deref() {
             Some("STARTTLS") => ext.starttls = true,
@@ -275,8 +293,9 @@ fn status_of(peer: &str, reply: &Reply) -> Status {
 }
 
 /// Opens a session with `addr` (host name `host` for TLS and texts): connect, greeting, EHLO,
-/// STARTTLS by policy. `Err` is `Outcome::Next` or, under `may` after a failed handshake,
-/// `Outcome::Plaintext`.
+/// STARTTLS by policy, then AUTH when the route has credentials. `Err` is `Outcome::Next` (an
+/// AUTH refused or impossible included: another host of the route may take it) or, under `may`
+/// after a failed handshake, `Outcome::Plaintext`.
 pub async fn open(
     tls: &Tls,
     policy: TlsPolicy,
@@ -284,6 +303,7 @@ pub async fn open(
     host: &str,
     addr: SocketAddr,
     helo: &str,
+    creds: Option<&Credentials>,
 ) -> Result<Connection, Outcome> {
     let peer = format!("{host}[{}]", addr.ip());
     let opened = Instant::now();
@@ -328,6 +348,12 @@ pub async fn open(
             s.quit().await;
             return Err(Outcome::Next(text));
         }
+    }
+    if let Some(creds) = creds
+        && let Err(text) = authenticate(&mut s, &ext.auth, creds, addr.ip()).await
+    {
+        s.quit().await;
+        return Err(Outcome::Next(text));
     }
     Ok(Connection {
         s,

@@ -47,6 +47,9 @@ pub async fn deliver(
     let qid = req.queue_id.as_str();
     let route = settings.route(&req.domain);
     let policy = route.and_then(|r| r.tls).unwrap_or(settings.tls);
+    let auth = route
+        .and_then(|r| settings.credentials.get(r))
+        .map(|c| &**c);
     let size = message.metadata().map(|m| m.len()).unwrap_or(0);
     let content = match mime::scan(message).await {
         Ok(c) => c,
@@ -92,6 +95,7 @@ pub async fn deliver(
                 host: &host.name,
                 addr: SocketAddr::new(ip, host.port),
                 policy,
+                auth,
             };
             match attempt(tls, pool, settings.timeouts, &target, &job, qid).await {
                 Outcome::Done(statuses) => return statuses,

@@ -1,7 +1,8 @@
 //! Idle SMTP connections kept for the next request to the same destination (RFC 5321 §3.3: a
 //! session may carry any number of transactions). A connection whose last transaction ended
 //! cleanly waits here up to `IDLE` for the next message to the same address, port, TLS policy
-//! (and host name, which `verify` checks the certificate against) and EHLO name; reusing it
+//! (and host name, which `verify` checks the certificate against), EHLO name and credentials
+//! (a session logged in as one route's user serves only that route); reusing it
 //! saves the TCP connect, greeting, EHLO and TLS handshake, which cost more round trips than the
 //! transaction itself.
 //!
@@ -46,6 +47,11 @@ pub struct Key {
     /// The policy the connection was opened under (under `may` it may be plaintext).
     pub policy: TlsPolicy,
     pub helo: String,
+    /// Whose credentials the session logged in with (`Credentials::identity`, the route and the
+    /// user); `None` for a session without AUTH. An authenticated session is the relay's
+    /// permission to send as that account, so it serves no other route and no route without
+    /// credentials.
+    pub auth: Option<String>,
 }
 
 /// A connection that can be ended politely.
@@ -311,6 +317,7 @@ mod tests {
             host: "mx.example".into(),
             policy: TlsPolicy::May,
             helo: "me.example".into(),
+            auth: None,
         }
     }
 

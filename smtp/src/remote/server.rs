@@ -5,9 +5,9 @@
 //! SECURITY: only `peers_queue` (and our own uid) may ask; anyone else gets `D` without a slot.
 //! Every field is checked again (queue id, addresses, the domain, the flags, the origin,
 //! recipient count, every recipient in that domain); the descriptor must be a regular file.
-//! DKIM keys come as descriptors in the setup (`dkim`); a bad one stops the start. At most
-//! `max_deliveries` transactions run at once, at most `max_per_destination` to one destination;
-//! a request waits for its slots at most one transaction's time (`Timeouts::transaction`), then
+//! DKIM keys and the routes' password files come as descriptors in the setup (`dkim`, `auth`);
+//! a bad one stops the start. At most `max_deliveries` transactions run at once, at most
+//! `max_per_destination` to one destination; a request waits for its slots at most one transaction's time (`Timeouts::transaction`), then
 //! is deferred. At most `ACCEPTED_PER_TRANSACTION` × `max_deliveries` requests are taken at
 //! once; the rest wait in the listen backlog. Idle pooled connections get QUIT on stop.
 
@@ -26,6 +26,7 @@ use moat_common::{info, warn};
 use tokio::net::UnixStream;
 use tokio::sync::Semaphore;
 
+use super::auth::Table;
 use super::client::Connection;
 use super::deliver::{Request, deliver};
 use super::dkim::Signer;
@@ -64,7 +65,8 @@ pub struct Daemon {
 
 impl Daemon {
     pub fn from_setup(mut setup: Setup) -> Result<Daemon, String> {
-        let settings = Settings::from_lookup(&|k| setup.get_opt(k).map(str::to_string))?;
+        let mut settings = Settings::from_lookup(&|k| setup.get_opt(k).map(str::to_string))?;
+        settings.credentials = Table::from_setup(&mut setup, &settings.routes, settings.tls)?;
         let listener = setup.take_fd("remote").map_err(|e| e.to_string())?;
         let ca = setup.take_fd_opt("tls_ca");
         let dkim = Signer::from_setup(&mut setup)?;
@@ -94,6 +96,9 @@ impl Daemon {
         );
         if !self.dkim.is_empty() {
             info!("DKIM: signing as {}", self.dkim.summary());
+        }
+        if !self.settings.credentials.is_empty() {
+            info!("AUTH: route {}", self.settings.credentials.summary());
         }
         let max = self.settings.max_deliveries;
         let per_destination = self.settings.max_per_destination;

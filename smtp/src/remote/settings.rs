@@ -4,7 +4,8 @@
 //! `nameserver` of /etc/resolv.conf), `port` (25), `tls` (may), `routes`
 //! (`domain=host:port/policy`, comma-separated), `timeout_connect_secs` (30),
 //! `timeout_command_secs` (300), `timeout_data_block_secs` (180), `timeout_data_end_secs`
-//! (600), `max_deliveries` (20), `max_per_destination` (20).
+//! (600), `max_deliveries` (20), `max_per_destination` (20). The routes' credentials come with
+//! their own settings and descriptors (`auth`), read by `Daemon::from_setup` into `credentials`.
 //!
 //! SECURITY: settings come from the trusted supervisor and are still parsed strictly.
 
@@ -14,6 +15,8 @@ use std::time::Duration;
 use moat_common::config::{Route, TlsPolicy, parse_nameserver};
 use moat_common::conn::parse_uids;
 use moat_common::daemon::settings::number;
+
+use super::auth;
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -28,6 +31,9 @@ pub struct Settings {
     /// Transactions at once to one destination (`limit`); also the idle connections kept
     /// per address (`pool`).
     pub max_per_destination: usize,
+    /// The credentials of the routes that have some (empty from `from_lookup`: they arrive as
+    /// descriptors, see `auth::Table::from_setup`).
+    pub credentials: auth::Table,
 }
 
 /// RFC 5321 §4.5.3.2 timeouts.
@@ -90,6 +96,7 @@ impl Settings {
                 .map_err(|e| e.to_string())?,
             max_per_destination: usize::try_from(number("max_per_destination", 20)?)
                 .map_err(|e| e.to_string())?,
+            credentials: auth::Table::default(),
             hostname,
         })
     }
