@@ -7,8 +7,10 @@
 //! out before we wait for the literal it asks for.
 //!
 //! SECURITY: the only code that touches the client's socket. Every wait has a deadline: 60 s
-//! before login, `idle_timeout_secs` after it (for reads and for each write), 30 s for a TLS
-//! handshake.
+//! before login (or `idle_timeout_secs` if shorter), `idle_timeout_secs` after it (for reads
+//! and for each write), 30 s for a TLS handshake. A message (line + literals) must also arrive
+//! whole within that time of its first bytes: otherwise a client sending a byte now and then
+//! (slowloris) would hold its connection and buffers forever without ever being idle.
 //! At STARTTLS every byte read after the command is dropped before the handshake (the
 //! STARTTLS injection class), and the session learns TLS is up only after the handshake. The
 //! read buffer is one read; the framing holds at most one message (`input.rs`).
@@ -42,6 +44,8 @@ struct Connection {
     out: Vec<u8>,
     stop: Stop,
     buf: Vec<u8>,
+    /// When the first bytes of the message being received arrived (`None`: between messages).
+    message_started: Option<tokio::time::Instant>,
 }
 
 /// Runs one connection to its end; `slot` holds its place in the limits until then.
@@ -59,6 +63,7 @@ pub async fn serve(
         tls_available: server.tls.is_some(),
         plaintext_allowed: server.plaintext_allowed(peer),
         who: peer.to_string(),
+        append_limit: crate::settings::append_limit(server.settings.max_message_size),
     };
     let mut c = Connection {
         session: Session::new(config, implicit_tls),
@@ -67,6 +72,7 @@ pub async fn serve(
         out: Vec::new(),
         stop: server.stop.clone(),
         buf: vec![0; READ],
+        message_started: None,
         server,
         peer,
     };
@@ -94,15 +100,34 @@ impl Connection {
                     continue;
                 }
                 Event::Refused { tag, text, close } => {
+                    self.message_started = None;
                     self.session.refused(tag, text, close, &mut self.out)
                 }
                 Event::Message => {
+                    self.message_started = None;
                     let parsed = if self.session.expects_sasl() {
                         parse::sasl(&self.input)
                     } else {
                         parse::command(&self.input)
                     };
                     self.session.handle(parsed, &mut self.out).await
+                }
+                Event::Append(head) => {
+                    self.session
+                        .append_begin(head, &mut self.input, &mut self.out)
+                        .await
+                }
+                Event::LiteralData => {
+                    // The literal streams to a file: it must keep moving (a chunk per idle
+                    // period), not arrive whole within one.
+                    if self.session.append_data(&mut self.input).await {
+                        self.message_started = None;
+                    }
+                    continue;
+                }
+                Event::AppendDone => {
+                    self.message_started = None;
+                    self.session.append_done(&mut self.out).await
                 }
             };
             if let Err(end) = self.perform(flow).await {
@@ -145,7 +170,7 @@ impl Connection {
                     return Ok(self.session.idle_done(self.input.message(), &mut self.out));
                 }
                 // Anything but a plain DONE line ends the IDLE with BAD.
-                Event::SendContinuation | Event::Refused { .. } => {
+                _ => {
                     let flow = self.session.idle_done(b"", &mut self.out);
                     return Ok(if flow == Flow::Close {
                         flow
@@ -226,12 +251,13 @@ impl Connection {
         }
     }
 
-    /// How long the client may be silent now.
+    /// How long the client may be silent now (a site with a shorter idle timeout gets it
+    /// before login too).
     fn idle(&self) -> Duration {
         if self.session.is_authenticated() {
             self.server.settings.idle
         } else {
-            PREAUTH_IDLE
+            PREAUTH_IDLE.min(self.server.settings.idle)
         }
     }
 
@@ -246,10 +272,19 @@ impl Connection {
         result.map_err(End::from)
     }
 
-    /// Flushes our output, then waits for the client's next bytes.
+    /// Flushes our output, then waits for the client's next bytes: at most the idle time, and
+    /// within the idle time of the current message's first bytes.
     async fn read(&mut self) -> Result<(), End> {
         self.flush().await?;
         let idle = self.idle();
+        let now = tokio::time::Instant::now();
+        let (wait, slow) = match self.message_started {
+            Some(start) => {
+                let left = (start + idle).saturating_duration_since(now);
+                (left, left < idle)
+            }
+            None => (idle, false),
+        };
         let read = tokio::select! {
             _ = stopped(&mut self.stop) => {
                 response::bye(&mut self.out, "[UNAVAILABLE] Server shutting down, try again later.");
@@ -257,16 +292,25 @@ impl Connection {
                 self.stream.close().await;
                 return Err(End::Stopping);
             }
-            read = self.stream.read(&mut self.buf, idle) => read,
+            read = self.stream.read(&mut self.buf, wait) => read,
         };
         match read {
             Ok(0) => Err(End::ClientGone),
             Ok(n) => {
+                self.message_started
+                    .get_or_insert_with(tokio::time::Instant::now);
                 self.input.push(self.buf.get(..n).unwrap_or_default());
                 Ok(())
             }
             Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
-                response::bye(&mut self.out, "Autologout; idle for too long.");
+                response::bye(
+                    &mut self.out,
+                    if slow {
+                        "Autologout; command not completed in time."
+                    } else {
+                        "Autologout; idle for too long."
+                    },
+                );
                 let _ = self.flush().await;
                 self.stream.close().await;
                 Err(End::Timeout)

@@ -9,22 +9,19 @@
 //!   known (that is what lets a stream be delivered without buffering it).
 //! * The commit never replaces an existing file (rename with RENAME_NOREPLACE, or link + unlink where
 //!   that is unsupported): a name collision is an error the caller retries, not a silently lost message.
+//! * The steps are `delivery.rs`'s [`Delivery`] (also used on its own to write a message in pieces).
 //! * Any error after the tmp file was created removes it; an error after the commit (directory fsync)
 //!   removes the committed name too, so "error" always means "not delivered" (at-least-once: the queue
 //!   retries).
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::io::{self, Read};
 use std::time::SystemTime;
 
-use crate::error::{Error, Result, io_err};
+use crate::delivery::Delivery;
+use crate::error::{Result, io_err};
 use crate::flags::Flags;
-use crate::fsutil::{commit_no_replace, fsync_dir};
-use crate::maildir::{Maildir, Subdir};
-use crate::name::{VSizeCounter, unique_tmp_name, with_sizes};
-use crate::quota::{Quota, append_delta};
+use crate::maildir::Maildir;
+use crate::quota::Quota;
 
 /// Size of the copy buffer for streaming delivery: memory use is bounded by this, whatever the
 /// message size.
@@ -68,19 +65,6 @@ impl<'a> DeliverOptions<'a> {
     }
 }
 
-/// Removes the tmp file when dropped, unless disarmed after the commit.
-struct TmpGuard {
-    path: Option<PathBuf>,
-}
-
-impl Drop for TmpGuard {
-    fn drop(&mut self) {
-        if let Some(path) = self.path.take() {
-            let _ = fs::remove_file(path);
-        }
-    }
-}
-
 impl Maildir {
     /// Delivers a message held in memory into new/. Returns its base name.
     pub fn deliver(&self, message: &[u8]) -> Result<String> {
@@ -93,10 +77,7 @@ impl Maildir {
             // Size known up front: fail before writing anything.
             quota.ensure_fits(message.len() as u64, 1)?;
         }
-        self.deliver_inner(opts, false, |file, path, counter| {
-            counter.update(message);
-            file.write_all(message).map_err(io_err("write", path))
-        })
+        self.deliver_inner(opts, false, |delivery| delivery.write(message))
     }
 
     /// Delivers a message read from `reader` (streamed through a 64 KiB buffer, so memory use does not
@@ -110,18 +91,18 @@ impl Maildir {
             // Fail fast if already full; the exact check happens once the size is known.
             quota.ensure_fits(0, 1)?;
         }
-        self.deliver_inner(opts, true, |file, path, counter| {
+        self.deliver_inner(opts, true, |delivery| {
             let mut buf = vec![0u8; STREAM_BUFFER];
             loop {
                 let n = match reader.read(&mut buf) {
                     Ok(0) => return Ok(()),
                     Ok(n) => n,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(io_err("read message source for", path)(e)),
+                    Err(e) => {
+                        return Err(io_err("read message source for", delivery.tmp_path())(e));
+                    }
                 };
-                let chunk = buf.get(..n).unwrap_or(&[]);
-                counter.update(chunk);
-                file.write_all(chunk).map_err(io_err("write", path))?;
+                delivery.write(buf.get(..n).unwrap_or(&[]))?;
             }
         })
     }
@@ -130,69 +111,23 @@ impl Maildir {
         &self,
         opts: &DeliverOptions<'_>,
         check_quota_after_write: bool,
-        write_body: impl FnOnce(&mut File, &Path, &mut VSizeCounter) -> Result<()>,
+        write_body: impl FnOnce(&mut Delivery) -> Result<()>,
     ) -> Result<String> {
-        let tmp_name = unique_tmp_name();
-        let tmp_path = self.tmp_dir().join(&tmp_name);
-        let mut file = match OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp_path)
-        {
-            Ok(f) => f,
-            // Someone else's file: do not remove it.
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                return Err(Error::Collision { path: tmp_path });
-            }
-            Err(e) => return Err(io_err("create", tmp_path)(e)),
-        };
-        let mut guard = TmpGuard {
-            path: Some(tmp_path.clone()),
-        };
-
-        let mut counter = VSizeCounter::default();
-        write_body(&mut file, &tmp_path, &mut counter)?;
-        if let Some(mtime) = opts.mtime {
-            file.set_modified(mtime)
-                .map_err(io_err("set mtime of", &tmp_path))?;
-        }
-        file.sync_all().map_err(io_err("fsync", &tmp_path))?;
-        drop(file);
-
-        let size = counter.size();
-        if let Some(quota) = opts.quota.filter(|_| check_quota_after_write) {
-            quota.ensure_fits(size, 1)?;
-        }
-
-        let base = with_sizes(&tmp_name, size, counter.vsize());
-        let (sub, file_name) = match opts.flags {
-            Some(flags) => (Subdir::Cur, format!("{base}:{}", flags.to_info())),
-            None => (Subdir::New, base.clone()),
-        };
-        let dir = self.subdir(sub);
-        let final_path = dir.join(&file_name);
-        commit_no_replace(&tmp_path, &final_path)?;
-        // Committed: the tmp name is gone (or, after link + unlink failed to unlink, a harmless second
-        // link that the sweep removes).
-        guard.path = None;
-
-        if let Err(e) = fsync_dir(&dir) {
-            // Not durable: report failure and withdraw the message so a retry does not duplicate it.
-            let _ = fs::remove_file(&final_path);
-            return Err(e);
-        }
-
-        // Maildir++: whoever adds mail updates maildirsize if it exists (with a quota, it must exist).
-        // A failure here only makes the usage figure stale until the next recalculation.
-        let _ = append_delta(self.root(), i64::try_from(size).unwrap_or(i64::MAX), 1);
-        Ok(base)
+        // Any error drops the delivery, which removes its tmp file.
+        let mut delivery = self.start_delivery()?;
+        write_body(&mut delivery)?;
+        delivery.finish(opts, check_quota_after_write)
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::fs;
+    use std::path::Path;
+
     use super::*;
+    use crate::error::Error;
+    use crate::maildir::Subdir;
     use crate::maildirsize::QuotaLimit;
 
     use crate::test_support::setup;

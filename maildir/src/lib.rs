@@ -19,6 +19,7 @@
 #![deny(unsafe_code)]
 
 mod deliver;
+mod delivery;
 mod error;
 mod flags;
 mod folder;
@@ -34,6 +35,7 @@ mod uidlist;
 mod uidsync;
 
 pub use deliver::DeliverOptions;
+pub use delivery::Delivery;
 pub use error::{Error, Result};
 pub use flags::Flags;
 pub use folder::validate_folder_name;

@@ -3,6 +3,7 @@
 //! inspected through the CLI and the Maildirs on disk, as an admin would.
 
 pub mod dns;
+pub mod imap_raw;
 pub mod peer;
 pub mod smtp_client;
 

@@ -115,10 +115,10 @@ print("logout", M.logout())
     };
     // Loopback may log in without TLS by default: AUTH=PLAIN before TLS too.
     has(
-        "plain caps ['AUTH=PLAIN', 'CHILDREN', 'ENABLE', 'ID', 'IMAP4REV1', 'LIST-EXTENDED', 'LIST-STATUS', 'LITERAL+', 'NAMESPACE', 'QUOTA', 'SASL-IR', 'SPECIAL-USE', 'STARTTLS']",
+        "plain caps ['AUTH=PLAIN', 'CHILDREN', 'ENABLE', 'ID', 'IMAP4REV1', 'LIST-EXTENDED', 'LIST-STATUS', 'LITERAL+', 'NAMESPACE', 'QUOTA', 'SASL-IR', 'SPECIAL-USE', 'STARTTLS', 'STATUS=SIZE']",
     );
     has(
-        "tls caps ['AUTH=PLAIN', 'CHILDREN', 'ENABLE', 'ID', 'IMAP4REV1', 'LIST-EXTENDED', 'LIST-STATUS', 'LITERAL+', 'NAMESPACE', 'QUOTA', 'SASL-IR', 'SPECIAL-USE']",
+        "tls caps ['AUTH=PLAIN', 'CHILDREN', 'ENABLE', 'ID', 'IMAP4REV1', 'LIST-EXTENDED', 'LIST-STATUS', 'LITERAL+', 'NAMESPACE', 'QUOTA', 'SASL-IR', 'SPECIAL-USE', 'STATUS=SIZE']",
     );
     has("bad login: b'[AUTHENTICATIONFAILED] Authentication failed.'");
     has("login ('OK', [b'[CAPABILITY IMAP4rev1 LITERAL+ ");
@@ -198,7 +198,7 @@ S.logout()
         assert!(text.contains(needle), "no {needle:?} in:\n{text}");
     };
     has(
-        "plain caps ['CHILDREN', 'ENABLE', 'ID', 'IMAP4REV1', 'LIST-EXTENDED', 'LIST-STATUS', 'LITERAL+', 'LOGINDISABLED', 'NAMESPACE', 'QUOTA', 'SASL-IR', 'SPECIAL-USE', 'STARTTLS']",
+        "plain caps ['CHILDREN', 'ENABLE', 'ID', 'IMAP4REV1', 'LIST-EXTENDED', 'LIST-STATUS', 'LITERAL+', 'LOGINDISABLED', 'NAMESPACE', 'QUOTA', 'SASL-IR', 'SPECIAL-USE', 'STARTTLS', 'STATUS=SIZE']",
     );
     has("plain login NO [b'[PRIVACYREQUIRED]");
     has("starttls b'a OK Begin TLS negotiation now.\\r\\n'");

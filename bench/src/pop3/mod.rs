@@ -10,7 +10,7 @@
 //! argon2id hash (Moat through moat-auth, Dovecot through a passwd-file).
 
 mod client;
-mod servers;
+pub mod servers;
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -138,7 +138,7 @@ pub fn run(args: &Args) -> Result<()> {
     let bin_dir = crate::smtp::rounds::bin_dir(args.bin_dir.as_deref())?;
     let tmp = tempfile::tempdir()?;
     let base = args.dir.clone().unwrap_or_else(|| tmp.path().to_path_buf());
-    let moat = servers::Moat::start(&base.join("moat"), &bin_dir)?;
+    let moat = servers::Moat::start(&base.join("moat"), &bin_dir, "")?;
     moat.admin(&["domain", "add", DOMAIN], "")?;
     let mut users = vec!["bulk".to_string()];
     users.extend((0..args.threads.max(1)).map(|t| format!("login{t}")));
@@ -182,7 +182,14 @@ pub fn run(args: &Args) -> Result<()> {
 
     let moat_figures = measure(&moat.server, args)?;
     drop(moat);
-    let dovecot = servers::dovecot(&dove_dir, &dove_mail, &user_refs, &hash)?;
+    let dovecot = servers::dovecot(
+        &dove_dir,
+        &dove_mail,
+        &user_refs,
+        &hash,
+        servers::Protocol::Pop3,
+        "",
+    )?;
     let dove_figures = measure(&dovecot, args)?;
     drop(dovecot);
 

@@ -1,10 +1,11 @@
-//! The two servers of the POP3 benchmark: a Moat stack (`moat up` in a temporary folder on free
-//! loopback ports) and a private Dovecot (`dovecot -F -c FILE`, loopback high port, passwd-file
+//! The servers of the POP3 and IMAP benchmarks: a Moat stack (`moat up` in a temporary folder on
+//! free loopback ports) and a private Dovecot (`dovecot -F -c FILE`, loopback high port, passwd-file
 //! auth with the same argon2id hash Moat stores, its own base/state/log folders), each over its
-//! own copy of the same Maildir. Both are stopped by pid; nothing system-wide is touched.
+//! own copy of the same Maildir. Both are stopped by pid (also on Ctrl-C, through the smtp
+//! benchmark's guard); nothing system-wide is touched.
 
-use std::io::Write as _;
-use std::net::TcpListener;
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -12,8 +13,33 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
+use crate::smtp::guard::{self, Emergency, Registration};
+
 pub const DOMAIN: &str = "bench.test";
 pub const PASSWORD: &str = "bench-password-1";
+
+/// The mail-access protocol a Dovecot is started for, and how its greeting starts.
+#[derive(Clone, Copy)]
+pub enum Protocol {
+    Pop3,
+    Imap,
+}
+
+impl Protocol {
+    fn name(self) -> &'static str {
+        match self {
+            Protocol::Pop3 => "pop3",
+            Protocol::Imap => "imap",
+        }
+    }
+
+    fn greeting(self) -> &'static str {
+        match self {
+            Protocol::Pop3 => "+OK",
+            Protocol::Imap => "* OK",
+        }
+    }
+}
 
 pub fn free_port() -> Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")
@@ -22,79 +48,107 @@ pub fn free_port() -> Result<u16> {
         .port())
 }
 
-fn wait_for_pop3(port: u16, child: &mut Child, log: &Path) -> Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if super::client::Pop::connect(port).is_ok() {
-            return Ok(());
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            bail!(
-                "the server exited ({status}):\n{}",
-                std::fs::read_to_string(log).unwrap_or_default()
-            );
-        }
-        if Instant::now() > deadline {
-            bail!("no POP3 greeting on port {port} after 60 s");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+/// True when a server on `port` greets with a line starting with `greeting`.
+fn greets(port: u16, greeting: &str) -> bool {
+    let Ok(stream) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+    let mut line = String::new();
+    BufReader::new(stream).read_line(&mut line).is_ok() && line.starts_with(greeting)
 }
 
-/// A running server; SIGTERM on drop.
+/// A running server (the root of its process tree); stopped on drop, children included.
 pub struct Server {
     pub name: &'static str,
     pub port: u16,
     child: Child,
+    _registration: Registration,
+}
+
+impl Server {
+    fn new(name: &'static str, port: u16, child: Child) -> Server {
+        let registration = guard::register(Emergency::Tree { pid: child.id() });
+        Server {
+            name,
+            port,
+            child,
+            _registration: registration,
+        }
+    }
+
+    /// The root process: its tree is the server.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits until `port` greets for `protocol`; fails with `log` when the server exits first.
+    fn wait_for(&mut self, protocol: Protocol, port: u16, log: &Path) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if greets(port, protocol.greeting()) {
+                return Ok(());
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                bail!(
+                    "the server exited ({status}):\n{}",
+                    std::fs::read_to_string(log).unwrap_or_default()
+                );
+            }
+            if Instant::now() > deadline {
+                bail!("no {} greeting on port {port} after 60 s", protocol.name());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
-        if let Some(pid) = rustix::process::Pid::from_raw(self.child.id() as i32) {
-            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
-        }
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        // SIGTERM, then SIGKILL for the root and whatever children outlive it.
+        guard::stop(&Emergency::Tree {
+            pid: self.child.id(),
+        });
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 }
 
 pub struct Moat {
+    /// The stack, `port` being its POP3 port.
     pub server: Server,
+    pub imap_port: u16,
     pub data: PathBuf,
     config: PathBuf,
     bin_dir: PathBuf,
 }
 
 impl Moat {
-    pub fn start(dir: &Path, bin_dir: &Path) -> Result<Moat> {
+    /// Starts `moat up` on free loopback ports (POP3 and IMAP included: the defaults would be
+    /// 143/993 on every address); `extra` is appended to moat.toml (e.g. a `[limits]` section).
+    pub fn start(dir: &Path, bin_dir: &Path, extra: &str) -> Result<Moat> {
         std::fs::create_dir_all(dir)?;
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))?;
         let data = dir.join("moat-data");
         std::fs::create_dir_all(data.join("db"))?;
         std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755))?;
-        let ports: Vec<u16> = (0..5).map(|_| free_port()).collect::<Result<_>>()?;
+        let ports: Vec<u16> = (0..7).map(|_| free_port()).collect::<Result<_>>()?;
         let config = data.join("moat.toml");
         std::fs::write(
             &config,
             format!(
-                "# moat-bench pop3\nhostname = \"mx.{DOMAIN}\"\n\
+                "# moat-bench\nhostname = \"mx.{DOMAIN}\"\n\
                  [store]\nurl = \"sqlite:db/users.db\"\n\
                  [paths]\nmail = \"mail\"\nqueue = \"queue\"\nrun = \"run\"\n\
                  [listen]\nsmtp = [\"127.0.0.1:{}\"]\nsubmission = [\"127.0.0.1:{}\"]\n\
-                 submissions = [\"127.0.0.1:{}\"]\npop3 = [\"127.0.0.1:{}\"]\npop3s = [\"127.0.0.1:{}\"]\n",
-                ports[0], ports[1], ports[2], ports[3], ports[4]
+                 submissions = [\"127.0.0.1:{}\"]\npop3 = [\"127.0.0.1:{}\"]\npop3s = [\"127.0.0.1:{}\"]\n\
+                 imap = [\"127.0.0.1:{}\"]\nimaps = [\"127.0.0.1:{}\"]\n{extra}",
+                ports[0], ports[1], ports[2], ports[3], ports[4], ports[5], ports[6]
             ),
         )?;
         let log = dir.join("moat.log");
         let log_file = std::fs::File::create(&log)?;
-        let mut child = Command::new(bin_dir.join("moat"))
+        let child = Command::new(bin_dir.join("moat"))
             .args(["up", "--no-demo", "--dir"])
             .arg(&data)
             .env_remove("MOAT_CONFIG")
@@ -103,13 +157,12 @@ impl Moat {
             .stderr(log_file)
             .spawn()
             .with_context(|| format!("cannot run {}", bin_dir.join("moat").display()))?;
-        wait_for_pop3(ports[3], &mut child, &log)?;
+        let mut server = Server::new("moat", ports[3], child);
+        server.wait_for(Protocol::Pop3, ports[3], &log)?;
+        server.wait_for(Protocol::Imap, ports[5], &log)?;
         Ok(Moat {
-            server: Server {
-                name: "moat",
-                port: ports[3],
-                child,
-            },
+            server,
+            imap_port: ports[5],
             data,
             config,
             bin_dir: bin_dir.to_path_buf(),
@@ -162,11 +215,20 @@ impl Moat {
     }
 }
 
-/// A private Dovecot 2.3 serving `mail` (`<mail>/<domain>/<local>/Maildir`).
-pub fn dovecot(dir: &Path, mail: &Path, users: &[&str], hash: &str) -> Result<Server> {
+/// A private Dovecot 2.3 serving `mail` (`<mail>/<domain>/<local>/Maildir`) over `protocol`;
+/// `extra` is appended to its configuration (settings the benchmark needs beyond the defaults).
+pub fn dovecot(
+    dir: &Path,
+    mail: &Path,
+    users: &[&str],
+    hash: &str,
+    protocol: Protocol,
+    extra: &str,
+) -> Result<Server> {
+    let p = protocol.name();
     let dovecot = Command::new("dovecot").arg("--version").output();
     if !dovecot.is_ok_and(|o| o.status.success()) {
-        bail!("dovecot is not installed: apt-get install -y dovecot-pop3d");
+        bail!("dovecot is not installed: apt-get install -y dovecot-{p}d");
     }
     for d in ["run", "state"] {
         std::fs::create_dir_all(dir.join(d))?;
@@ -210,21 +272,21 @@ pub fn dovecot(dir: &Path, mail: &Path, users: &[&str], hash: &str) -> Result<Se
         &conf,
         format!(
             "base_dir = {d}/run\nstate_dir = {d}/state\nlog_path = {log}\n\
-             protocols = pop3\nlisten = 127.0.0.1\nssl = no\ndisable_plaintext_auth = no\n\
+             protocols = {p}\nlisten = 127.0.0.1\nssl = no\ndisable_plaintext_auth = no\n\
              auth_mechanisms = plain\nmail_location = maildir:{mail}/%d/%n/Maildir\n\
              pop3_uidl_format = %08Xu%08Xv\nfirst_valid_uid = 1\n\
              default_internal_user = {internal}\ndefault_login_user = {login}\n\
              passdb {{\n  driver = passwd-file\n  args = username_format=%u {passwd}\n}}\n\
              userdb {{\n  driver = static\n  args = uid={uid} gid={gid}\n}}\n\
-             service pop3-login {{\n  inet_listener pop3 {{\n    port = {port}\n  }}\n  \
-             inet_listener pop3s {{\n    port = 0\n  }}\n}}\n",
+             service {p}-login {{\n  inet_listener {p} {{\n    port = {port}\n  }}\n  \
+             inet_listener {p}s {{\n    port = 0\n  }}\n}}\n{extra}",
             d = dir.display(),
             log = log.display(),
             mail = mail.display(),
             passwd = passwd.display(),
         ),
     )?;
-    let mut child = Command::new("dovecot")
+    let child = Command::new("dovecot")
         .arg("-F")
         .arg("-c")
         .arg(&conf)
@@ -233,10 +295,7 @@ pub fn dovecot(dir: &Path, mail: &Path, users: &[&str], hash: &str) -> Result<Se
         .stderr(Stdio::null())
         .spawn()
         .context("starting dovecot")?;
-    wait_for_pop3(port, &mut child, &log)?;
-    Ok(Server {
-        name: "dovecot",
-        port,
-        child,
-    })
+    let mut server = Server::new("dovecot", port, child);
+    server.wait_for(protocol, port, &log)?;
+    Ok(server)
 }

@@ -15,8 +15,9 @@ use super::postfix::POSTFIX;
 /// How to stop one server without its owner's help.
 #[derive(Clone)]
 pub enum Emergency {
-    /// `moat up` with this pid (its children are found through /proc).
-    Moat { pid: u32 },
+    /// A server whose root process stops its children on SIGTERM (`moat up`, `dovecot -F`):
+    /// its pid (the children are found through /proc and killed if they outlive it).
+    Tree { pid: u32 },
     /// A private Postfix: its configuration and queue directories.
     Postfix {
         config_dir: PathBuf,
@@ -116,7 +117,7 @@ pub fn install() {
 /// Stops a server as fast as is safe.
 pub fn stop(emergency: &Emergency) {
     match emergency {
-        Emergency::Moat { pid } => {
+        Emergency::Tree { pid } => {
             let children = children_of(*pid);
             signal(*pid, Signal::TERM);
             if !wait_gone(&[*pid], Duration::from_secs(20)) {

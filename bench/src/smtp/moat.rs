@@ -97,7 +97,7 @@ impl Moat {
             .stderr(log_file)
             .spawn()
             .context("starting moat up")?;
-        let registration = guard::register(Emergency::Moat { pid: child.id() });
+        let registration = guard::register(Emergency::Tree { pid: child.id() });
         let mut moat = Moat {
             data,
             config,

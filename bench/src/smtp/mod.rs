@@ -11,7 +11,7 @@
 
 pub mod client;
 pub mod cpu;
-mod guard;
+pub mod guard;
 pub mod measure;
 mod moat;
 mod postfix;

@@ -6,7 +6,8 @@
 //! Settings (installer/src/serve/specs.rs). Required: `hostname`, `mail_root`, `auth_socket`.
 //! Optional: `plaintext_on_loopback` (true: plaintext logins without TLS from 127.0.0.0/8 and
 //! ::1), `idle_timeout_secs` (the protocol's default), `max_connections` (200),
-//! `max_connections_per_ip` (20).
+//! `max_connections_per_ip` (20), `max_message_size` (36700160; moat-imapd's APPEND limit,
+//! unused by moat-pop3d).
 //!
 //! SECURITY: settings are parsed strictly (a typo is an error at start) and the host name is
 //! checked because it goes into every greeting. A refused connection costs one non-blocking
@@ -22,7 +23,7 @@ use rustls::ServerConfig;
 use tokio::net::TcpStream;
 
 use super::limits::{Limits, Slot};
-use super::settings::{Lookup, count, flag, required, valid_hostname};
+use super::settings::{Lookup, count, flag, number, required, valid_hostname};
 use super::stop::{self, Stop};
 use super::stream::Stream;
 use super::tcp_server::{self, Services};
@@ -47,6 +48,8 @@ pub struct Settings {
     pub idle: Duration,
     pub max_connections: u32,
     pub max_connections_per_ip: u32,
+    /// The largest message a client may store (IMAP APPEND); `[limits] max_message_size`.
+    pub max_message_size: u64,
 }
 
 impl Settings {
@@ -67,6 +70,7 @@ impl Settings {
             idle: Duration::from_secs(count(get, "idle_timeout_secs", idle_default_secs)?.into()),
             max_connections: count(get, "max_connections", 200)?,
             max_connections_per_ip: count(get, "max_connections_per_ip", 20)?,
+            max_message_size: number(get, "max_message_size", 36_700_160, 1)?,
         })
     }
 }
@@ -273,6 +277,7 @@ mod tests {
         assert!(s.plaintext_on_loopback);
         assert_eq!(s.idle, Duration::from_secs(600));
         assert_eq!((s.max_connections, s.max_connections_per_ip), (200, 20));
+        assert_eq!(s.max_message_size, 36_700_160);
         assert!(parse(&base[1..]).is_err());
         for (k, v) in [
             ("plaintext_on_loopback", "yes"),

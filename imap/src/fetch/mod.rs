@@ -21,7 +21,9 @@
 //! pub struct Input<'a> { seq, msg: &Message, keywords: &Keywords, recent: bool,
 //!                        blob: Option<&[u8]>, raw: Option<&[u8]> }
 //! pub fn render(plan: &Plan, m: &Input<'_>, out: &mut Vec<u8>) -> Result<(), RenderError>
-//! pub enum RenderError { UnknownCte, Missing }   UnknownCte → NO [UNKNOWN-CTE]; out untouched
+//! pub enum RenderError { UnknownCte, Missing, TooLarge }   UnknownCte → NO [UNKNOWN-CTE],
+//!                                               TooLarge → NO [LIMIT]; out untouched
+//! pub const MAX_LINE_EXTRA: usize              a line's size beyond the message's (TooLarge)
 //! pub fn render_flags(out, flags: Flags, keywords: &Keywords, recent: bool)   "(\Seen kw \Recent)"
 //! pub fn flags_response(out, seq, uid: Option<u32>, flags, keywords, recent, modseq: Option<u64>)
 //!                                               STORE's and unsolicited `* n FETCH (FLAGS ...)`
@@ -56,6 +58,6 @@ mod tests;
 
 pub use blob::{BlobParts, blob, blob_parts};
 pub use plan::{Plan, plan};
-pub use render::{Input, RenderError, flags_response, render, render_flags};
+pub use render::{Input, MAX_LINE_EXTRA, RenderError, flags_response, render, render_flags};
 
 pub(crate) use blob::sent_date;

@@ -38,7 +38,15 @@ pub enum RenderError {
     /// The plan needed the blob or the message bytes and `Input` had neither (the session's
     /// bug, or the file vanished).
     Missing,
+    /// The line would pass `MAX_LINE_EXTRA` + the message's size: the command's answer is
+    /// `NO [LIMIT]`. Distinct partials of one section (`BODY.PEEK[]<0.n> BODY.PEEK[]<1.n>
+    /// ...`) would otherwise copy the message thousands of times into one line in memory.
+    TooLarge,
 }
+
+/// What one message's FETCH line may hold beyond the message's own size: the whole message
+/// once plus 32 MiB of other items (every section again, several times, for normal mail).
+pub const MAX_LINE_EXTRA: usize = 32 << 20;
 
 /// Writes `* <seq> FETCH (<items in plan order>)\r\n`. On error `out` is left as it was.
 pub fn render(plan: &Plan, m: &Input<'_>, out: &mut Vec<u8>) -> Result<(), RenderError> {
@@ -66,6 +74,16 @@ impl<'a> Source<'a> {
 
 fn write_line(plan: &Plan, m: &Input<'_>, out: &mut Vec<u8>) -> Result<(), RenderError> {
     let raw: Option<Cow<'_, [u8]>> = m.raw.map(mime::to_crlf);
+    let limit = out.len() + MAX_LINE_EXTRA + raw.as_deref().map_or(0, <[u8]>::len);
+    // Checked before each body item is copied in, so the line never grows past `limit` plus
+    // one item.
+    let room = |out: &Vec<u8>, more: usize| {
+        if out.len().saturating_add(more) > limit {
+            Err(RenderError::TooLarge)
+        } else {
+            Ok(())
+        }
+    };
     let src = Source {
         crlf: raw.as_deref(),
         parsed: OnceCell::new(),
@@ -120,7 +138,9 @@ fn write_line(plan: &Plan, m: &Input<'_>, out: &mut Vec<u8>) -> Result<(), Rende
                 out.push(b' ');
                 // A section the message does not have is an empty string, as Dovecot sends.
                 let data = parse()?.section(spec).unwrap_or_default();
-                body(out, cut(&data, *partial), false);
+                let data = cut(&data, *partial);
+                room(out, data.len())?;
+                body(out, data, false);
             }
             Item::Binary { part, partial } => {
                 out.extend_from_slice(b"BINARY[");
@@ -133,7 +153,9 @@ fn write_line(plan: &Plan, m: &Input<'_>, out: &mut Vec<u8>) -> Result<(), Rende
                     Err(BinaryError::NoSuchPart) => Vec::new(),
                     Err(BinaryError::UnknownCte) => return Err(RenderError::UnknownCte),
                 };
-                body(out, cut(&data, *partial), true);
+                let data = cut(&data, *partial);
+                room(out, data.len())?;
+                body(out, data, true);
             }
             Item::BinarySize { part } => {
                 out.extend_from_slice(b"BINARY.SIZE[");

@@ -404,3 +404,20 @@ fn vanished_is_refused() {
     let p = plan(&items, uid, true).expect("plan");
     assert!(p.with_modifiers(&[FetchModifier::Vanished]).is_err());
 }
+
+#[test]
+fn a_line_past_the_message_size_and_32_mib_is_refused() {
+    // 2 MiB of body; 20 distinct partials of it would make a 40 MiB line.
+    let raw = format!("Subject: big\r\n\r\n{}", "x".repeat(2 << 20));
+    let items: Vec<String> = (0..20)
+        .map(|i| format!("BODY.PEEK[]<{i}.99999999>"))
+        .collect();
+    let p = plan_of(&format!("FETCH 1 ({})", items.join(" ")), false);
+    assert_eq!(
+        render_with(&p, raw.as_bytes(), None),
+        Err(RenderError::TooLarge)
+    );
+    let p = plan_of(&format!("FETCH 1 ({})", items[..10].join(" ")), false);
+    let out = render_with(&p, raw.as_bytes(), None).expect("10 copies fit");
+    assert!(out.len() > 20 << 20 && out.len() < MAX_LINE_EXTRA + raw.len());
+}

@@ -137,6 +137,11 @@ impl Keywords {
         self.names.iter().all(Option::is_some)
     }
 
+    /// How many letters are still free.
+    pub fn free(&self) -> usize {
+        self.names.iter().filter(|n| n.is_none()).count()
+    }
+
     /// `(letter, name)` of every keyword, in letter order.
     pub fn iter(&self) -> impl Iterator<Item = (char, &str)> {
         self.names

@@ -22,7 +22,7 @@
 //! index.message(uid) / find_base(base) / messages() / uid_validity() / uid_next() /
 //! highest_modseq()
 //! index.keywords() -> &Keywords                    letter ↔ name (`dovecot-keywords`)
-//! index.flags_from_imap(&[&str]) -> Result<ImapFlags>       names → letters, new keywords added
+//! index.flags_from_imap(&[&str]) -> Result<ImapFlags>       names → letters, new keywords added (all or none)
 //! system_flag_letter, valid_keyword, Keywords::imap_flags    (keywords.rs)
 //! ```
 //!
@@ -280,6 +280,35 @@ impl Index {
     pub fn flags_from_imap(&mut self, names: &[&str]) -> Result<ImapFlags> {
         let mut out = ImapFlags::default();
         let mut lock = None;
+        // More new keywords than free letters: all of them are refused before any letter is
+        // given, or a refused STORE of 10,000 keywords would use up the folder's 26 for good.
+        let mut new: Vec<String> = names
+            .iter()
+            .filter(|n| !n.starts_with('\\') && valid_keyword(n))
+            .filter(|n| self.keywords.letter(n).is_none())
+            .map(|n| n.to_ascii_lowercase())
+            .collect();
+        if !new.is_empty() {
+            lock = Some(Lock::acquire(self.maildir.path())?);
+            self.keywords = Keywords::load(self.maildir.path())?;
+            new.sort_unstable();
+            new.dedup();
+            new.retain(|n| self.keywords.letter(n).is_none());
+            if new.len() > self.keywords.free() {
+                for &name in names {
+                    match system_flag_letter(name) {
+                        Some(c) if name.starts_with('\\') => {
+                            out.flags = out.flags.union(letter_flag(c));
+                        }
+                        _ => match self.keywords.letter(name) {
+                            Some(c) => out.flags = out.flags.union(letter_flag(c)),
+                            None => out.refused.push(name.to_owned()),
+                        },
+                    }
+                }
+                return Ok(out);
+            }
+        }
         for &name in names {
             if name.starts_with('\\') {
                 match system_flag_letter(name) {

@@ -1,23 +1,26 @@
-//! What STATUS and the QUOTA commands report, read from the Maildir until the per-folder index
-//! (`index/`) takes over: the UID list is synced (new messages get their UIDs, as a SELECT
-//! would give them), then new/ and cur/ are listed. Blocking.
+//! What STATUS and the QUOTA commands report. STATUS reads the folder's index (`index/`),
+//! which syncs with the Maildir first (new messages get their UIDs, as a SELECT would give
+//! them); an unchanged folder costs no listing. Blocking.
 
 use moat_maildir::{Maildir, Quota, QuotaLimit, QuotaUsage, Subdir};
 
 use super::store::StoreError;
+use crate::index::Index;
 
 /// A mailbox's counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Counts {
     pub messages: u32,
-    /// Messages still in new/: no session has seen them (Dovecot's notion of \Recent on
-    /// Maildir, until the index tracks it per session).
+    /// Messages still in new/: no read-write session has claimed them as its \Recent yet, so
+    /// the next SELECT would (Dovecot's notion of \Recent on Maildir).
     pub recent: u32,
     pub unseen: u32,
     pub uid_next: u32,
     pub uid_validity: u32,
-    /// Octets, as sizes in the file names (`,S=`) or stat give them.
+    /// RFC 8438's SIZE: the sum of the messages' RFC822.SIZE.
     pub size: u64,
+    /// CONDSTORE's HIGHESTMODSEQ (RFC 7162 §3.1.1), what SELECT would report.
+    pub highest_modseq: u64,
 }
 
 fn count(n: usize) -> u32 {
@@ -26,15 +29,16 @@ fn count(n: usize) -> u32 {
 
 /// The counts of one mailbox.
 pub fn counts(maildir: &Maildir) -> Result<Counts, StoreError> {
-    let uids = maildir.sync_uidlist()?;
-    let entries = maildir.list()?;
+    let ix = Index::open(maildir)?;
+    let messages = || ix.messages();
     Ok(Counts {
-        messages: count(entries.len()),
-        recent: count(entries.iter().filter(|e| e.subdir == Subdir::New).count()),
-        unseen: count(entries.iter().filter(|e| !e.flags.has('S')).count()),
-        uid_next: uids.next_uid.max(1),
-        uid_validity: uids.uid_validity.max(1),
-        size: entries.iter().map(|e| e.size).sum(),
+        messages: count(messages().count()),
+        recent: count(messages().filter(|m| m.subdir == Subdir::New).count()),
+        unseen: count(messages().filter(|m| !m.flags.has('S')).count()),
+        uid_next: ix.uid_next().max(1),
+        uid_validity: ix.uid_validity().max(1),
+        size: messages().map(|m| m.size).sum(),
+        highest_modseq: ix.highest_modseq(),
     })
 }
 
@@ -62,6 +66,7 @@ mod tests {
         let c = counts(&md).expect("counts");
         assert_eq!((c.messages, c.recent, c.unseen, c.uid_next), (2, 1, 1, 3));
         assert_eq!(c.size, 34);
+        assert!(c.highest_modseq > 0);
         assert_eq!(quota(&md).expect("quota"), None);
         let q = Quota::new(
             &md,

@@ -1,8 +1,8 @@
 //! What we advertise in CAPABILITY, the greeting and the OK after a login: only what works.
 //!
 //! The selected state adds its extensions in `SELECTED_STATE` (one place), e.g. `IDLE`,
-//! `UNSELECT`, `UIDPLUS`, `MOVE`, `ESEARCH`, `CONDSTORE` and `APPENDLIMIT=<n>`
-//! (`appendlimit` below); ENABLE follows the list (CONDSTORE can be enabled once listed).
+//! `UNSELECT`, `UIDPLUS`, `MOVE`, `ESEARCH`, `CONDSTORE`, `BINARY` and `APPENDLIMIT=<n>`
+//! (`appendlimit` below, the site's `max_message_size`); ENABLE follows the list (CONDSTORE can be enabled once listed).
 //!
 //! SECURITY: before TLS on the plain port, logins are only offered where they are allowed
 //! (loopback with `plaintext_on_loopback`); elsewhere `LOGINDISABLED` and no `AUTH=` (RFC 3501
@@ -20,6 +20,7 @@ const BASE: &[&str] = &[
     "SPECIAL-USE",
     "LIST-EXTENDED",
     "LIST-STATUS",
+    "STATUS=SIZE",
     "QUOTA",
 ];
 
@@ -32,6 +33,8 @@ const SELECTED_STATE: &[&str] = &[
     "MOVE",
     "CONDSTORE",
     "ESEARCH",
+    // FETCH BINARY[]/BINARY.PEEK/BINARY.SIZE and APPEND of a `~{n}` literal8 (RFC 3516).
+    "BINARY",
 ];
 
 /// `APPENDLIMIT=<n>` once APPEND exists (RFC 7889), from the site's message size limit.
@@ -47,12 +50,14 @@ pub struct Facts {
     pub tls_available: bool,
     /// Plaintext logins are allowed on this connection (loopback + setting).
     pub plaintext_allowed: bool,
+    /// APPENDLIMIT.
+    pub append_limit: u64,
 }
 
 /// The capability list, space-separated.
 pub fn list(f: Facts) -> String {
     let mut caps: Vec<&str> = BASE.to_vec();
-    let limit = appendlimit(crate::settings::APPEND_LIMIT as u64);
+    let limit = appendlimit(f.append_limit);
     if f.authenticated {
         caps.extend_from_slice(SELECTED_STATE);
         caps.push(&limit);
@@ -84,6 +89,7 @@ mod tests {
             tls,
             tls_available: true,
             plaintext_allowed,
+            append_limit: 10,
         }
     }
 
@@ -98,7 +104,8 @@ mod tests {
         assert!(tls.contains("AUTH=PLAIN") && !tls.contains("STARTTLS"));
         let after = list(facts(true, true, false));
         assert!(after.starts_with("IMAP4rev1 ") && !after.contains("AUTH="));
-        assert!(enableable("CONDSTORE") && after.contains("APPENDLIMIT="));
+        assert!(enableable("CONDSTORE") && after.contains(" APPENDLIMIT=10"));
+        assert!(after.contains(" BINARY ") && !tls.contains("BINARY"));
         assert_eq!(appendlimit(10), "APPENDLIMIT=10");
     }
 }

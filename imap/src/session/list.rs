@@ -171,6 +171,13 @@ impl Session {
         let Some(store) = self.user_store() else {
             return Flow::Continue;
         };
+        if cmd
+            .return_status
+            .as_ref()
+            .is_some_and(|items| items.iter().any(|i| i.enables_condstore()))
+        {
+            self.condstore = true;
+        }
         let tag = cmd.tag.clone();
         match blocking(move || run(&store, &cmd, &patterns)).await {
             Ok(lines) => {

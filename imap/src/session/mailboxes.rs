@@ -138,6 +138,9 @@ impl Session {
         else {
             return self.bad(out, tag, "Unsupported STATUS item.");
         };
+        if items.iter().any(|i| i.enables_condstore()) {
+            self.condstore = true;
+        }
         let (Some(name), Some(store)) = (
             self.checked(tag, mailbox_bytes(&mailbox), out),
             self.user_store(),

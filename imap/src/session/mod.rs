@@ -1,8 +1,8 @@
-//! The IMAP session of one connection: the not-authenticated and authenticated states of RFC
-//! 3501 §3 (the selected state comes with the index). It takes parsed messages and writes
-//! responses into an output buffer; what needs the network (the TLS handshake, moat-auth) is
-//! handed back to the driver (`connection.rs`) as a [`Flow`]. Mailbox work runs on the
-//! blocking pool.
+//! The IMAP session of one connection: the not-authenticated, authenticated, selected and
+//! logout states of RFC 3501 §3 (the selected state is `selected/`). It takes parsed messages
+//! and writes responses into an output buffer; what needs the network (the TLS handshake,
+//! moat-auth) is handed back to the driver (`connection.rs`) as a [`Flow`]. Mailbox work runs
+//! on the blocking pool.
 //!
 //! | file | job |
 //! |---|---|
@@ -62,6 +62,8 @@ pub struct Config {
     pub plaintext_allowed: bool,
     /// Who this is, for the log (the peer's address).
     pub who: String,
+    /// The largest message APPEND stores (RFC 7889 APPENDLIMIT; `settings::append_limit`).
+    pub append_limit: u64,
 }
 
 /// What the driver must do after a command.
@@ -120,6 +122,8 @@ pub struct Session {
     idling: Option<String>,
     /// A FETCH sent in batches (`Flow::More`).
     fetching: Option<selected::FetchJob>,
+    /// An APPEND whose literal is arriving (`append_begin` .. `append_done`).
+    upload: Option<selected::Upload>,
 }
 
 /// Runs blocking mailbox work on the blocking pool.
@@ -145,6 +149,7 @@ impl Session {
             selected: None,
             idling: None,
             fetching: None,
+            upload: None,
         }
     }
 
@@ -154,6 +159,7 @@ impl Session {
             tls: self.tls,
             tls_available: self.config.tls_available,
             plaintext_allowed: self.config.plaintext_allowed,
+            append_limit: self.config.append_limit,
         }
     }
 
@@ -205,6 +211,8 @@ impl Session {
         close: bool,
         out: &mut Vec<u8>,
     ) -> Flow {
+        // An APPEND that ended badly: its file goes (this answer replaces the refusal).
+        self.upload = None;
         if let State::Sasl { tag } = &self.state {
             // The SASL exchange ends with this error; any other state is kept.
             let tag = tag.clone();

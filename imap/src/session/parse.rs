@@ -7,6 +7,8 @@ use imap_codec::fragmentizer::DecodeMessageError;
 use imap_codec::imap_types::IntoStatic;
 use imap_codec::imap_types::auth::AuthenticateData;
 use imap_codec::imap_types::command::{Command, CommandBody};
+use imap_codec::imap_types::datetime::DateTime;
+use imap_codec::imap_types::flag::Flag;
 use imap_codec::imap_types::mailbox::{ListMailbox, Mailbox};
 use imap_codec::{AuthenticateDataCodec, CommandCodec};
 
@@ -26,6 +28,50 @@ pub enum Parsed {
         tag: Option<String>,
         text: String,
     },
+}
+
+/// An APPEND whose message literal was just announced: its arguments, decoded by imap-codec
+/// (`append_head`); the literal itself is streamed (`input.rs`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendHead {
+    pub tag: String,
+    pub mailbox: Mailbox<'static>,
+    pub flags: Vec<Flag<'static>>,
+    pub date: Option<DateTime>,
+    /// The literal's announced length.
+    pub length: u32,
+    /// A `~{n}` literal8 (RFC 3516): the message may hold NUL.
+    pub binary: bool,
+}
+
+/// If `line` (a message so far, ending with a literal announcement) is an APPEND whose next
+/// literal is the message, its arguments. A one-byte stand-in literal replaces the announced
+/// one, so imap-codec checks the whole command without the message: an announcement that is
+/// not the message (a mailbox sent as a literal) leaves an incomplete APPEND and `None`.
+pub fn append_head(line: &[u8], length: u32, binary: bool) -> Option<AppendHead> {
+    let brace = memchr::memrchr(b'{', line)?;
+    let mut probe = line.get(..brace)?.to_vec();
+    probe.extend_from_slice(b"{1}\r\nX\r\n");
+    let (rest, command) = CommandCodec::default().decode(&probe).ok()?;
+    if !rest.is_empty() {
+        return None;
+    }
+    match command.body {
+        CommandBody::Append {
+            mailbox,
+            flags,
+            date,
+            ..
+        } => Some(AppendHead {
+            tag: command.tag.as_ref().to_string(),
+            mailbox: mailbox.into_static(),
+            flags: flags.into_static(),
+            date,
+            length,
+            binary,
+        }),
+        _ => None,
+    }
 }
 
 /// The bytes of a mailbox argument as sent (INBOX in any case reads as `INBOX`).

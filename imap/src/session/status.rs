@@ -1,8 +1,7 @@
 //! STATUS (RFC 3501 §6.3.10) and the STATUS lines of LIST-STATUS (RFC 5819): the items we can
-//! answer and how the untagged response is written.
-//!
-//! HIGHESTMODSEQ (CONDSTORE) and SIZE (STATUS=SIZE) come with the index (`index/`); until
-//! then a client asking for them gets BAD (neither is advertised).
+//! answer and how the untagged response is written. HIGHESTMODSEQ (CONDSTORE, RFC 7162) and
+//! SIZE (STATUS=SIZE, RFC 8438) come from the folder's index; DELETED and DELETED-STORAGE
+//! (IMAP4rev2) are not offered and get BAD.
 
 use imap_codec::imap_types::status::StatusDataItemName;
 
@@ -16,6 +15,8 @@ pub enum StatusItem {
     UidNext,
     UidValidity,
     Unseen,
+    HighestModSeq,
+    Size,
 }
 
 impl StatusItem {
@@ -27,6 +28,8 @@ impl StatusItem {
             b"UIDNEXT" => StatusItem::UidNext,
             b"UIDVALIDITY" => StatusItem::UidValidity,
             b"UNSEEN" => StatusItem::Unseen,
+            b"HIGHESTMODSEQ" => StatusItem::HighestModSeq,
+            b"SIZE" => StatusItem::Size,
             _ => return None,
         })
     }
@@ -39,6 +42,8 @@ impl StatusItem {
             StatusDataItemName::UidNext => StatusItem::UidNext,
             StatusDataItemName::UidValidity => StatusItem::UidValidity,
             StatusDataItemName::Unseen => StatusItem::Unseen,
+            StatusDataItemName::HighestModSeq => StatusItem::HighestModSeq,
+            StatusDataItemName::Size => StatusItem::Size,
             _ => return None,
         })
     }
@@ -50,17 +55,26 @@ impl StatusItem {
             StatusItem::UidNext => "UIDNEXT",
             StatusItem::UidValidity => "UIDVALIDITY",
             StatusItem::Unseen => "UNSEEN",
+            StatusItem::HighestModSeq => "HIGHESTMODSEQ",
+            StatusItem::Size => "SIZE",
         }
     }
 
     fn value(self, c: &Counts) -> u64 {
-        u64::from(match self {
-            StatusItem::Messages => c.messages,
-            StatusItem::Recent => c.recent,
-            StatusItem::UidNext => c.uid_next,
-            StatusItem::UidValidity => c.uid_validity,
-            StatusItem::Unseen => c.unseen,
-        })
+        match self {
+            StatusItem::Messages => c.messages.into(),
+            StatusItem::Recent => c.recent.into(),
+            StatusItem::UidNext => c.uid_next.into(),
+            StatusItem::UidValidity => c.uid_validity.into(),
+            StatusItem::Unseen => c.unseen.into(),
+            StatusItem::HighestModSeq => c.highest_modseq,
+            StatusItem::Size => c.size,
+        }
+    }
+
+    /// True for CONDSTORE's item: asking for it turns CONDSTORE on (RFC 7162 §3.1).
+    pub fn enables_condstore(self) -> bool {
+        self == StatusItem::HighestModSeq
     }
 }
 
@@ -91,6 +105,7 @@ mod tests {
             uid_next: 7,
             uid_validity: 1_700_000_000,
             size: 99,
+            highest_modseq: 12,
         };
         let mut out = Vec::new();
         write(
@@ -100,17 +115,20 @@ mod tests {
                 StatusItem::UidNext,
                 StatusItem::Messages,
                 StatusItem::Unseen,
+                StatusItem::Size,
+                StatusItem::HighestModSeq,
             ],
             &c,
         );
         assert_eq!(
             out,
-            b"* STATUS \"My Box\" (UIDNEXT 7 MESSAGES 3 UNSEEN 2)\r\n"
+            b"* STATUS \"My Box\" (UIDNEXT 7 MESSAGES 3 UNSEEN 2 SIZE 99 HIGHESTMODSEQ 12)\r\n"
         );
         assert_eq!(
             StatusItem::parse(b"uidvalidity"),
             Some(StatusItem::UidValidity)
         );
-        assert_eq!(StatusItem::parse(b"SIZE"), None);
+        assert_eq!(StatusItem::parse(b"size"), Some(StatusItem::Size));
+        assert_eq!(StatusItem::parse(b"DELETED"), None);
     }
 }

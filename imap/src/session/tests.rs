@@ -24,6 +24,7 @@ impl Harness {
             tls_available: true,
             plaintext_allowed,
             who: "test".into(),
+            append_limit: 1000,
         };
         let session = Session::new(config, false);
         let mut out = Vec::new();
@@ -60,6 +61,16 @@ impl Harness {
                     };
                     self.session.handle(parsed, &mut out).await
                 }
+                Event::Append(head) => {
+                    self.session
+                        .append_begin(head, &mut self.input, &mut out)
+                        .await
+                }
+                Event::LiteralData => {
+                    self.session.append_data(&mut self.input).await;
+                    continue;
+                }
+                Event::AppendDone => self.session.append_done(&mut out).await,
             };
             match flow {
                 Flow::Continue => {}
@@ -319,4 +330,76 @@ async fn limits_end_sessions() {
         bad += 1;
     }
     assert_eq!(bad, MAX_BAD + 1);
+}
+
+fn files(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn append_streams_into_cur_and_refuses_before_the_literal() {
+    let mut h = Harness::logged_in().await;
+    let md = h.maildir();
+    // Over APPENDLIMIT (1000 here), or no such mailbox: NO, and no continuation request.
+    let r = h.send(b"a APPEND INBOX {1001}\r\n").await;
+    assert_eq!(
+        r,
+        "a NO [TOOBIG] The message is larger than APPENDLIMIT=1000.\r\n"
+    );
+    let r = h.send(b"b APPEND Nope {5}\r\n").await;
+    assert_eq!(r, "b NO [TRYCREATE] No such mailbox.\r\n");
+    let r = h.send(b"b2 APPEND INBOX {0}\r\n").await;
+    assert!(r.starts_with("b2 NO [CANNOT]"), "{r}");
+
+    let r = h
+        .send(b"c APPEND INBOX (\\Seen) \"01-Jan-2020 00:00:00 +0000\" {300}\r\n")
+        .await;
+    assert_eq!(r, "+ Ready for literal data\r\n");
+    let msg = format!("Subject: s\r\n\r\n{}\r\n", "x".repeat(284));
+    assert_eq!(msg.len(), 300);
+    assert_eq!(h.send(&msg.as_bytes()[..100]).await, "");
+    // Mid-literal the message is a tmp/ file only.
+    assert_eq!(files(&md.join("tmp")).len(), 1);
+    assert!(files(&md.join("cur")).is_empty());
+    assert_eq!(h.send(&msg.as_bytes()[100..]).await, "");
+    let r = h.send(b"\r\n").await;
+    assert!(
+        r.starts_with("c OK [APPENDUID ") && r.ends_with(" 1] APPEND completed.\r\n"),
+        "{r}"
+    );
+    let cur = files(&md.join("cur"));
+    assert!(cur.len() == 1 && cur[0].ends_with(":2,S"), "{cur:?}");
+    let path = md.join("cur").join(&cur[0]);
+    assert_eq!(std::fs::read(&path).expect("read"), msg.as_bytes());
+    let mtime = std::fs::metadata(&path)
+        .and_then(|m| m.modified())
+        .expect("mtime");
+    assert_eq!(
+        mtime,
+        std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_577_836_800)
+    );
+    assert!(files(&md.join("tmp")).is_empty());
+
+    // A NUL in a `{n}` literal is BAD and stores nothing; in a `~{n}` literal8 it is fine.
+    let r = h.send(b"d APPEND INBOX {3+}\r\na\0b\r\n").await;
+    assert_eq!(r, "d BAD NUL is not allowed in commands\r\n");
+    let r = h.send(b"e APPEND INBOX ~{3+}\r\na\0b\r\n").await;
+    assert!(
+        r.starts_with("e OK [APPENDUID ") && r.ends_with(" 2] APPEND completed.\r\n"),
+        "{r}"
+    );
+
+    // An upload abandoned mid-literal (the connection dropped) leaves nothing.
+    let r = h.send(b"f APPEND INBOX {50}\r\npartial").await;
+    assert_eq!(r, "+ Ready for literal data\r\n");
+    assert_eq!(files(&md.join("tmp")).len(), 1);
+    h.session.upload = None;
+    assert!(files(&md.join("tmp")).is_empty());
+    assert_eq!(files(&md.join("cur")).len(), 2);
 }

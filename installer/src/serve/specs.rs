@@ -317,6 +317,10 @@ pub fn items<'a>(
                     l.max_connections_per_ip.to_string(),
                 ),
             ]);
+            if role == Role::Imapd {
+                // APPENDLIMIT: a client stores no larger message than SMTP would accept.
+                settings.push(("max_message_size", l.max_message_size.to_string()));
+            }
         }
     }
     fds.into_iter()

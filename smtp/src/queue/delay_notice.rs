@@ -327,6 +327,31 @@ mod tests {
     }
 
     #[test]
+    fn verp_notices_go_per_recipient_to_its_verp_address() {
+        let failure = |r: &str| Failure {
+            recipient: r.into(),
+            text: "4.2.0 later".into(),
+            orcpt: None,
+        };
+        let delayed = vec![failure("r0@far.example"), failure("r1@far.example")];
+        let mut e = env("list@lists.example", &[None, None]);
+        let plain = notice_groups(&e, delayed.clone());
+        assert_eq!(plain, vec![("list@lists.example".into(), delayed.clone())]);
+        e.verp = true;
+        let to: Vec<(String, usize)> = notice_groups(&e, delayed)
+            .into_iter()
+            .map(|(to, f)| (to, f.len()))
+            .collect();
+        assert_eq!(
+            to,
+            vec![
+                ("list-r0=far.example@lists.example".into(), 1),
+                ("list-r1=far.example@lists.example".into(), 1)
+            ]
+        );
+    }
+
+    #[test]
     fn nobody_to_tell_is_settled_without_a_notice() {
         let late = ARRIVAL + 5 * 3600;
         let null = env("", &[None]);

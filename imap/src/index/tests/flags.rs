@@ -204,3 +204,34 @@ fn keywords_round_trip_through_dovecot_keywords() {
         Some("Later")
     );
 }
+
+#[test]
+fn more_new_keywords_than_free_letters_are_refused_whole() {
+    let (_d, md) = setup();
+    md.deliver(b"a").expect("deliver");
+    let mut a = Index::open(&md).expect("open");
+    a.flags_from_imap(&["Kept"]).expect("one keyword");
+    let many: Vec<String> = (0..26).map(|i| format!("k{i}")).collect();
+    let mut names: Vec<&str> = vec!["\\Seen", "kept"];
+    names.extend(many.iter().map(String::as_str));
+    let f = a.flags_from_imap(&names).expect("flags");
+    // 26 new ones where 25 letters are free: none is given a letter, known flags still map.
+    assert_eq!(f.flags.to_string(), "Sa");
+    assert_eq!(f.refused, many);
+    assert_eq!(
+        fs::read_to_string(md.path().join(KEYWORDS_FILE)).expect("read"),
+        "0 Kept\n"
+    );
+    // 25 fit (a name twice counts once).
+    let f = a
+        .flags_from_imap(
+            &many[..25]
+                .iter()
+                .chain(&many[..2])
+                .map(String::as_str)
+                .collect::<Vec<_>>(),
+        )
+        .expect("flags");
+    assert!(f.refused.is_empty(), "{:?}", f.refused);
+    assert!(a.keywords().is_full());
+}

@@ -49,7 +49,8 @@ pub struct FetchJob {
 struct Batch {
     bytes: Vec<u8>,
     next: usize,
-    unknown_cte: bool,
+    /// The command ends with this NO (a message that cannot be rendered).
+    refused: Option<&'static str>,
 }
 
 impl Session {
@@ -131,12 +132,8 @@ impl Session {
             Ok(Err(e)) | Err(e) => return self.index_error(out, &job.tag, e),
         };
         out.extend_from_slice(&batch.bytes);
-        if batch.unknown_cte {
-            response::no(
-                out,
-                &job.tag,
-                "[UNKNOWN-CTE] Cannot decode a part's Content-Transfer-Encoding.",
-            );
+        if let Some(text) = batch.refused {
+            response::no(out, &job.tag, text);
             return Flow::Continue;
         }
         if batch.next < job.todo.len() {
@@ -216,7 +213,16 @@ fn render_batch(
                 return Ok(Batch {
                     bytes,
                     next,
-                    unknown_cte: true,
+                    refused: Some(
+                        "[UNKNOWN-CTE] Cannot decode a part's Content-Transfer-Encoding.",
+                    ),
+                });
+            }
+            Err(RenderError::TooLarge) => {
+                return Ok(Batch {
+                    bytes,
+                    next,
+                    refused: Some("[LIMIT] FETCH response too large; ask for fewer items."),
                 });
             }
         }
@@ -224,6 +230,6 @@ fn render_batch(
     Ok(Batch {
         bytes,
         next,
-        unknown_cte: false,
+        refused: None,
     })
 }

@@ -8,7 +8,7 @@
 //! | `store.rs` | STORE / UID STORE (CONDSTORE's UNCHANGEDSINCE) |
 //! | `fetch.rs` | FETCH / UID FETCH, streamed in batches (`Flow::More`) |
 //! | `search.rs` | SEARCH / UID SEARCH (ESEARCH's RETURN) |
-//! | `append.rs` | APPEND (APPENDLIMIT, quota, APPENDUID) |
+//! | `append.rs` | APPEND streamed into the Maildir (APPENDLIMIT, quota, APPENDUID, literal8) |
 //! | `copy.rs` | COPY / MOVE and their UID forms (COPYUID) |
 //! | `idle.rs` | IDLE: inotify on new/ and cur/ of the selected folder |
 //!
@@ -37,6 +37,7 @@ use super::{Flow, Session, response};
 use crate::index::Index;
 use crate::mailbox::store::StoreError;
 
+pub use append::Upload;
 pub use fetch::FetchJob;
 pub use view::Selected;
 
@@ -95,12 +96,8 @@ impl Session {
                 mailbox,
                 parameters,
             } => self.select(&tag, mailbox, &parameters, true, out).await,
-            CommandBody::Append {
-                mailbox,
-                flags,
-                date,
-                message,
-            } => self.append(&tag, mailbox, flags, date, message, out).await,
+            // `input.rs` streams every APPEND it can decode (`Session::append_begin`).
+            CommandBody::Append { .. } => self.bad(out, &tag, "Invalid APPEND arguments."),
             CommandBody::Noop => self.noop(&tag, "NOOP", out).await,
             CommandBody::Check => self.noop(&tag, "CHECK", out).await,
             CommandBody::Close => self.close(&tag, true, out).await,

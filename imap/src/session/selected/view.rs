@@ -11,6 +11,7 @@ use imap_codec::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
 use moat_maildir::{Flags, Maildir};
 
 use super::with_index;
+use crate::fetch;
 use crate::index::{Changes, Index, Keywords};
 use crate::session::{Flow, Session, response};
 
@@ -104,15 +105,6 @@ impl Selected {
         })
     }
 
-    /// `(\Answered ... keyword ...)` of a message, `\Recent` included for this session's.
-    pub fn flag_list(&self, uid: u32, flags: Flags) -> String {
-        let mut names = self.keywords.imap_flags(flags);
-        if self.recent.contains(&uid) {
-            names.push("\\Recent");
-        }
-        format!("({})", names.join(" "))
-    }
-
     /// `* FLAGS (...)` and the PERMANENTFLAGS line.
     pub fn write_flags(&self, out: &mut Vec<u8>) {
         let mut all = vec!["\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft"];
@@ -132,7 +124,8 @@ impl Selected {
         );
     }
 
-    /// `* n FETCH (UID u FLAGS (...) [MODSEQ (m)])` for a flag change.
+    /// `* n FETCH (UID u FLAGS (...) [MODSEQ (m)])` for a flag change, spelled by the one
+    /// renderer FETCH uses (`fetch::flags_response`).
     pub fn write_flags_fetch(
         &self,
         out: &mut Vec<u8>,
@@ -141,15 +134,8 @@ impl Selected {
         flags: Flags,
         modseq: Option<u64>,
     ) {
-        let mut line = format!(
-            "{seq} FETCH (UID {uid} FLAGS {}",
-            self.flag_list(uid, flags)
-        );
-        if let Some(m) = modseq {
-            line.push_str(&format!(" MODSEQ ({m})"));
-        }
-        line.push(')');
-        response::untagged(out, line.as_bytes());
+        let recent = self.recent.contains(&uid);
+        fetch::flags_response(out, seq, Some(uid), flags, &self.keywords, recent, modseq);
     }
 
     /// Sends the EXPUNGEs that wait; highest sequence number first, so the others keep theirs.
