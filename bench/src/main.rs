@@ -1,6 +1,7 @@
 //! `moat-bench`: Moat's benchmark commands. One module (file) per benchmark under src/; to add one
 //! (`smtp`, `imap`, ...), add a variant to `Command` with its `Args` and a match arm in `main`.
 
+mod imap;
 mod maildir;
 mod pop3;
 mod relay;
@@ -26,6 +27,8 @@ enum Command {
     Relay(smtp::Args),
     /// POP3: RETR throughput and login rate, Moat against a private Dovecot.
     Pop3(pop3::Args),
+    /// IMAP: SELECT/FETCH/SEARCH on a large folder and idle-connection memory, against Dovecot.
+    Imap(imap::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -34,5 +37,6 @@ fn main() -> anyhow::Result<()> {
         Command::Smtp(args) => smtp::run(&args),
         Command::Relay(args) => relay::run(&args),
         Command::Pop3(args) => pop3::run(&args),
+        Command::Imap(args) => imap::run(&args),
     }
 }

@@ -50,7 +50,10 @@ impl Imap {
         };
         read_line(&mut imap.reader, &mut imap.line).await?;
         if !imap.line.starts_with(b"* OK") {
-            bail!("greeting: {}", String::from_utf8_lossy(&imap.line).trim_end());
+            bail!(
+                "greeting: {}",
+                String::from_utf8_lossy(&imap.line).trim_end()
+            );
         }
         Ok(imap)
     }
@@ -94,8 +97,9 @@ impl Imap {
         reply.octets += read_line(&mut self.reader, &mut self.line).await?;
         let mut literal = literal_size(&self.line);
         while let Some(size) = literal {
-            let skip = tokio::io::copy(&mut (&mut self.reader).take(size), &mut tokio::io::sink());
-            let skipped = tokio::time::timeout(PATIENCE, skip)
+            let mut limited = (&mut self.reader).take(size);
+            let mut sink = tokio::io::sink();
+            let skipped = tokio::time::timeout(PATIENCE, tokio::io::copy(&mut limited, &mut sink))
                 .await
                 .context("timed out reading a literal")??;
             if skipped != size {
@@ -147,7 +151,10 @@ mod tests {
 
     #[test]
     fn literals_and_fetch_lines() {
-        assert_eq!(literal_size(b"* 1 FETCH (ENVELOPE (\"x\" {12}\r\n"), Some(12));
+        assert_eq!(
+            literal_size(b"* 1 FETCH (ENVELOPE (\"x\" {12}\r\n"),
+            Some(12)
+        );
         assert_eq!(literal_size(b"* 1 FETCH (BINARY[] ~{7}\r\n"), Some(7));
         assert_eq!(literal_size(b"* 1 FETCH (FLAGS (\\Seen))\r\n"), None);
         assert_eq!(literal_size(b"* OK {x}\r\n"), None);

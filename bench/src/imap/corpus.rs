@@ -56,10 +56,7 @@ pub fn write(maildir: &Path, count: usize, template_count: usize) -> Result<Corp
         let (sub, info) = if newest {
             ("new", String::new())
         } else {
-            (
-                "cur",
-                format!(":2,{}", flags(&mut rng, i < count * 9 / 10)),
-            )
+            ("cur", format!(":2,{}", flags(&mut rng, i < count * 9 / 10)))
         };
         let name = format!("{date}.M{i}P4242.bench,S={size},W={size}{info}");
         let path = maildir.join(sub).join(name);
@@ -137,8 +134,14 @@ fn render(i: usize, t: &Template, date: u64, subject_word: bool, rng: &mut Rng) 
     if t.reply {
         subject = format!("Re: {subject}");
     }
-    h.push_str(&format!("Subject: {subject} {}\r\nDate: {date_text}\r\n", i % 1000));
-    h.push_str(&format!("Message-ID: <{date}.{i}.{:x}@{host}>\r\n", rng.next()));
+    h.push_str(&format!(
+        "Subject: {subject} {}\r\nDate: {date_text}\r\n",
+        i % 1000
+    ));
+    h.push_str(&format!(
+        "Message-ID: <{date}.{i}.{:x}@{host}>\r\n",
+        rng.next()
+    ));
     if t.reply {
         let parent = format!("<{}.{}@{host}>", date - 3600, i.saturating_sub(1));
         h.push_str(&format!(

@@ -14,35 +14,175 @@ use base64::Engine as _;
 pub const SEARCH_WORD: &str = "zeppelin";
 
 const WORDS: &[&str] = &[
-    "the", "meeting", "project", "report", "budget", "schedule", "please", "review", "attached",
-    "draft", "update", "team", "customer", "invoice", "quarter", "release", "server", "network",
-    "thanks", "regards", "tomorrow", "morning", "afternoon", "agenda", "notes", "question",
-    "answer", "deadline", "contract", "proposal", "design", "feedback", "issue", "ticket", "build",
-    "deploy", "office", "travel", "hotel", "flight", "lunch", "dinner", "weekend", "holiday",
-    "family", "garden", "weather", "coffee", "library", "museum", "concert", "ticket", "price",
-    "order", "delivery", "package", "account", "password", "security", "backup", "storage",
-    "window", "kitchen", "bicycle", "river", "mountain", "forest", "island", "harbour", "station",
-    "we", "you", "they", "will", "can", "should", "would", "have", "been", "with", "from", "about",
-    "into", "over", "after", "before", "between", "because", "although", "while", "and", "or",
-    "but", "not", "all", "some", "every", "new", "old", "next", "last", "first", "final", "early",
-    "late", "quick", "slow", "large", "small", "green", "blue", "bright", "quiet", "simple",
-    "complex", "careful", "important", "possible", "ready", "open", "closed", "shared", "private",
+    "the",
+    "meeting",
+    "project",
+    "report",
+    "budget",
+    "schedule",
+    "please",
+    "review",
+    "attached",
+    "draft",
+    "update",
+    "team",
+    "customer",
+    "invoice",
+    "quarter",
+    "release",
+    "server",
+    "network",
+    "thanks",
+    "regards",
+    "tomorrow",
+    "morning",
+    "afternoon",
+    "agenda",
+    "notes",
+    "question",
+    "answer",
+    "deadline",
+    "contract",
+    "proposal",
+    "design",
+    "feedback",
+    "issue",
+    "ticket",
+    "build",
+    "deploy",
+    "office",
+    "travel",
+    "hotel",
+    "flight",
+    "lunch",
+    "dinner",
+    "weekend",
+    "holiday",
+    "family",
+    "garden",
+    "weather",
+    "coffee",
+    "library",
+    "museum",
+    "concert",
+    "ticket",
+    "price",
+    "order",
+    "delivery",
+    "package",
+    "account",
+    "password",
+    "security",
+    "backup",
+    "storage",
+    "window",
+    "kitchen",
+    "bicycle",
+    "river",
+    "mountain",
+    "forest",
+    "island",
+    "harbour",
+    "station",
+    "we",
+    "you",
+    "they",
+    "will",
+    "can",
+    "should",
+    "would",
+    "have",
+    "been",
+    "with",
+    "from",
+    "about",
+    "into",
+    "over",
+    "after",
+    "before",
+    "between",
+    "because",
+    "although",
+    "while",
+    "and",
+    "or",
+    "but",
+    "not",
+    "all",
+    "some",
+    "every",
+    "new",
+    "old",
+    "next",
+    "last",
+    "first",
+    "final",
+    "early",
+    "late",
+    "quick",
+    "slow",
+    "large",
+    "small",
+    "green",
+    "blue",
+    "bright",
+    "quiet",
+    "simple",
+    "complex",
+    "careful",
+    "important",
+    "possible",
+    "ready",
+    "open",
+    "closed",
+    "shared",
+    "private",
 ];
 
 /// Accented words for the quoted-printable UTF-8 shape.
 const ACCENTED: &[&str] = &[
-    "café", "crème", "naïve", "résumé", "Müller", "Straße", "größer", "señor", "mañana", "déjà",
-    "über", "Ærø", "smörgåsbord", "façade", "jalapeño", "Zürich",
+    "café",
+    "crème",
+    "naïve",
+    "résumé",
+    "Müller",
+    "Straße",
+    "größer",
+    "señor",
+    "mañana",
+    "déjà",
+    "über",
+    "Ærø",
+    "smörgåsbord",
+    "façade",
+    "jalapeño",
+    "Zürich",
 ];
 
 const NAMES: &[&str] = &[
-    "Alice Martin", "Bob Nguyen", "Carol Schmidt", "David O'Brien", "Eve Tanaka", "Frank Rossi",
-    "Grace Dubois", "Heidi Novak", "Ivan Petrov", "Judy Okafor", "Mallory Chen", "Niaj Kumar",
+    "Alice Martin",
+    "Bob Nguyen",
+    "Carol Schmidt",
+    "David O'Brien",
+    "Eve Tanaka",
+    "Frank Rossi",
+    "Grace Dubois",
+    "Heidi Novak",
+    "Ivan Petrov",
+    "Judy Okafor",
+    "Mallory Chen",
+    "Niaj Kumar",
 ];
 
 const DOMAINS: &[&str] = &[
-    "example.com", "example.net", "example.org", "mail.example.co.uk", "corp.example",
-    "lists.example.org", "shop.example", "news.example.net",
+    "example.com",
+    "example.net",
+    "example.org",
+    "mail.example.co.uk",
+    "corp.example",
+    "lists.example.org",
+    "shop.example",
+    "news.example.net",
 ];
 
 /// A deterministic generator (splitmix64): the same folder on every run.
@@ -145,7 +285,12 @@ fn template(n: usize, rng: &mut Rng) -> Template {
     let boundary = format!("=_bench_{n:04}_{:016x}", rng.next());
     let mut headers = String::from("MIME-Version: 1.0\r\n");
     if rng.chance(60) {
-        let mailer = ["Thunderbird 115.4", "Apple Mail (2.3731)", "Outlook 16.0", "mutt 2.2.9"];
+        let mailer = [
+            "Thunderbird 115.4",
+            "Apple Mail (2.3731)",
+            "Outlook 16.0",
+            "mutt 2.2.9",
+        ];
         headers.push_str(&format!("X-Mailer: {}\r\n", rng.pick(&mailer)));
     }
     let body = match shape {
@@ -172,11 +317,11 @@ fn template(n: usize, rng: &mut Rng) -> Template {
             let mut body = part_text(&boundary, &text(rng, size, has_word));
             let files = 1 + rng.below(2);
             for f in 0..files {
-                let kind = ["application/pdf", "application/zip", "image/jpeg"];
+                let kind = *rng.pick(&["application/pdf", "application/zip", "image/jpeg"]);
                 let size = rng.size(4000, 120_000);
                 body.push_str(&part_base64(
                     &boundary,
-                    rng.pick(&kind),
+                    kind,
                     &format!("document-{n}-{f}.bin"),
                     "attachment",
                     rng,
@@ -191,7 +336,7 @@ fn template(n: usize, rng: &mut Rng) -> Template {
             let size = rng.size(800, 6000);
             let mut body = format!(
                 "--{boundary}\r\nContent-Type: multipart/alternative; boundary=\"{inner}\"\r\n\r\n{}\r\n",
-                String::from_utf8_lossy(&alternative(rng, &inner, size, has_word))
+                alternative(rng, &inner, size, has_word)
             );
             let size = rng.size(5000, 80_000);
             body.push_str(&part_base64(
@@ -251,8 +396,11 @@ fn template(n: usize, rng: &mut Rng) -> Template {
                  \tbh={};\r\n\tb={}\r\n\
                  Content-Type: text/plain; charset=us-ascii\r\n",
                 base64::engine::general_purpose::STANDARD.encode(rng.next().to_le_bytes()),
-                base64::engine::general_purpose::STANDARD
-                    .encode((0..24).flat_map(|_| rng.next().to_le_bytes()).collect::<Vec<u8>>()),
+                base64::engine::general_purpose::STANDARD.encode(
+                    (0..24)
+                        .flat_map(|_| rng.next().to_le_bytes())
+                        .collect::<Vec<u8>>()
+                ),
             ));
             let size = rng.size(2000, 40_000);
             text(rng, size, has_word)

@@ -6,7 +6,7 @@
 //!
 //! | file | job |
 //! |---|---|
-//! | `input.rs` | bytes → framed messages, with the size limits |
+//! | `input.rs` | bytes → framed messages, with the size limits; APPEND literals handed through in pieces |
 //! | `parse.rs` | framed message → command (imap-codec), LIST (`list_command.rs`) or SASL data |
 //! | `capabilities.rs` | what is advertised, in one place |
 //! | `response.rs` | tagged/untagged status lines |
