@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand};
     name = "moat",
     version,
     about = "Moat mail server administration",
-    long_about = "Moat mail server administration: virtual domains, users, aliases and catch-alls.\n\n\
+    long_about = "Moat mail server administration: virtual domains, users, aliases, catch-alls and mailing lists.\n\n\
 The user store is named by the configuration file (--config, $MOAT_CONFIG, ./moat-data/moat.toml \
 or /etc/moat/moat.toml, first found wins) or directly with --db.",
     after_help = "Examples:\n  \
@@ -18,6 +18,7 @@ moat user add alice@example.org --quota 2G\n  \
 echo \"$PW\" | moat user add bob@example.org --password-stdin\n  \
 moat alias add team@example.org alice@example.org bob@example.org\n  \
 moat catchall set example.org alice@example.org\n  \
+moat list create dev@example.org --archive\n  \
 moat dkim generate example.org\n  \
 moat domain dns example.org\n  \
 moat user list example.org --json"
@@ -53,6 +54,8 @@ pub enum Command {
     /// The catch-all of a domain: where mail to unknown addresses goes.
     #[command(subcommand)]
     Catchall(CatchallCmd),
+    /// Mailing lists (ezmlm style): create, show, set, delete, members, add, remove.
+    List(ListArgs),
     /// The mail queue: list, show, flush (retry now), delete.
     #[command(subcommand)]
     Queue(QueueCmd),
@@ -239,6 +242,136 @@ pub enum CatchallCmd {
     Set { domain: String, target: String },
     /// Refuse mail for unknown addresses of DOMAIN again.
     Clear { domain: String },
+}
+
+/// `moat list` alone lists every mailing list; the subcommands manage one.
+#[derive(Args, Debug)]
+#[command(
+    args_conflicts_with_subcommands = true,
+    after_help = "A list LIST@DOMAIN owns its address and the ezmlm command addresses \
+LIST-subscribe, LIST-unsubscribe, LIST-help, LIST-owner, LIST-return-..., LIST-get.N and the \
+rest (docs/LISTS.md); no user or alias may take one of them.\n\n\
+Examples:\n  moat list\n  moat list create dev@example.org --archive --digest\n  \
+moat list set dev@example.org --subject-prefix '[dev]' --reply-to list\n  \
+moat list add dev@example.org bob@other.net\n  \
+moat list add dev@example.org alice@example.org --moderator\n  \
+moat list members dev@example.org --kind moderator"
+)]
+pub struct ListArgs {
+    #[command(subcommand)]
+    pub command: Option<ListCmd>,
+    /// Only the lists of this domain.
+    #[arg(long, value_name = "DOMAIN")]
+    pub domain: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ListCmd {
+    /// Create a mailing list (all switches off unless given).
+    #[command(after_help = "Example:\n  moat list create dev@example.org --moderated --archive")]
+    Create {
+        list: String,
+        /// Posts wait for a moderator's approval.
+        #[arg(long)]
+        moderated: bool,
+        /// Only addresses on the list may post.
+        #[arg(long)]
+        members_only: bool,
+        /// Keep posts for LIST-get.N and LIST-index.
+        #[arg(long)]
+        archive: bool,
+        /// Offer digest subscriptions and send digests.
+        #[arg(long)]
+        digest: bool,
+    },
+    /// Show a list's settings and roster sizes.
+    Show {
+        list: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change a list's settings; only the options given change.
+    #[command(
+        after_help = "Examples:\n  moat list set dev@example.org --subject-prefix '[dev]' --max-size 1M\n  \
+moat list set dev@example.org --reply-to poster --footer-file footer.txt\n  \
+moat list set dev@example.org --moderated false --max-size none --owner none"
+    )]
+    Set {
+        list: String,
+        /// Text put in front of each post's Subject ("" for none).
+        #[arg(long, value_name = "TEXT")]
+        subject_prefix: Option<String>,
+        /// Largest post accepted: bytes or K/M/G suffix; none = only the server's limit.
+        #[arg(long, value_name = "SIZE")]
+        max_size: Option<String>,
+        /// Reply-To of posts: list, poster, or none (leave the poster's headers alone).
+        #[arg(long, value_name = "POLICY")]
+        reply_to: Option<String>,
+        /// Text appended to every post, read from this file.
+        #[arg(long, value_name = "FILE", conflicts_with = "no_footer")]
+        footer_file: Option<PathBuf>,
+        /// Remove the footer.
+        #[arg(long)]
+        no_footer: bool,
+        /// Where LIST-owner mail goes; none = to the moderators.
+        #[arg(long, value_name = "ADDRESS")]
+        owner: Option<String>,
+        #[arg(long, value_name = "true|false")]
+        moderated: Option<bool>,
+        #[arg(long, value_name = "true|false")]
+        members_only: Option<bool>,
+        #[arg(long, value_name = "true|false")]
+        archive: Option<bool>,
+        #[arg(long, value_name = "true|false")]
+        digest: Option<bool>,
+    },
+    /// Delete a list. Refused while addresses are on it unless --force.
+    #[command(
+        after_help = "The list manager's archive is not touched.\n\nExample:\n  \
+moat list delete old@example.org --force"
+    )]
+    Delete {
+        list: String,
+        /// Delete the list even though addresses are on it (they go too).
+        #[arg(long)]
+        force: bool,
+    },
+    /// The addresses on a list: members, digest members and moderators, or one kind.
+    Members {
+        list: String,
+        /// Only this roster: member, digest or moderator.
+        #[arg(long, value_name = "KIND")]
+        kind: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Put an address on a list (as a member unless --moderator or --digest).
+    Add {
+        list: String,
+        address: String,
+        #[command(flatten)]
+        kind: KindFlag,
+    },
+    /// Take an address off a list (the member roster unless --moderator or --digest).
+    Remove {
+        list: String,
+        address: String,
+        #[command(flatten)]
+        kind: KindFlag,
+    },
+}
+
+/// Which roster `moat list add/remove` works on.
+#[derive(Args, Debug)]
+pub struct KindFlag {
+    /// The moderators' roster.
+    #[arg(long, conflicts_with = "digest")]
+    pub moderator: bool,
+    /// The digest roster.
+    #[arg(long)]
+    pub digest: bool,
 }
 
 #[derive(Subcommand, Debug)]

@@ -1,4 +1,4 @@
-//! `moat`: the admin CLI (domains, users, aliases, catch-alls), and later the supervisor.
+//! `moat`: the admin CLI (domains, users, aliases, catch-alls, mailing lists), and later the supervisor.
 //!
 //! Exit codes: 0 done; 1 the request was refused (not found, already exists, invalid input);
 //! 2 usage error (from clap); 75 (EX_TEMPFAIL) the user store is unreachable: try again.

@@ -44,7 +44,7 @@ pub use lock::{DOTLOCK_FILE, FLOCK_FILE};
 pub use maildir::{MAILDIRFOLDER_FILE, Maildir, Subdir, TMP_MAX_AGE};
 pub use maildirsize::{Maildirsize, QuotaLimit, QuotaUsage};
 pub use name::{DeliveryKey, delivery_order, local_hostname, size_field, split_info};
-pub use quota::{MAILDIRSIZE_FILE, Quota};
+pub use quota::{MAILDIRSIZE_FILE, Quota, store_limit};
 pub use uidlist::{UIDLIST_FILE, UidList, UidRecord};
 
 /// What the unit tests of every module share.

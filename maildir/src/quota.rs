@@ -35,6 +35,22 @@ const STALE_AFTER: Duration = Duration::from_secs(15 * 60);
 /// A rebuild is repeated if a directory changed while it was being scanned, at most this often.
 const RECALC_ATTEMPTS: usize = 3;
 
+/// The Maildir++ limit for a quota from the user store: moat-auth's quota in bytes (a resolved
+/// target's for moat-local, a login's for moat-imapd), `None` = unlimited.
+///
+/// SECURITY: the number crossed a process boundary; zero or negative is not "unlimited" here
+/// but a bad answer (moat-auth never sends one), so it is an error rather than a silently lifted
+/// limit.
+pub fn store_limit(quota_bytes: Option<i64>) -> std::result::Result<Option<QuotaLimit>, String> {
+    match quota_bytes {
+        None => Ok(None),
+        Some(q) => match u64::try_from(q) {
+            Ok(bytes) if bytes > 0 => Ok(Some(QuotaLimit { bytes, messages: 0 })),
+            _ => Err(format!("quota {q} is not a positive number of bytes")),
+        },
+    }
+}
+
 /// A Maildir++ quota: a limit applied to everything under one Maildir++ root.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Quota {
@@ -61,6 +77,30 @@ impl Quota {
         Ok(Maildirsize::parse(&data)
             .ok()
             .map(|m| Quota::new(maildir, m.limit)))
+    }
+
+    /// Makes `maildir`'s `maildirsize` carry the user store's current limit (`store_limit`), so
+    /// readers that take the limit from the file (moat-imapd's GETQUOTA and APPEND) see what the
+    /// admin set last: a different definition is rewritten now (with a recount), and without a
+    /// limit the file is removed, as a stale definition would go on limiting. moat-local calls
+    /// this at every delivery, moat-imapd at every login. Returns the quota to deliver with.
+    pub fn apply(maildir: &Maildir, limit: Option<QuotaLimit>) -> Result<Option<Quota>> {
+        match limit {
+            Some(limit) => {
+                let quota = Quota::new(maildir, limit);
+                // `load` rewrites the file when its definition is not `limit`.
+                quota.load()?;
+                Ok(Some(quota))
+            }
+            None => {
+                let path = maildir.root().join(MAILDIRSIZE_FILE);
+                match fs::remove_file(&path) {
+                    Ok(()) => Ok(None),
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+                    Err(e) => Err(io_err("unlink", &path)(e)),
+                }
+            }
+        }
     }
 
     /// The configured limit.
@@ -337,6 +377,65 @@ mod tests {
         let text = fs::read_to_string(md.root().join(MAILDIRSIZE_FILE)).expect("read");
         assert!(text.starts_with("20S,0C\n"), "{text}");
         assert_eq!(Quota::from_maildirsize(&md).expect("read"), Some(q2));
+    }
+
+    #[test]
+    fn store_limits_and_applying_them() {
+        assert_eq!(store_limit(None), Ok(None));
+        assert_eq!(
+            store_limit(Some(10)),
+            Ok(Some(QuotaLimit {
+                bytes: 10,
+                messages: 0
+            }))
+        );
+        assert!(store_limit(Some(0)).is_err());
+        assert!(store_limit(Some(-5)).is_err());
+
+        let (_d, md) = setup();
+        md.deliver(&[b'x'; 40]).expect("deliver");
+        let path = md.root().join(MAILDIRSIZE_FILE);
+        let limit = |bytes| QuotaLimit { bytes, messages: 0 };
+        // No file yet: written with the definition and a recount.
+        let q = Quota::apply(&md, Some(limit(100))).expect("apply");
+        assert_eq!(q, Some(Quota::new(&md, limit(100))));
+        assert_eq!(
+            fs::read_to_string(&path).expect("read"),
+            "100S,0C
+40 1
+"
+        );
+        // The same limit keeps the file (and its delta lines) as it is.
+        md.deliver(&[b'y'; 5]).expect("deliver");
+        Quota::apply(&md, Some(limit(100))).expect("same");
+        assert_eq!(
+            fs::read_to_string(&path).expect("read"),
+            "100S,0C
+40 1
+5 1
+"
+        );
+        // A new limit replaces the definition at once, for readers of the file.
+        Quota::apply(&md, Some(limit(200))).expect("raise");
+        assert_eq!(
+            Quota::from_maildirsize(&md).expect("read"),
+            Some(Quota::new(&md, limit(200)))
+        );
+        assert_eq!(
+            fs::read_to_string(&path).expect("read"),
+            "200S,0C
+45 2
+"
+        );
+        // Unlimited: no definition is left to limit anything.
+        assert_eq!(Quota::apply(&md, None).expect("lift"), None);
+        assert!(!path.exists());
+        assert_eq!(Quota::apply(&md, None).expect("again"), None);
+        assert_eq!(Quota::from_maildirsize(&md).expect("read"), None);
+        // A folder handle applies to its root.
+        let work = md.create_folder("Work").expect("folder");
+        Quota::apply(&work, Some(limit(300))).expect("from a folder");
+        assert!(path.exists());
     }
 
     #[test]

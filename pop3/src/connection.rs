@@ -192,7 +192,9 @@ impl Connection {
             .await;
         drop(password);
         let outcome = match answer {
-            Login::User(user) => self.open_maildrop(user).await,
+            // POP3 shows no quota, so the one moat-auth sent is left to moat-imapd and
+            // moat-local.
+            Login::User(logged_in) => self.open_maildrop(logged_in.user).await,
             Login::Failed => AuthOutcome::Failed,
             Login::Throttled => AuthOutcome::Throttled,
             Login::Unavailable => AuthOutcome::Unavailable,

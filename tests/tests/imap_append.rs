@@ -17,13 +17,13 @@ const LIMIT: usize = 25 * 1024 * 1024;
 /// The large message: 20 MiB.
 const BIG: usize = 20 * 1024 * 1024;
 
-/// The stack, alice with a 30 MiB quota, and one message delivered through SMTP (moat-local
-/// writes the quota into the Maildir's `maildirsize`, which moat-imapd reads).
+/// The stack, one message delivered through SMTP, then alice given a 30 MiB quota (no delivery
+/// after it: moat-imapd writes the quota moat-auth answers its login with into the Maildir's
+/// `maildirsize`).
 fn stack() -> Stack {
     let s = Stack::start_configured(Mode::Up, &format!("[limits]\nmax_message_size = {LIMIT}\n"));
     s.add_domain("example.test");
     s.add_user(ALICE, PW);
-    s.admin(&["user", "quota", ALICE, "30M"], "");
     let mut c = Client::connect(s.smtp).expect("smtp");
     c.ehlo("client.example").expect("ehlo");
     let msg = format!("From: x@remote.example\r\nTo: {ALICE}\r\nSubject: first\r\n\r\nbody\r\n");
@@ -32,6 +32,7 @@ fn stack() -> Stack {
         .expect("send");
     assert_eq!(r.0, 250, "{r:?}");
     s.wait_messages(ALICE, 1);
+    s.admin(&["user", "quota", ALICE, "30M"], "");
     s
 }
 

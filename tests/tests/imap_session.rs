@@ -71,8 +71,11 @@ def untagged(M, name):
 fn starttls_logins_mailboxes_and_extensions() {
     let s = stack("");
     deliver(&s, 1);
-    s.admin(&["user", "quota", ALICE, "10M"], "");
+    s.admin(&["user", "quota", ALICE, "5M"], "");
     deliver(&s, 2);
+    // The admin's new quota reaches GETQUOTAROOT at the next login, with no delivery in between
+    // (moat-local's `maildirsize` still says 5M): the login applies moat-auth's answer.
+    s.admin(&["user", "quota", ALICE, "10M"], "");
     let text = python(
         &s,
         r#"

@@ -42,6 +42,7 @@ impl Store {
                 "\"{source}\" is a mailbox user; an address cannot be both a user and an alias"
             )));
         }
+        crate::lists::claims::refuse_list_address(&mut tx, domain_id, &source, "an alias").await?;
         let created = db::now();
         for target in &normalized {
             let inserted = sqlx::query(

@@ -32,8 +32,15 @@ pub enum StoreError {
         "domain {domain:?} still has {users} user(s); remove them first, or use --force to delete the domain with its users"
     )]
     HasUsers { domain: String, users: i64 },
+    #[error(
+        "mailing list {list:?} still has {members} address(es) on its rosters; remove them first, or use --force to delete the list with them"
+    )]
+    HasMembers { list: String, members: i64 },
     #[error("{0}")]
     InvalidAddress(#[from] AddressError),
+    /// A setting's value is refused (full sentence in the payload: what and why).
+    #[error("{0}")]
+    InvalidValue(String),
     #[error("password must not be empty")]
     EmptyPassword,
     #[error("quota must be a positive number of bytes (got {0}); leave it unset for unlimited")]

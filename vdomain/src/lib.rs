@@ -1,6 +1,7 @@
 //! Moat's SQL user store: virtual domains, mailbox users (argon2id passwords, quota,
-//! enabled flag), aliases, domain aliases, catch-alls, and the one function that resolves a
-//! recipient address to delivery targets.
+//! enabled flag), aliases, domain aliases, catch-alls, mailing lists and their rosters
+//! ([`lists`], docs/LISTS.md), and the one function that resolves a recipient address to
+//! delivery targets.
 //!
 //! Backends: SQLite (a file, the default) and PostgreSQL (for several front-end machines),
 //! both through sqlx's `Any` driver with runtime-checked queries, so building needs no
@@ -23,13 +24,20 @@
 //!    refuse mail, remove the user.
 //! 3. **Exact alias** → every target is resolved again by these same rules, one level
 //!    deeper. Results are deduplicated (one copy per mailbox, one per remote address).
-//! 4. **Sub-address** (when a delimiter is configured, `+` by default): `base+tag` with
+//! 4. **Mailing list** → a [`Target::List`]: the list's own address (a post) or one of its
+//!    ezmlm command addresses `list-subscribe`, `list-sc.COOKIE-user=host`,
+//!    `list-return-...` and the rest ([`ListCommand`], docs/LISTS.md). When two lists could
+//!    own a command address the longer list name wins. Users, aliases and lists never share
+//!    an address (checked when any of them is created), so the order among steps 2–4 only
+//!    matters for data written behind the store's back.
+//! 5. **Sub-address** (when a delimiter is configured, `+` by default): `base+tag` with
 //!    `base` a user gives that mailbox with `detail = Some("tag")`; with `base` an alias,
 //!    the alias is expanded and the tag is carried to the mailboxes it reaches (remote
 //!    targets are not rewritten). The split is at the first delimiter. An exact user or
-//!    alias named `a+b` wins over sub-addressing.
-//! 5. **Catch-all** of the domain → its target resolved again, one level deeper.
-//! 6. Otherwise [`Resolution::Unknown`].
+//!    alias named `a+b` wins over sub-addressing. A list is not a sub-address base:
+//!    `list+tag` goes on to the catch-all.
+//! 6. **Catch-all** of the domain → its target resolved again, one level deeper.
+//! 7. Otherwise [`Resolution::Unknown`].
 //!
 //! An alias target that is in a hosted domain but resolves to nothing (its user was
 //! removed) is dropped; if no target of the address delivers anywhere the result is
@@ -47,6 +55,7 @@ pub mod daemon;
 mod db;
 mod domains;
 mod error;
+pub mod lists;
 mod model;
 pub mod password;
 mod resolve;
@@ -55,5 +64,8 @@ mod users;
 pub use address::{Address, AddressError};
 pub use connect::{Backend, CONNECT_TIMEOUT, Store};
 pub use error::StoreError;
+pub use lists::{
+    List, ListChanges, ListCommand, ListFlags, Member, MemberKind, ReplyTo, normalize_member,
+};
 pub use model::{Alias, Domain, User};
 pub use resolve::{Resolution, ResolveOptions, Target};

@@ -1,8 +1,9 @@
 //! Address resolution: the one place that decides where mail for an address goes.
 //!
 //! Order for each address: domain alias (rewrite the domain) → exact user → exact alias
-//! (expand every target recursively) → sub-address (`base+tag`, base a user or alias) →
-//! the domain's catch-all (its target resolved again) → unknown. See the crate docs for the
+//! (expand every target recursively) → mailing list (`list@` or an ezmlm command address
+//! `list-<command>@`) → sub-address (`base+tag`, base a user or alias) → the domain's
+//! catch-all (its target resolved again) → unknown. See the crate docs for the
 //! full rules (disabled users, dangling targets, loops).
 
 use std::collections::{HashMap, HashSet};
@@ -15,6 +16,8 @@ use sqlx::{AnyConnection, Row};
 use crate::address::{Address, normalize_domain, normalize_local_part};
 use crate::connect::Store;
 use crate::error::StoreError;
+use crate::lists::ListCommand;
+use crate::lists::claims::list_claiming;
 
 /// Knobs for [`Store::resolve`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,6 +65,14 @@ pub enum Target {
     },
     /// Relay to a remote address.
     Forward(String),
+    /// Mail for a mailing list, for the list manager (docs/LISTS.md).
+    List {
+        /// The list's posting address, `list@domain` (canonical domain).
+        list_address: String,
+        /// The command part of the address after `list-` (lower-case; parse it with
+        /// [`crate::ListCommand::parse`]); `None` for a post to `list@domain` itself.
+        extension: Option<String>,
+    },
 }
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -127,7 +138,8 @@ struct Resolver<'c> {
     /// (two aliases sharing a target) is expanded once, which also bounds the work.
     done: HashMap<String, bool>,
     out: Vec<Target>,
-    /// Dedupe keys of `out`: the user for mailboxes, the address for forwards.
+    /// Dedupe keys of `out`: the user for mailboxes, the address for forwards, list and
+    /// extension for lists.
     seen: HashSet<String>,
     /// The top-level address is in a domain we do not host.
     not_local: bool,
@@ -210,7 +222,23 @@ impl Resolver<'_> {
         if !targets.is_empty() {
             return self.expand_targets(targets, depth, detail).await;
         }
-        // 3. Sub-address: split at the first delimiter; the base must be a user or alias.
+        // 3. A list's own address or one of its command addresses.
+        if let Some((list, cmd)) = list_claiming(self.conn, domain_id, &addr.local).await? {
+            let list_address = format!("{list}@{}", addr.domain);
+            // The address's own spelling of the command, not a re-serialisation: the list
+            // manager parses it again (it trusts nothing that crossed a socket).
+            let extension = (cmd != ListCommand::Post)
+                .then(|| addr.local.get(list.len() + 1..).unwrap_or("").to_owned());
+            let key = format!("list:{list_address}:{}", extension.as_deref().unwrap_or(""));
+            if self.seen.insert(key) {
+                self.out.push(Target::List {
+                    list_address,
+                    extension,
+                });
+            }
+            return Ok(true);
+        }
+        // 4. Sub-address: split at the first delimiter; the base must be a user or alias.
         if let Some(delim) = self.opts.subaddress_delimiter
             && let Some((base, tag)) = addr.local.split_once(delim)
             && let Ok(base) = normalize_local_part(base)
@@ -229,7 +257,7 @@ impl Resolver<'_> {
                 return self.expand_targets(targets, depth, tag).await;
             }
         }
-        // 4. Catch-all.
+        // 5. Catch-all.
         if let Some(target) = self.catchall(domain_id).await? {
             return self.expand_targets(vec![target], depth, None).await;
         }

@@ -52,6 +52,8 @@ impl Store {
                  (remove the alias first)"
             )));
         }
+        crate::lists::claims::refuse_list_address(&mut tx, domain_id, &addr, "a mailbox user")
+            .await?;
         let created = db::now();
         let inserted = sqlx::query(
             "INSERT INTO users (domain_id, local_part, password_hash, quota_bytes, enabled, created)

@@ -194,11 +194,15 @@ fn dovecot_extra(room: usize) -> String {
 /// The memory of `n` idle logged-in connections: the tree before (after a burst of logins as
 /// parallel as the measured ones, opened and closed, so that what logins leave behind whatever
 /// the number of connections, such as allocator arenas of the password hashing, is in the
-/// baseline) and with them open.
+/// baseline) and with them open; per program also from the first login, before that burst
+/// (the burst's connections may leave memory the measured ones reuse: at most its share).
 fn idle_memory(rt: &Runtime, server: &Server, port: u16, args: &Args) -> Result<report::Idle> {
     let user = format!("{IDLE}@{DOMAIN}");
     let warmup = (args.parallel * 25).min(args.idle);
     eprintln!("{}: {warmup} warm-up logins", server.name);
+    // One login first (it creates the Maildir): the start of the per-program growth.
+    rt.block_on(memory::open_idle(port, &user, PASSWORD, 1, 1))?;
+    let first = memory::tree(server.pid());
     rt.block_on(async {
         let open = memory::open_idle(port, &user, PASSWORD, warmup, args.parallel).await?;
         drop(open);
@@ -224,6 +228,7 @@ fn idle_memory(rt: &Runtime, server: &Server, port: u16, args: &Args) -> Result<
     Ok(report::Idle {
         before: before.0,
         after: after.0,
+        split_first: first.1,
         split_before: before.1,
         split_after: after.1,
         connections: args.idle,

@@ -15,6 +15,9 @@ use crate::smtp::measure::{median, median_f64};
 pub struct Idle {
     pub before: Usage,
     pub after: Usage,
+    /// Per program after the first login (before the warm-up burst), and before the measured
+    /// connections.
+    pub split_first: Vec<(String, Usage)>,
     pub split_before: Vec<(String, Usage)>,
     pub split_after: Vec<(String, Usage)>,
     pub connections: usize,
@@ -157,27 +160,40 @@ fn render_idle(idle: &[Idle; 2]) -> String {
         ]);
     }
     out.push_str(&table.render());
-    out.push_str("Growth by program (RSS / PSS, MiB):\n");
-    for (name, m) in ["moat", "dovecot"].iter().zip(idle) {
-        let grown: Vec<String> = m
-            .split_after
-            .iter()
-            .take(5)
-            .map(|(program, after)| {
-                let before = m
-                    .split_before
-                    .iter()
-                    .find(|(p, _)| p == program)
-                    .map_or(Usage::default(), |(_, u)| *u);
-                format!(
-                    "{program} ×{} {:+.1} / {:+.1}",
-                    after.processes,
-                    (after.rss_kib as f64 - before.rss_kib as f64) / 1024.0,
-                    (after.pss_kib as f64 - before.pss_kib as f64) / 1024.0
-                )
-            })
-            .collect();
-        out.push_str(&format!("  {name}: {}\n", grown.join(", ")));
+    for (title, first) in [
+        ("while the connections were open", false),
+        ("from the first login, the warm-up logins included", true),
+    ] {
+        out.push_str(&format!("Growth by program {title} (RSS / PSS, MiB):\n"));
+        for (name, m) in ["moat", "dovecot"].iter().zip(idle) {
+            let from = if first {
+                &m.split_first
+            } else {
+                &m.split_before
+            };
+            out.push_str(&format!("  {name}: {}\n", growth(from, &m.split_after)));
+        }
     }
     out
+}
+
+/// The five programs using the most memory after, with their growth since `from`.
+fn growth(from: &[(String, Usage)], after: &[(String, Usage)]) -> String {
+    let grown: Vec<String> = after
+        .iter()
+        .take(5)
+        .map(|(program, a)| {
+            let b = from
+                .iter()
+                .find(|(p, _)| p == program)
+                .map_or(Usage::default(), |(_, u)| *u);
+            format!(
+                "{program} ×{} {:+.1} / {:+.1}",
+                a.processes,
+                (a.rss_kib as f64 - b.rss_kib as f64) / 1024.0,
+                (a.pss_kib as f64 - b.pss_kib as f64) / 1024.0
+            )
+        })
+        .collect();
+    grown.join(", ")
 }

@@ -19,19 +19,23 @@ pub const TARGET_FIELDS: usize = 5;
 pub enum TargetKind {
     Mailbox,
     Forward,
+    /// A mailing list (docs/LISTS.md): `address` is the list's posting address and
+    /// `detail` the command extension after `list-` (`None` for a post).
+    List,
 }
 
 /// Where mail for an address goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
     pub kind: TargetKind,
-    /// The mailbox user (`local@domain`) or the remote address.
+    /// The mailbox user (`local@domain`), the remote address, or the list's address.
     pub address: String,
     /// For a mailbox: its folder relative to the mail root, `domain/local`.
     pub maildir: String,
     /// For a mailbox: the quota in bytes; `None` = unlimited.
     pub quota: Option<i64>,
-    /// The sub-address tag (`user+tag`), if any.
+    /// For a mailbox, the sub-address tag (`user+tag`), if any; for a list, the command
+    /// extension (`subscribe`, `return-12-bob=example.org`, ...), `None` for a post.
     pub detail: Option<String>,
 }
 
@@ -45,13 +49,52 @@ pub enum AuthAnswer {
     Temporary(String),
 }
 
+/// The quota moat-auth sent with a successful login (the second field of its `K`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginQuota {
+    /// The user's quota in the store now, in bytes (`None` = unlimited), as in a `Target`.
+    Store(Option<i64>),
+    /// moat-auth sent none, or one that is not a number (an older or confused moat-auth):
+    /// whatever the Maildir says stays as it is, so a bad answer never lifts a limit.
+    NotSent,
+}
+
+/// A successful login.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoggedIn {
+    /// The user address (moat-auth's spelling, not what the client typed).
+    pub user: String,
+    pub quota: LoginQuota,
+}
+
+/// moat-auth's `K` reply to `A`: the user address, then the user's quota in bytes ("" =
+/// unlimited). The quota rides along so moat-imapd can apply an admin's `moat user quota` at
+/// the next login, not only at the next delivery; clients that want only the address read
+/// field 0 and ignore the rest.
+pub fn login_reply(address: &str, quota: Option<i64>) -> Record {
+    Status::Ok(address.to_string())
+        .to_record()
+        .field(quota.map(|q| q.to_string()).unwrap_or_default())
+}
+
+/// The quota in a `K` reply to `A` (see `login_reply`).
+pub fn login_quota(r: &Record) -> LoginQuota {
+    match r.text(1) {
+        Ok("") => LoginQuota::Store(None),
+        Ok(q) => q
+            .parse()
+            .map_or(LoginQuota::NotSent, |q| LoginQuota::Store(Some(q))),
+        Err(_) => LoginQuota::NotSent,
+    }
+}
+
 /// What a mail-access server (moat-pop3d, moat-imapd) does with moat-auth's answer to a
 /// login: each case has its own reply (POP3 `[AUTH]`/`[LOGIN-DELAY]`/`[SYS/TEMP]`, IMAP
 /// `[AUTHENTICATIONFAILED]`/`[UNAVAILABLE]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Login {
-    /// Logged in as this user address (moat-auth's spelling, not what the client typed).
-    User(String),
+    /// Logged in.
+    User(LoggedIn),
     /// Wrong login or password, or a disabled account.
     Failed,
     /// moat-auth did not check: too many failed logins from this login or network.
@@ -75,6 +118,7 @@ impl Target {
         let kind = match self.kind {
             TargetKind::Mailbox => "mailbox",
             TargetKind::Forward => "forward",
+            TargetKind::List => "list",
         };
         r = r
             .field(kind)
@@ -98,6 +142,7 @@ impl Target {
                 let kind = match text(at)? {
                     "mailbox" => TargetKind::Mailbox,
                     "forward" => TargetKind::Forward,
+                    "list" => TargetKind::List,
                     other => return Err(format!("unknown target kind {other:?}")),
                 };
                 let quota = match text(at + 3)? {
@@ -172,6 +217,20 @@ impl AuthClient {
         client_ip: &str,
         service: &str,
     ) -> std::io::Result<AuthAnswer> {
+        Ok(self
+            .authenticate_reply(login, password, client_ip, service)
+            .await?
+            .0)
+    }
+
+    /// `authenticate`, with the whole reply (a `K` also carries the quota, `login_quota`).
+    async fn authenticate_reply(
+        &self,
+        login: &str,
+        password: &str,
+        client_ip: &str,
+        service: &str,
+    ) -> std::io::Result<(AuthAnswer, Record)> {
         with_timeout(self.timeout, async {
             let mut conn = Conn::connect(&self.path).await?;
             let req = Record::new(b'A')
@@ -180,12 +239,13 @@ impl AuthClient {
                 .field(client_ip)
                 .field(service);
             conn.send(&req).await?;
-            let (status, _) = conn.status().await?;
-            Ok(match status {
+            let (status, record) = conn.status().await?;
+            let answer = match status {
                 Status::Ok(user) => AuthAnswer::Ok(user),
                 Status::Permanent(_) => AuthAnswer::Failed,
                 Status::Temporary(why) => AuthAnswer::Temporary(why),
-            })
+            };
+            Ok((answer, record))
         })
         .await
     }
@@ -200,19 +260,28 @@ impl AuthClient {
         service: &str,
         who: &str,
     ) -> Login {
-        match self.authenticate(login, password, client_ip, service).await {
-            Ok(AuthAnswer::Ok(user)) => Login::User(user),
-            Ok(AuthAnswer::Failed) => {
+        match self
+            .authenticate_reply(login, password, client_ip, service)
+            .await
+            .map(|(answer, record)| (answer, login_quota(&record)))
+        {
+            Ok((AuthAnswer::Ok(user), quota)) => {
+                if quota == LoginQuota::NotSent {
+                    warn!("{who}: moat-auth sent no usable quota for {user}");
+                }
+                Login::User(LoggedIn { user, quota })
+            }
+            Ok((AuthAnswer::Failed, _)) => {
                 info!("{who}: authentication failed for {login:?}");
                 Login::Failed
             }
             // moat-auth's throttling answer (PROTOCOLS.md): the only temporary refusal that
             // is the client's doing.
-            Ok(AuthAnswer::Temporary(why)) if why.contains("too many") => {
+            Ok((AuthAnswer::Temporary(why), _)) if why.contains("too many") => {
                 info!("{who}: login {login:?} throttled: {why}");
                 Login::Throttled
             }
-            Ok(AuthAnswer::Temporary(why)) => {
+            Ok((AuthAnswer::Temporary(why), _)) => {
                 warn!("{who}: moat-auth: {why}");
                 Login::Unavailable
             }
@@ -294,6 +363,13 @@ mod tests {
                 quota: None,
                 detail: None,
             },
+            Target {
+                kind: TargetKind::List,
+                address: "dev@example.test".into(),
+                maildir: String::new(),
+                quota: None,
+                detail: Some("return-7-bob=remote.example".into()),
+            },
         ];
         let mut r = Status::Ok("2 targets".into()).to_record();
         for t in &targets {
@@ -302,5 +378,24 @@ mod tests {
         assert_eq!(Target::from_reply(&r), Ok(targets));
         assert!(Target::from_reply(&Status::Ok("none".into()).to_record()).is_err());
         assert!(Target::from_reply(&Record::new(b'K').field("x").field("mailbox")).is_err());
+    }
+
+    #[test]
+    fn login_replies_carry_the_quota() {
+        let r = login_reply("a@example.test", Some(1 << 20));
+        assert_eq!(
+            Status::from_record(&r),
+            Ok(Status::Ok("a@example.test".into()))
+        );
+        assert_eq!(login_quota(&r), LoginQuota::Store(Some(1 << 20)));
+        let r = login_reply("a@example.test", None);
+        assert_eq!(login_quota(&r), LoginQuota::Store(None));
+        // An older moat-auth (no field) or garbage: the Maildir's quota is left alone.
+        assert_eq!(
+            login_quota(&Status::Ok("a@example.test".into()).to_record()),
+            LoginQuota::NotSent
+        );
+        let r = Status::Ok("a@x".into()).to_record().field("lots");
+        assert_eq!(login_quota(&r), LoginQuota::NotSent);
     }
 }

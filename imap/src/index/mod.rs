@@ -23,6 +23,8 @@
 //! highest_modseq()
 //! index.keywords() -> &Keywords                    letter ↔ name (`dovecot-keywords`)
 //! index.flags_from_imap(&[&str]) -> Result<ImapFlags>       names → letters, new keywords added (all or none)
+//! index.known_flags_from_imap(&[&str]) -> Result<ImapFlags> names → letters, unknown keywords left
+//!                                                  out (STORE -FLAGS: never takes a letter)
 //! system_flag_letter, valid_keyword, Keywords::imap_flags    (keywords.rs)
 //! ```
 //!
@@ -168,6 +170,16 @@ pub struct ImapFlags {
     pub refused: Vec<String>,
 }
 
+impl ImapFlags {
+    /// Adds `name`'s letter, or refuses `name` when it has none.
+    fn add(&mut self, name: &str, letter: Option<char>) {
+        match letter {
+            Some(c) => self.flags = self.flags.union(letter_flag(c)),
+            None => self.refused.push(name.to_owned()),
+        }
+    }
+}
+
 /// One folder's index, as seen by one session.
 pub struct Index {
     maildir: Maildir,
@@ -296,30 +308,15 @@ impl Index {
             new.retain(|n| self.keywords.letter(n).is_none());
             if new.len() > self.keywords.free() {
                 for &name in names {
-                    match system_flag_letter(name) {
-                        Some(c) if name.starts_with('\\') => {
-                            out.flags = out.flags.union(letter_flag(c));
-                        }
-                        _ => match self.keywords.letter(name) {
-                            Some(c) => out.flags = out.flags.union(letter_flag(c)),
-                            None => out.refused.push(name.to_owned()),
-                        },
-                    }
+                    out.add(name, self.known_letter(name));
                 }
                 return Ok(out);
             }
         }
         for &name in names {
-            if name.starts_with('\\') {
-                match system_flag_letter(name) {
-                    Some(c) => out.flags = out.flags.union(letter_flag(c)),
-                    None => out.refused.push(name.to_owned()),
-                }
-                continue;
-            }
-            let letter = match self.keywords.letter(name) {
+            let letter = match self.known_letter(name) {
                 Some(c) => Some(c),
-                None if valid_keyword(name) => {
+                None if !name.starts_with('\\') && valid_keyword(name) => {
                     if lock.is_none() {
                         lock = Some(Lock::acquire(self.maildir.path())?);
                     }
@@ -327,12 +324,37 @@ impl Index {
                 }
                 None => None,
             };
-            match letter {
-                Some(c) => out.flags = out.flags.union(letter_flag(c)),
-                None => out.refused.push(name.to_owned()),
+            out.add(name, letter);
+        }
+        Ok(out)
+    }
+
+    /// Like `flags_from_imap`, but never gives a keyword a letter: keywords the folder does not
+    /// know are left out (neither in `flags` nor in `refused`). For `STORE -FLAGS`: removing a
+    /// keyword no message can carry is a no-op, and must not use up one of the folder's 26
+    /// letters for good. Invalid names and unknown system flags are still `refused`.
+    pub fn known_flags_from_imap(&mut self, names: &[&str]) -> Result<ImapFlags> {
+        // Another session may just have given a keyword its letter (and set it on messages we
+        // are asked to clear): pick up its name first (one stat when nothing changed). A letter
+        // keeps its name once given, so no lock is needed to use it.
+        self.keywords.reload_if_changed(self.maildir.path())?;
+        let mut out = ImapFlags::default();
+        for &name in names {
+            match self.known_letter(name) {
+                None if !name.starts_with('\\') && valid_keyword(name) => {}
+                letter => out.add(name, letter),
             }
         }
         Ok(out)
+    }
+
+    /// The letter of a system flag (`\Seen`) or of a keyword the folder already has.
+    fn known_letter(&self, name: &str) -> Option<char> {
+        if name.starts_with('\\') {
+            system_flag_letter(name)
+        } else {
+            self.keywords.letter(name)
+        }
     }
 
     /// Runs `f` under the index lock after reading the log to its end; compacts afterwards if

@@ -1,7 +1,9 @@
 //! The not-authenticated state's commands: STARTTLS (RFC 3501 §6.2.1), LOGIN (§6.2.3),
 //! AUTHENTICATE PLAIN (§6.2.2, RFC 4616) with SASL-IR (RFC 4959) or a continuation, and what
 //! follows moat-auth's answer: the user's Maildir is opened (created at the first login, with
-//! the special-use folders) and the session is authenticated.
+//! the special-use folders), the quota moat-auth sent with the answer is written into its
+//! `maildirsize` (as moat-local does at delivery, so an admin's `moat user quota` shows in
+//! GETQUOTA and limits APPEND from the next login on), and the session is authenticated.
 //!
 //! SECURITY: passwords are checked by moat-auth only; without TLS they are refused
 //! (`[PRIVACYREQUIRED]`) unless this connection may log in in plaintext (loopback + setting).
@@ -14,9 +16,10 @@ use std::fmt;
 use imap_codec::imap_types::auth::AuthMechanism;
 use imap_codec::imap_types::core::AString;
 use imap_codec::imap_types::secret::Secret;
-use moat_common::client::auth::{Login, PlainError, plain_response};
+use moat_common::client::auth::{LoggedIn, Login, LoginQuota, PlainError, plain_response};
 use moat_common::daemon::user_maildir::user_maildir;
-use moat_common::{error, info};
+use moat_common::{error, info, warn};
+use moat_maildir::Quota;
 
 use super::{Flow, Session, State, User, blocking, response};
 use crate::mailbox::special::SPECIAL_USE;
@@ -172,8 +175,8 @@ impl Session {
 
     /// moat-auth's answer to `Flow::Login`.
     pub async fn login_result(&mut self, tag: &str, login: Login, out: &mut Vec<u8>) -> Flow {
-        let user = match login {
-            Login::User(user) => user,
+        let LoggedIn { user, quota } = match login {
+            Login::User(logged_in) => logged_in,
             Login::Failed => {
                 response::no(out, tag, "[AUTHENTICATIONFAILED] Authentication failed.");
                 return Flow::Continue;
@@ -195,7 +198,7 @@ impl Session {
                 return Flow::Continue;
             }
         };
-        match self.open_store(&user).await {
+        match self.open_store(&user, quota).await {
             Ok(store) => {
                 info!(
                     "{}: {user} logged in ({})",
@@ -223,8 +226,9 @@ impl Session {
     }
 
     /// The user's Maildir, created with the special-use folders where missing; the folders it
-    /// had to create are subscribed too (Dovecot's `auto = subscribe`).
-    async fn open_store(&self, user: &str) -> Result<Store, StoreError> {
+    /// had to create are subscribed too (Dovecot's `auto = subscribe`). The store's quota is
+    /// then applied to it.
+    async fn open_store(&self, user: &str, quota: LoginQuota) -> Result<Store, StoreError> {
         let Some(path) = user_maildir(&self.config.mail_root, user) else {
             return Err(StoreError::Io(format!(
                 "unusable user name {user:?} from moat-auth"
@@ -238,11 +242,31 @@ impl Session {
             let (store, created) = Store::open(&mail_root, &path, &names)?;
             for name in created {
                 if let Err(e) = subscriptions::set(store.root().path(), &name, true) {
-                    moat_common::warn!("{who}: {user}: cannot subscribe {name}: {e:?}");
+                    warn!("{who}: {user}: cannot subscribe {name}: {e:?}");
                 }
             }
+            apply_quota(&store, quota, &who, &user);
             Ok(store)
         })
         .await
+    }
+}
+
+/// Writes the quota moat-auth sent into the Maildir's `maildirsize`, the one place GETQUOTA,
+/// APPEND and COPY read it from (blocking). A failure is logged and the login goes on: the
+/// quota is then what moat-local last wrote, as before logins applied it, and mail access
+/// should not depend on the quota file.
+fn apply_quota(store: &Store, quota: LoginQuota, who: &str, user: &str) {
+    let LoginQuota::Store(bytes) = quota else {
+        return;
+    };
+    match moat_maildir::store_limit(bytes) {
+        Ok(limit) => {
+            if let Err(e) = Quota::apply(store.root(), limit) {
+                warn!("{who}: {user}: cannot apply the quota: {e}");
+            }
+        }
+        // Never lift a limit on a bad answer: the file keeps the last good one.
+        Err(e) => error!("{who}: {user}: bad quota from moat-auth: {e}"),
     }
 }

@@ -1,7 +1,7 @@
 //! The session driven through the framing, as the connection drives it, without a socket:
 //! moat-auth is played by the harness (password `right` logs in as alice@example.test).
 
-use moat_common::client::auth::Login;
+use moat_common::client::auth::{LoggedIn, Login, LoginQuota};
 
 use super::input::{Event, Input};
 use super::*;
@@ -12,31 +12,49 @@ struct Harness {
     session: Session,
     input: Input,
     closed: bool,
+    /// The quota moat-auth answers a login with (unlimited unless a test sets one).
+    quota: LoginQuota,
+}
+
+fn new_session(mail_root: &std::path::Path, plaintext_allowed: bool) -> Session {
+    let config = Config {
+        hostname: "imap.example.test".into(),
+        mail_root: mail_root.to_path_buf(),
+        tls_available: true,
+        plaintext_allowed,
+        who: "test".into(),
+        append_limit: 1000,
+    };
+    let session = Session::new(config, false);
+    let mut out = Vec::new();
+    session.greeting(&mut out);
+    assert!(String::from_utf8_lossy(&out).starts_with("* OK [CAPABILITY IMAP4rev1 "));
+    session
 }
 
 impl Harness {
     fn new(plaintext_allowed: bool) -> Harness {
         let dir = tempfile::tempdir().expect("tempdir");
         let mail_root = dir.path().to_path_buf();
-        let config = Config {
-            hostname: "imap.example.test".into(),
-            mail_root: mail_root.clone(),
-            tls_available: true,
-            plaintext_allowed,
-            who: "test".into(),
-            append_limit: 1000,
-        };
-        let session = Session::new(config, false);
-        let mut out = Vec::new();
-        session.greeting(&mut out);
-        assert!(String::from_utf8_lossy(&out).starts_with("* OK [CAPABILITY IMAP4rev1 "));
+        let session = new_session(&mail_root, plaintext_allowed);
         Harness {
             _dir: dir,
             mail_root,
             session,
             input: Input::new(),
             closed: false,
+            quota: LoginQuota::Store(None),
         }
+    }
+
+    /// A new connection to the same mail root, logged in with moat-auth answering `quota`.
+    async fn login_again(&mut self, quota: LoginQuota) {
+        self.session = new_session(&self.mail_root, true);
+        self.input = Input::new();
+        self.closed = false;
+        self.quota = quota;
+        let r = self.send(b"a LOGIN alice@example.test right\r\n").await;
+        assert!(r.starts_with("a OK [CAPABILITY IMAP4rev1 "), "{r}");
     }
 
     /// Sends bytes; returns everything the server answered until it waits for more.
@@ -96,7 +114,10 @@ impl Harness {
                     password,
                 } => {
                     let answer = if password.0 == "right" && login == "alice@example.test" {
-                        Login::User(login)
+                        Login::User(LoggedIn {
+                            user: login,
+                            quota: self.quota,
+                        })
                     } else {
                         Login::Failed
                     };
@@ -302,6 +323,80 @@ async fn list_extended_status_and_the_rest() {
     let r = h.send(b"o LOGOUT\r\n").await;
     assert!(r.starts_with("* BYE") && r.contains("o OK"), "{r}");
     assert!(h.closed);
+}
+
+#[tokio::test]
+async fn logins_apply_the_store_quota() {
+    let mut h = Harness::new(true);
+    h.quota = LoginQuota::Store(Some(10 << 20));
+    let r = h.send(b"a LOGIN alice@example.test right\r\n").await;
+    assert!(r.starts_with("a OK"), "{r}");
+    let r = h.send(b"q GETQUOTAROOT INBOX\r\n").await;
+    assert_eq!(
+        r,
+        "* QUOTAROOT INBOX \"\"\r\n* QUOTA \"\" (STORAGE 0 10240)\r\nq OK GETQUOTAROOT completed.\r\n"
+    );
+    let md = moat_maildir::Maildir::open(h.maildir()).expect("maildir");
+    md.deliver(&[b'x'; 1500]).expect("deliver");
+
+    // The admin lowers the quota: the next login has it, GETQUOTA and APPEND use it at once.
+    h.login_again(LoginQuota::Store(Some(2048))).await;
+    let r = h.send(b"q GETQUOTA \"\"\r\n").await;
+    assert_eq!(
+        r,
+        "* QUOTA \"\" (STORAGE 2 2)\r\nq OK GETQUOTA completed.\r\n"
+    );
+    let r = h.send(b"p APPEND INBOX {600}\r\n").await;
+    assert!(r.starts_with("p NO [OVERQUOTA]"), "{r}");
+
+    // A bad answer (moat-auth never sends one) or none at all never lifts the limit.
+    h.login_again(LoginQuota::Store(Some(0))).await;
+    let r = h.send(b"q GETQUOTA \"\"\r\n").await;
+    assert!(r.starts_with("* QUOTA \"\" (STORAGE 2 2)"), "{r}");
+    h.login_again(LoginQuota::NotSent).await;
+    let r = h.send(b"p APPEND INBOX {600}\r\n").await;
+    assert!(r.starts_with("p NO [OVERQUOTA]"), "{r}");
+
+    // Unlimited: no quota root, and APPEND is not held to the old limit.
+    h.login_again(LoginQuota::Store(None)).await;
+    let r = h.send(b"q GETQUOTAROOT INBOX\r\n").await;
+    assert_eq!(r, "* QUOTAROOT INBOX\r\nq OK GETQUOTAROOT completed.\r\n");
+    let r = h.send(b"p APPEND INBOX {600}\r\n").await;
+    assert_eq!(r, "+ Ready for literal data\r\n");
+    let r = h.send(&[b'y'; 600]).await;
+    assert_eq!(r, "");
+    let r = h.send(b"\r\n").await;
+    assert!(r.starts_with("p OK [APPENDUID "), "{r}");
+}
+
+#[tokio::test]
+async fn unknown_keywords_take_no_letters() {
+    let mut h = Harness::logged_in().await;
+    let md = moat_maildir::Maildir::open(h.maildir()).expect("maildir");
+    md.deliver(b"Subject: 1\r\n\r\none\r\n").expect("deliver");
+    let keywords = h.maildir().join(crate::index::KEYWORDS_FILE);
+    let r = h.send(b"s SELECT INBOX\r\n").await;
+    assert!(r.contains("s OK [READ-WRITE]"), "{r}");
+    // Removing keywords no message can carry, or searching for them: a no-op.
+    let r = h.send(b"r STORE 1 -FLAGS (Never1 Never2 \\Seen)\r\n").await;
+    assert!(r.ends_with("r OK STORE completed.\r\n"), "{r}");
+    let r = h
+        .send(b"f SEARCH OR KEYWORD Never3 UNKEYWORD Never4\r\n")
+        .await;
+    assert!(r.starts_with("* SEARCH 1\r\n"), "{r}");
+    assert!(!keywords.exists(), "no letter was given");
+    // Adding one gives it a letter; removing it with an unknown one keeps the file as it is.
+    let r = h.send(b"a STORE 1 +FLAGS (Work)\r\n").await;
+    assert!(
+        r.contains("FLAGS (Work \\Recent)") && r.contains("a OK"),
+        "{r}"
+    );
+    let r = h.send(b"d STORE 1 -FLAGS (work Never5)\r\n").await;
+    assert!(r.contains("FLAGS (\\Recent)") && r.contains("d OK"), "{r}");
+    assert_eq!(
+        std::fs::read_to_string(&keywords).expect("keywords"),
+        "0 Work\n"
+    );
 }
 
 #[tokio::test]

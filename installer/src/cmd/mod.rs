@@ -3,6 +3,7 @@
 mod alias;
 mod dkim;
 mod domain;
+mod list;
 mod queue;
 mod user;
 
@@ -59,6 +60,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::User(cmd) => user::run(&ctx, cmd).await,
         Command::Alias(cmd) => alias::run(&ctx, cmd).await,
         Command::Catchall(cmd) => alias::run_catchall(&ctx, cmd).await,
+        Command::List(args) => list::run(&ctx, args).await,
         Command::Dkim(cmd) => dkim::run(&ctx, cmd).await,
         Command::Up { .. } | Command::Serve | Command::Queue(_) => Ok(()),
     };

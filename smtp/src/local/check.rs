@@ -1,7 +1,8 @@
 //! `C` [recipient, size]: the RCPT-time check smtpd makes on port 25. Answers `K` when the
 //! recipient exists and every mailbox it reaches has room for `size` bytes (or, with no size
 //! announced, is not already full), `D` "no such user" for an address we do not host or do not
-//! know, `Z` "over quota" or a store problem otherwise.
+//! know, `Z` "over quota" or a store problem otherwise, and `Z` for a mailing list while no
+//! list manager runs (`list.rs`).
 //!
 //! SECURITY: answers only the existence of an address and a yes/no on room: no paths, no
 //! quota figures, nothing of the targets. It creates nothing on disk (a mailbox that was never
@@ -14,7 +15,7 @@ use moat_common::{error, info, warn};
 use crate::local::request::CheckRequest;
 use crate::local::resolve::resolve;
 use crate::local::settings::Settings;
-use crate::local::{mailbox, quota};
+use crate::local::{list, mailbox, quota};
 
 /// The reply text when a mailbox has no room (docs/PROTOCOLS.md: smtpd answers 452 4.2.2).
 pub const OVER_QUOTA: &str = "over quota";
@@ -24,8 +25,11 @@ pub async fn check(settings: &Settings, req: &CheckRequest) -> Status {
         Ok(t) => t,
         Err(status) => return status,
     };
+    if let Some(list) = targets.iter().find(|t| t.kind == TargetKind::List) {
+        return list::not_running(list, &req.recipient, None);
+    }
     for target in targets.iter().filter(|t| t.kind == TargetKind::Mailbox) {
-        let limit = match quota::limit(target.quota) {
+        let limit = match moat_maildir::store_limit(target.quota) {
             Ok(Some(limit)) => limit,
             Ok(None) => continue,
             Err(e) => {

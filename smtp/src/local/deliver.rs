@@ -2,7 +2,8 @@
 //!
 //! Resolve the recipient through moat-auth, refuse loops, then for each target: a mailbox gets
 //! `Return-Path:` and `Delivered-To:` prepended and goes into its Maildir (`mailbox`); a remote
-//! address is re-injected into the queue (`forward`). The verdict: all targets OK → `K`; any
+//! address is re-injected into the queue (`forward`); a mailing list is a temporary failure
+//! until the list manager exists (`list`). The verdict: all targets OK → `K`; any
 //! temporary failure → `Z` (the queue retries the whole recipient: at least once, so targets that
 //! succeeded may get a second copy); otherwise any permanent failure → `D` (the queue bounces).
 //! One log line per target, tagged with the queue id.
@@ -29,7 +30,7 @@ use crate::local::message::{MAX_HEADER, MAX_MESSAGE, Message, MessageError};
 use crate::local::request::{DeliverRequest, check_address};
 use crate::local::resolve::resolve;
 use crate::local::settings::Settings;
-use crate::local::{forward, loops};
+use crate::local::{forward, list, loops};
 
 /// The reply text when a mailbox is over quota at delivery time (it ends up in a bounce; `C`
 /// answers `check::OVER_QUOTA`, the text the contract gives smtpd).
@@ -116,6 +117,7 @@ async fn deliver_target(
     match target.kind {
         TargetKind::Mailbox => to_mailbox(settings, req, target, message, eol).await,
         TargetKind::Forward => to_forward(settings, req, target, message, eol).await,
+        TargetKind::List => list::not_running(target, &req.recipient, Some(qid)),
     }
 }
 

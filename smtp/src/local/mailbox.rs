@@ -17,7 +17,6 @@ use std::path::{Path, PathBuf};
 use moat_maildir::{DeliverOptions, Maildir, Quota};
 
 use crate::local::message::Message;
-use crate::local::quota;
 
 /// The longest component accepted (a domain label list or a local part).
 const MAX_COMPONENT: usize = 255;
@@ -113,10 +112,11 @@ pub fn deliver(
     message: &Message,
     prefix: &[u8],
 ) -> Result<(PathBuf, String), MailboxError> {
-    let limit = quota::limit(quota_bytes).map_err(MailboxError::Quota)?;
+    let limit = moat_maildir::store_limit(quota_bytes).map_err(MailboxError::Quota)?;
     let path = maildir_path(mail_root, location)?;
     let maildir = open_or_create(&path)?;
-    let quota = limit.map(|l| Quota::new(&maildir, l));
+    // The admin's current limit goes into maildirsize (moat-imapd does the same at login).
+    let quota = Quota::apply(&maildir, limit)?;
     let mut opts = DeliverOptions::new();
     if let Some(q) = &quota {
         opts = opts.quota(q);

@@ -15,8 +15,9 @@
 //! | `header.rs` | header fields (for the loop check) and the prepended lines |
 //! | `loops.rs` | Delivered-To and Received-count loop detection |
 //! | `mailbox.rs` | one Maildir delivery, with the location checked at the file-system boundary |
-//! | `quota.rs` | quota limit from the store, usage from `maildirsize` |
+//! | `quota.rs` | room for a message (`C`): the store's limit (`moat_maildir::store_limit`), usage from `maildirsize` |
 //! | `forward.rs` | re-injection of a forward into the queue |
+//! | `list.rs` | mailing-list targets: a temporary failure until moat-lists exists |
 //!
 //! Not done yet: SRS for forwards (the sender is kept as is), and delivery of sub-addressed
 //! mail into a folder named by the tag (it goes to INBOX).
@@ -30,6 +31,7 @@ pub mod check;
 pub mod deliver;
 pub mod forward;
 pub mod header;
+pub mod list;
 pub mod loops;
 pub mod mailbox;
 pub mod message;

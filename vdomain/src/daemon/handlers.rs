@@ -13,7 +13,7 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
-use moat_common::client::auth::{Target as WireTarget, TargetKind};
+use moat_common::client::auth::{Target as WireTarget, TargetKind, login_reply};
 use moat_common::fdpass::Peer;
 use moat_common::wire::{Record, Status};
 use moat_common::{error, info, warn};
@@ -68,7 +68,7 @@ impl Handler {
     /// The reply to one request from `peer` (already allowed to make it).
     pub async fn handle(&self, req: &Record, peer: &Peer) -> Record {
         match req.kind {
-            b'A' => self.authenticate(req, peer).await.to_record(),
+            b'A' => self.authenticate(req, peer).await,
             b'R' => self.resolve(req, peer).await,
             other => {
                 warn!(
@@ -82,7 +82,7 @@ impl Handler {
         }
     }
 
-    async fn authenticate(&self, req: &Record, peer: &Peer) -> Status {
+    async fn authenticate(&self, req: &Record, peer: &Peer) -> Record {
         let (login, password, ip, service) = match auth_fields(req) {
             Ok(fields) => fields,
             Err(why) => {
@@ -90,7 +90,7 @@ impl Handler {
                     "malformed authentication request from uid {} pid {}: {why}",
                     peer.uid, peer.pid
                 );
-                return Status::Permanent(format!("malformed request: {why}"));
+                return Status::Permanent(format!("malformed request: {why}")).to_record();
             }
         };
         let login_key = throttle::login_key(login);
@@ -111,12 +111,12 @@ impl Handler {
                     locked.remaining.as_secs().max(1)
                 );
             }
-            return Status::Temporary(THROTTLED.into());
+            return Status::Temporary(THROTTLED.into()).to_record();
         }
 
         let Some(store) = self.store.get() else {
             warn!("{service} login {login:?} from {shown_ip}: the user store is not open yet");
-            return Status::Temporary(UNAVAILABLE.into());
+            return Status::Temporary(UNAVAILABLE.into()).to_record();
         };
         let result = {
             let _slot = self.hash_slots.acquire().await.ok();
@@ -126,7 +126,8 @@ impl Handler {
             Ok(Some(user)) => {
                 self.throttle().succeeded(&login_key);
                 info!("{service} login {} from {shown_ip}", user.address);
-                Status::Ok(user.address)
+                // The quota too: moat-imapd applies it to the Maildir at login.
+                login_reply(&user.address, user.quota_bytes)
             }
             Ok(None) => {
                 let started = self
@@ -143,11 +144,11 @@ impl Handler {
                         duration.as_secs()
                     );
                 }
-                Status::Permanent(AUTH_FAILED.into())
+                Status::Permanent(AUTH_FAILED.into()).to_record()
             }
             Err(e) => {
                 error!("{service} login {login:?} from {shown_ip}: {e}");
-                Status::Temporary(temporary_reason(&e).into())
+                Status::Temporary(temporary_reason(&e).into()).to_record()
             }
         }
     }
@@ -234,6 +235,17 @@ fn to_wire(target: &Target) -> WireTarget {
             maildir: String::new(),
             quota: None,
             detail: None,
+        },
+        // The command extension travels in the detail field (PROTOCOLS.md).
+        Target::List {
+            list_address,
+            extension,
+        } => WireTarget {
+            kind: TargetKind::List,
+            address: list_address.clone(),
+            maildir: String::new(),
+            quota: None,
+            detail: extension.clone(),
         },
     }
 }
@@ -342,5 +354,15 @@ mod tests {
         let w = to_wire(&Target::Forward("r@remote.example".into()));
         assert_eq!(w.kind, TargetKind::Forward);
         assert_eq!((w.maildir.as_str(), w.quota), ("", None));
+        let w = to_wire(&Target::List {
+            list_address: "dev@x.test".into(),
+            extension: Some("sc.ab12-bob=y.test".into()),
+        });
+        assert_eq!(w.kind, TargetKind::List);
+        assert_eq!(
+            (w.address.as_str(), w.maildir.as_str(), w.quota),
+            ("dev@x.test", "", None)
+        );
+        assert_eq!(w.detail.as_deref(), Some("sc.ab12-bob=y.test"));
     }
 }

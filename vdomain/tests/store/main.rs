@@ -47,6 +47,10 @@ both_backends!(
     catchall_loop,
     concurrent_writers,
     reconnect_keeps_data,
+    lists_crud,
+    list_members,
+    list_address_conflicts,
+    resolve_lists,
 );
 
 mod sqlite_only {

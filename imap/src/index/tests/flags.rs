@@ -235,3 +235,38 @@ fn more_new_keywords_than_free_letters_are_refused_whole() {
     assert!(f.refused.is_empty(), "{:?}", f.refused);
     assert!(a.keywords().is_full());
 }
+
+#[test]
+fn removing_unknown_keywords_takes_no_letter() {
+    let (_d, md) = setup();
+    md.deliver(b"a").expect("deliver");
+    let mut a = Index::open(&md).expect("open a");
+    let mut b = Index::open(&md).expect("open b");
+    let names: Vec<String> = (0..40).map(|i| format!("never{i}")).collect();
+    let mut refs: Vec<&str> = vec!["\\Seen", "bad(word", "\\Bogus"];
+    refs.extend(names.iter().map(String::as_str));
+    let f = a.known_flags_from_imap(&refs).expect("flags");
+    assert_eq!(f.flags.to_string(), "S");
+    // Unknown keywords are left out silently; what can never be a flag is still refused.
+    assert_eq!(f.refused, vec!["bad(word".to_owned(), "\\Bogus".to_owned()]);
+    assert!(!md.path().join(KEYWORDS_FILE).exists(), "no letter given");
+    assert_eq!(a.keywords().free(), 26);
+
+    // A keyword another handle gave a letter (and set) is known without a sync first, so
+    // -FLAGS clears it.
+    let set = b.flags_from_imap(&["Work"]).expect("assign");
+    b.store_flags(&[1], StoreOp::Add, set.flags, None)
+        .expect("set");
+    let f = a.known_flags_from_imap(&["work", "Other"]).expect("flags");
+    assert_eq!(f.flags.to_string(), "a");
+    assert!(f.refused.is_empty(), "{:?}", f.refused);
+    let out = a
+        .store_flags(&[1], StoreOp::Remove, f.flags, None)
+        .expect("remove");
+    assert_eq!(out.changed.len(), 1);
+    assert!(!out.changed[0].flags.has('a'));
+    assert_eq!(
+        fs::read_to_string(md.path().join(KEYWORDS_FILE)).expect("read"),
+        "0 Work\n"
+    );
+}

@@ -96,7 +96,13 @@ impl Session {
         };
         let result = with_index(&sel.index, move |ix| {
             let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-            let imap = ix.flags_from_imap(&refs)?;
+            // Removing a keyword the folder does not know is a no-op: it must not be given
+            // one of the 26 letters (a client could use them all up with -FLAGS alone).
+            let imap = if op == StoreOp::Remove {
+                ix.known_flags_from_imap(&refs)?
+            } else {
+                ix.flags_from_imap(&refs)?
+            };
             if !imap.refused.is_empty() && op != StoreOp::Remove {
                 return Ok(Err(imap.refused));
             }

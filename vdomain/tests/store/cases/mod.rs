@@ -2,12 +2,14 @@
 
 mod aliases;
 mod domains;
+mod lists;
 mod misc;
 mod resolve;
 mod users;
 
 pub use aliases::*;
 pub use domains::*;
+pub use lists::*;
 pub use misc::*;
 pub use resolve::*;
 pub use users::*;
