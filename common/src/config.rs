@@ -251,6 +251,8 @@ pub struct Users {
     pub local: String,
     pub auth: String,
     pub remote: String,
+    /// moat-lists, the mailing-list manager.
+    pub lists: String,
 }
 
 impl Default for Users {
@@ -261,6 +263,7 @@ impl Default for Users {
             local: "moat-vmail".into(),
             auth: "moat-auth".into(),
             remote: "moat-remote".into(),
+            lists: "moat-lists".into(),
         }
     }
 }

@@ -15,6 +15,7 @@ pub fn ensure(users: &Users) -> anyhow::Result<()> {
         &users.local,
         &users.auth,
         &users.remote,
+        &users.lists,
     ] {
         if privilege::lookup(name).is_ok() {
             continue;

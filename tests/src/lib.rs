@@ -54,7 +54,7 @@ pub fn free_ports<const N: usize>() -> [u16; N] {
 }
 
 /// The programs the supervisor runs.
-pub const PROGRAMS: [&str; 7] = [
+pub const PROGRAMS: [&str; 8] = [
     "moat-smtpd",
     "moat-queue",
     "moat-local",
@@ -62,6 +62,7 @@ pub const PROGRAMS: [&str; 7] = [
     "moat-pop3d",
     "moat-remote",
     "moat-imapd",
+    "moat-lists",
 ];
 
 /// How the stack is started.

@@ -54,6 +54,7 @@ fn each_program_runs_as_its_own_user_and_smtpd_reaches_nothing() {
         ("moat-local", "moat-vmail"),
         ("moat-auth", "moat-auth"),
         ("moat-remote", "moat-remote"),
+        ("moat-lists", "moat-lists"),
     ];
     let mut uids = Vec::new();
     for (program, user) in expected {
@@ -85,7 +86,25 @@ fn each_program_runs_as_its_own_user_and_smtpd_reaches_nothing() {
     }
     uids.sort();
     uids.dedup();
-    assert_eq!(uids.len(), 5, "five programs, five users");
+    assert_eq!(uids.len(), 6, "six programs, six users");
+
+    // moat-lists holds no store credentials: it can open neither the store nor the queue nor
+    // the Maildirs (list data comes through moat-auth, mail goes through the queue's socket).
+    let lists = privilege::lookup("moat-lists").expect("moat-lists");
+    for target in ["queue", "mail", "db/users.db", "tls/key.pem"] {
+        let path = stack.data.join(target);
+        let out = Command::new("cat")
+            .arg(&path)
+            .uid(lists.uid)
+            .gid(lists.gid)
+            .output()
+            .expect("run cat as moat-lists");
+        assert!(
+            !out.status.success(),
+            "moat-lists can read {}",
+            path.display()
+        );
+    }
 
     // What moat-smtpd's user can reach on disk: nothing of the queue, the mail or the store.
     let smtpd = privilege::lookup("moat-smtpd").expect("moat-smtpd");

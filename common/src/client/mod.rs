@@ -6,6 +6,8 @@
 //! peer could not be asked: callers treat it as a temporary failure.
 
 pub mod auth;
+pub mod list_store;
+pub mod lists;
 pub mod local;
 pub mod queue;
 pub mod remote;

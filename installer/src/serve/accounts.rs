@@ -14,6 +14,7 @@ pub struct Accounts {
     pub local: Account,
     pub auth: Account,
     pub remote: Account,
+    pub lists: Account,
 }
 
 impl Accounts {
@@ -31,6 +32,7 @@ impl Accounts {
                 local: look(&config.users.local)?,
                 auth: look(&config.users.auth)?,
                 remote: look(&config.users.remote)?,
+                lists: look(&config.users.lists)?,
             };
             for a in [
                 &accounts.smtpd,
@@ -38,6 +40,7 @@ impl Accounts {
                 &accounts.local,
                 &accounts.auth,
                 &accounts.remote,
+                &accounts.lists,
             ] {
                 if a.uid == 0 || a.gid == 0 {
                     anyhow::bail!(
@@ -59,7 +62,8 @@ impl Accounts {
                 queue: me.clone(),
                 local: me.clone(),
                 auth: me.clone(),
-                remote: me,
+                remote: me.clone(),
+                lists: me,
             })
         }
     }

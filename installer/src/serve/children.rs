@@ -256,7 +256,7 @@ impl Supervisor {
         )
         .await;
         self.stop(
-            &[Role::Queue, Role::Local, Role::Remote],
+            &[Role::Queue, Role::Local, Role::Remote, Role::Lists],
             Duration::from_secs(30),
         )
         .await;

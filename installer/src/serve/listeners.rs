@@ -23,6 +23,7 @@ pub struct Sockets {
     pub queue: UnixListener,
     pub local: UnixListener,
     pub remote: UnixListener,
+    pub lists: UnixListener,
 }
 
 impl Sockets {
@@ -37,6 +38,9 @@ impl Sockets {
     }
     pub fn remote_path(config: &Config) -> PathBuf {
         config.run_dir.join("remote.sock")
+    }
+    pub fn lists_path(config: &Config) -> PathBuf {
+        config.run_dir.join("lists.sock")
     }
 }
 
@@ -53,6 +57,7 @@ pub fn bind(config: &Config) -> anyhow::Result<Sockets> {
         queue: unix(&Sockets::queue_path(config))?,
         local: unix(&Sockets::local_path(config))?,
         remote: unix(&Sockets::remote_path(config))?,
+        lists: unix(&Sockets::lists_path(config))?,
     })
 }
 

@@ -27,13 +27,15 @@ pub enum Role {
     Pop3d,
     Imapd,
     Remote,
+    Lists,
 }
 
 impl Role {
-    pub const ALL: [Role; 7] = [
+    pub const ALL: [Role; 8] = [
         Role::Auth,
         Role::Local,
         Role::Remote,
+        Role::Lists,
         Role::Queue,
         Role::Smtpd,
         Role::Pop3d,
@@ -49,6 +51,7 @@ impl Role {
             Role::Pop3d => "moat-pop3d",
             Role::Imapd => "moat-imapd",
             Role::Remote => "moat-remote",
+            Role::Lists => "moat-lists",
         }
     }
 
@@ -60,6 +63,7 @@ impl Role {
             Role::Queue => &accounts.queue,
             Role::Smtpd => &accounts.smtpd,
             Role::Remote => &accounts.remote,
+            Role::Lists => &accounts.lists,
         }
     }
 }
@@ -173,6 +177,7 @@ pub fn items<'a>(
                 ("peers_local", uid(&accounts.local)),
                 // moat-pop3d and moat-imapd log users in; they run as the mail user.
                 ("peers_imapd", uid(&accounts.local)),
+                ("peers_lists", uid(&accounts.lists)),
             ]);
         }
         Role::Queue => {
@@ -205,7 +210,13 @@ pub fn items<'a>(
                     config.remote.transaction_limit_secs().to_string(),
                 ),
                 ("peers_smtpd", uid(&accounts.smtpd)),
-                ("peers_local", uid(&accounts.local)),
+                // The processes that pass mail on and may name its origin: moat-local
+                // (forwards) and moat-lists (posts go in as `forward`, so they are not signed
+                // as ours whatever their From: says).
+                (
+                    "peers_local",
+                    format!("{},{}", accounts.local.uid, accounts.lists.uid),
+                ),
             ]);
         }
         Role::Remote => {
@@ -256,8 +267,19 @@ pub fn items<'a>(
                 mail_root(),
                 auth_socket(),
                 queue_socket(),
+                ("lists_socket", path(Sockets::lists_path(config))),
                 ("peers_queue", uid(&accounts.queue)),
                 ("peers_smtpd", uid(&accounts.smtpd)),
+            ]);
+        }
+        Role::Lists => {
+            // The list manager: mail from moat-local in, mail into the queue out. No store
+            // credentials and no Maildir: list data will come through moat-auth.
+            fds.push(("lists", Some(sockets.lists.as_fd())));
+            settings.extend([
+                auth_socket(),
+                queue_socket(),
+                ("peers_local", uid(&accounts.local)),
             ]);
         }
         Role::Smtpd => {

@@ -1,8 +1,8 @@
 //! `C` [recipient, size]: the RCPT-time check smtpd makes on port 25. Answers `K` when the
 //! recipient exists and every mailbox it reaches has room for `size` bytes (or, with no size
 //! announced, is not already full), `D` "no such user" for an address we do not host or do not
-//! know, `Z` "over quota" or a store problem otherwise, and `Z` for a mailing list while no
-//! list manager runs (`list.rs`).
+//! know, `Z` "over quota" or a store problem otherwise; a mailing list is `K` when moat-lists
+//! is configured, else `Z` (`list.rs`).
 //!
 //! SECURITY: answers only the existence of an address and a yes/no on room: no paths, no
 //! quota figures, nothing of the targets. It creates nothing on disk (a mailbox that was never
@@ -26,7 +26,7 @@ pub async fn check(settings: &Settings, req: &CheckRequest) -> Status {
         Err(status) => return status,
     };
     if let Some(list) = targets.iter().find(|t| t.kind == TargetKind::List) {
-        return list::not_running(list, &req.recipient, None);
+        return list::check(settings, list, &req.recipient);
     }
     for target in targets.iter().filter(|t| t.kind == TargetKind::Mailbox) {
         let limit = match moat_maildir::store_limit(target.quota) {

@@ -2,8 +2,8 @@
 //!
 //! Resolve the recipient through moat-auth, refuse loops, then for each target: a mailbox gets
 //! `Return-Path:` and `Delivered-To:` prepended and goes into its Maildir (`mailbox`); a remote
-//! address is re-injected into the queue (`forward`); a mailing list is a temporary failure
-//! until the list manager exists (`list`). The verdict: all targets OK → `K`; any
+//! address is re-injected into the queue (`forward`); a mailing list is handed to moat-lists
+//! with the message descriptor (`list`). The verdict: all targets OK → `K`; any
 //! temporary failure → `Z` (the queue retries the whole recipient: at least once, so targets that
 //! succeeded may get a second copy); otherwise any permanent failure → `D` (the queue bounces).
 //! One log line per target, tagged with the queue id.
@@ -117,7 +117,7 @@ async fn deliver_target(
     match target.kind {
         TargetKind::Mailbox => to_mailbox(settings, req, target, message, eol).await,
         TargetKind::Forward => to_forward(settings, req, target, message, eol).await,
-        TargetKind::List => list::not_running(target, &req.recipient, Some(qid)),
+        TargetKind::List => list::deliver(settings, req, target, message).await,
     }
 }
 

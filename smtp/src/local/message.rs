@@ -119,6 +119,11 @@ impl Message {
         Ok(head)
     }
 
+    /// The open message, to hand on to another process (moat-lists) as a descriptor.
+    pub fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        std::os::fd::AsFd::as_fd(&self.file)
+    }
+
     /// A `Read` over the whole message from offset 0 (the descriptor's offset is not touched).
     pub fn reader(&self) -> MessageReader<'_> {
         MessageReader {

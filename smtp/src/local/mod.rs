@@ -17,7 +17,7 @@
 //! | `mailbox.rs` | one Maildir delivery, with the location checked at the file-system boundary |
 //! | `quota.rs` | room for a message (`C`): the store's limit (`moat_maildir::store_limit`), usage from `maildirsize` |
 //! | `forward.rs` | re-injection of a forward into the queue |
-//! | `list.rs` | mailing-list targets: a temporary failure until moat-lists exists |
+//! | `list.rs` | mailing-list targets: handed to moat-lists over `lists.sock` |
 //!
 //! Not done yet: SRS for forwards (the sender is kept as is), and delivery of sub-addressed
 //! mail into a folder named by the tag (it goes to INBOX).

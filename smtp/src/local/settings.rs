@@ -1,5 +1,6 @@
 //! moat-local's settings, from the supervisor's setup channel (docs/PROTOCOLS.md, "moat-local"):
-//! `mail_root`, `auth_socket`, `queue_socket`, `hostname`, `peers_queue`, `peers_smtpd`.
+//! `mail_root`, `auth_socket`, `queue_socket`, `lists_socket` (optional), `hostname`,
+//! `peers_queue`, `peers_smtpd`.
 //!
 //! SECURITY: settings come from the supervisor (trusted), but are still checked before the
 //! first request is served: the mail root must be an existing absolute directory (never created
@@ -21,6 +22,9 @@ pub struct Settings {
     pub auth_socket: PathBuf,
     pub auth: AuthClient,
     pub queue_socket: PathBuf,
+    /// moat-lists' socket, which takes list targets; `None` (setting absent or "") answers
+    /// them `Z` "list manager not running" as before moat-lists existed.
+    pub lists_socket: Option<PathBuf>,
     /// This host's name, for log and injection descriptions.
     pub hostname: String,
     pub peers: Peers,
@@ -48,6 +52,10 @@ impl Settings {
             auth: AuthClient::new(&auth_socket),
             auth_socket,
             queue_socket: PathBuf::from(get("queue_socket")?),
+            lists_socket: setup
+                .get_opt("lists_socket")
+                .filter(|p| !p.is_empty())
+                .map(PathBuf::from),
             hostname: setup.get_opt("hostname").unwrap_or("localhost").to_string(),
             peers,
         })

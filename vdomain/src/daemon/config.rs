@@ -1,6 +1,6 @@
 //! moat-auth's settings, read from the supervisor's setup channel (docs/PROTOCOLS.md):
 //! `store_url`, `subaddress_delimiter` ("" = off, default "+"), `peers_smtpd`, `peers_local`,
-//! `peers_imapd` (comma-separated uids, each optional), and the descriptor `auth` (taken
+//! `peers_imapd`, `peers_lists` (comma-separated uids, each optional), and the descriptor `auth` (taken
 //! separately by `main`).
 //!
 //! SECURITY: a malformed peer list is an error, never "nobody" or "everybody"; the store URL
@@ -54,6 +54,7 @@ impl Settings {
                 smtpd: uids("peers_smtpd")?,
                 local: uids("peers_local")?,
                 imapd: uids("peers_imapd")?,
+                lists: uids("peers_lists")?,
             },
         })
     }
@@ -99,7 +100,8 @@ mod tests {
                 own: 77,
                 smtpd: vec![1001, 1002],
                 local: vec![1003],
-                imapd: vec![]
+                imapd: vec![],
+                lists: vec![],
             }
         );
         assert!(!format!("{settings:?}").contains("secret"));

@@ -70,6 +70,10 @@ impl Handler {
         match req.kind {
             b'A' => self.authenticate(req, peer).await,
             b'R' => self.resolve(req, peer).await,
+            k if super::lists::KINDS.contains(&k) => match self.store.get() {
+                Some(store) => super::lists::handle(store, req).await,
+                None => Status::Temporary(UNAVAILABLE.into()).to_record(),
+            },
             other => {
                 warn!(
                     "unknown request kind {:?} from uid {} pid {}",

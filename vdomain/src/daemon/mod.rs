@@ -6,6 +6,7 @@
 //! - `config`: the settings from the setup channel;
 //! - `server`: the accept loop, the peer-uid check, per-connection limits, draining;
 //! - `handlers`: the requests themselves;
+//! - `lists`: moat-lists' requests (list settings, rosters, post numbers);
 //! - `throttle`: failed-login throttling per login and per client IP;
 //! - `store`: opening the store in the background, with retries, so a database that is down
 //!   makes moat-auth answer `Z` rather than exit.
@@ -20,6 +21,7 @@
 
 mod config;
 mod handlers;
+mod lists;
 mod server;
 mod store;
 mod throttle;

@@ -56,6 +56,8 @@ pub struct Peers {
     pub smtpd: Vec<u32>,
     pub local: Vec<u32>,
     pub imapd: Vec<u32>,
+    /// moat-lists: the list requests only (`lists::KINDS`).
+    pub lists: Vec<u32>,
 }
 
 impl Peers {
@@ -67,6 +69,7 @@ impl Peers {
         match kind {
             b'A' => self.smtpd.contains(&uid) || self.imapd.contains(&uid),
             b'R' => self.smtpd.contains(&uid) || self.local.contains(&uid),
+            k if super::lists::KINDS.contains(&k) => self.lists.contains(&uid),
             _ => false,
         }
     }
@@ -78,6 +81,7 @@ impl Peers {
             || self.smtpd.contains(&uid)
             || self.local.contains(&uid)
             || self.imapd.contains(&uid)
+            || self.lists.contains(&uid)
     }
 }
 
@@ -312,6 +316,7 @@ mod tests {
             smtpd: vec![1001],
             local: vec![1002],
             imapd: vec![1003],
+            lists: vec![1005],
         };
         for uid in [0, 500] {
             assert!(peers.allows(uid, b'A') && peers.allows(uid, b'R'), "{uid}");
@@ -321,6 +326,8 @@ mod tests {
         assert!(peers.allows(1003, b'A') && !peers.allows(1003, b'R'));
         assert!(!peers.allows(1004, b'A') && !peers.allows(1004, b'R'));
         assert!(!peers.allows(1001, b'X'));
+        assert!(peers.allows(1005, b'G') && !peers.allows(1005, b'R'));
+        assert!(!peers.allows(1001, b'G') && !peers.allows(1002, b'S'));
         assert!(peers.allows(0, b'X'), "root gets 'unknown request' instead");
         for uid in [0, 500, 1001, 1002, 1003] {
             assert!(peers.knows(uid), "{uid}");

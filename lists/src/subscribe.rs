@@ -1,0 +1,166 @@
+//! Subscribing and unsubscribing by mail, with confirmation (ezmlm's double opt-in):
+//! `list-subscribe@` mails the sender a confirmation request whose Reply-To is
+//! `list-sc.COOKIE-user=host@domain`; mail to that address subscribes user@host and welcomes it.
+//! `list-unsubscribe@` and `list-uc.` likewise. The cookie (`cookie.rs`) carries everything, so
+//! nothing is stored between request and confirmation.
+//!
+//! SECURITY: a confirmation request goes only to the address asking (the envelope sender), at
+//! most once per hour per list (`throttle.rs`), and never in answer to the null sender or a
+//! machine-sent message (an auto-responder must not confirm anything). A bad or expired
+//! cookie changes nothing and is logged (no answer: it would go to whoever forged it).
+
+use std::fs::File;
+use std::sync::Arc;
+
+use moat_common::client::list_store::ListInfo;
+use moat_common::wire::Status;
+use moat_common::{date, info};
+
+use crate::command::encode_address;
+use crate::context::{self, Ctx, store_result};
+use crate::cookie::{self, Action};
+use crate::reply::Reply;
+use crate::request::{Request, check_address};
+
+/// The longest local part a confirmation address may have (RFC 5321).
+const MAX_LOCAL: usize = 64;
+
+fn word(action: Action) -> &'static str {
+    match action {
+        Action::Subscribe => "subscribe",
+        Action::Unsubscribe => "unsubscribe",
+    }
+}
+
+/// `list-subscribe@` / `list-unsubscribe@`: send the sender a confirmation request.
+pub async fn request(ctx: &Ctx, req: &Request, file: Arc<File>, action: Action) -> Status {
+    let qid = req.queue_id.as_str();
+    let what = word(action);
+    if let Err(verdict) = context::screen(req, what, file).await {
+        return verdict;
+    }
+    let info = match ctx.list(req).await {
+        Ok(info) => info,
+        Err(verdict) => return verdict,
+    };
+    let address = req.sender.to_ascii_lowercase();
+    let now = date::now();
+    let (local, domain) = req.list_parts();
+    let cookie = cookie::make(&info.secret, action, &address, now);
+    let confirm_local = format!("{local}-{}.{cookie}-{}", action.tag(), encode_address(&address));
+    if confirm_local.len() > MAX_LOCAL {
+        info!(id = qid; "list=<{}> {what} from=<{address}>: not confirmable: the confirmation \
+            address would be longer than {MAX_LOCAL} octets", req.list);
+        return Status::Ok("address too long to confirm".into());
+    }
+    if !ctx.throttle.allow(&req.list, &address, now) {
+        info!(id = qid; "list=<{}> {what} from=<{address}>: confirmation not sent (one per \
+            hour already sent)", req.list);
+        return Status::Ok("confirmation already sent within the hour".into());
+    }
+    let confirm = format!("{confirm_local}@{domain}");
+    let from = format!("{local}-help@{domain}");
+    let subject = format!("confirm {what} to {}", req.list);
+    let body = format!(
+        "Someone, hopefully you, asked to {what} <{address}> {} the mailing list <{}>.\n\
+         \n\
+         To confirm, reply to this message, or send an empty message to:\n\
+         \n\
+         \x20 <{confirm}>\n\
+         \n\
+         This request expires in 7 days. If you did not ask, ignore this message.\n",
+        match action {
+            Action::Subscribe => "to",
+            Action::Unsubscribe => "from",
+        },
+        req.list
+    );
+    let reply = Reply {
+        list: &req.list,
+        from: &from,
+        to: &address,
+        reply_to: Some(&confirm),
+        subject: &subject,
+        body: &body,
+        queue_id: qid,
+        hostname: &ctx.hostname,
+    };
+    let what = format!("{what} confirmation request");
+    context::queued(req, &what, &address, reply.send(&ctx.queue_socket).await)
+}
+
+/// `list-sc.COOKIE-user=host@` / `list-uc.…`: check the cookie, then change the roster and tell
+/// the address.
+pub async fn confirm(
+    ctx: &Ctx,
+    req: &Request,
+    file: Arc<File>,
+    action: Action,
+    cookie: &str,
+    address: &str,
+) -> Status {
+    let qid = req.queue_id.as_str();
+    let what = format!("{} confirmation", word(action));
+    if let Err(verdict) = context::screen(req, &what, file).await {
+        return verdict;
+    }
+    if check_address(address).is_err() {
+        info!(id = qid; "list=<{}> {what} for {address:?}: not an address", req.list);
+        return Status::Ok("not confirmed (bad address)".into());
+    }
+    let info: ListInfo = match ctx.list(req).await {
+        Ok(info) => info,
+        Err(verdict) => return verdict,
+    };
+    if let Err(why) = cookie::check(&info.secret, action, address, cookie, date::now()) {
+        info!(id = qid; "list=<{}> {what} for <{address}> from=<{}>: refused: {why}",
+            req.list, req.sender);
+        return Status::Ok(format!("not confirmed ({why})"));
+    }
+    let changed = match action {
+        Action::Subscribe => ctx.store.subscribe(&req.list, address).await,
+        Action::Unsubscribe => ctx.store.unsubscribe(&req.list, address).await,
+    };
+    let changed = match store_result(req, &what, changed) {
+        Ok(changed) => changed,
+        Err(verdict) => return verdict,
+    };
+    let done = match (action, changed) {
+        (Action::Subscribe, true) => "subscribed",
+        (Action::Subscribe, false) => "was already subscribed",
+        (Action::Unsubscribe, true) => "unsubscribed",
+        (Action::Unsubscribe, false) => "was not subscribed",
+    };
+    info!(id = qid; "list=<{}> <{address}> {done} (confirmed by <{}>)", req.list, req.sender);
+    let (local, domain) = req.list_parts();
+    let from = format!("{local}-help@{domain}");
+    let (subject, body) = match action {
+        Action::Subscribe => (
+            format!("welcome to {}", req.list),
+            format!(
+                "<{address}> is now subscribed to <{}>.\n\nPost by writing to <{}>; \
+                 leave by writing to <{local}-unsubscribe@{domain}>.\n",
+                req.list, req.list
+            ),
+        ),
+        Action::Unsubscribe => (
+            format!("goodbye from {}", req.list),
+            format!("<{address}> is no longer subscribed to <{}>.\n", req.list),
+        ),
+    };
+    let reply = Reply {
+        list: &req.list,
+        from: &from,
+        to: address,
+        reply_to: None,
+        subject: &subject,
+        body: &body,
+        queue_id: qid,
+        hostname: &ctx.hostname,
+    };
+    let what = match action {
+        Action::Subscribe => "welcome",
+        Action::Unsubscribe => "goodbye",
+    };
+    context::queued(req, what, address, reply.send(&ctx.queue_socket).await)
+}
