@@ -18,6 +18,9 @@ use crate::wire::{Record, Status, WireError};
 /// How long an internal peer may take to answer one request before we give up (temporary).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// Bytes read from the socket at a time.
+const RECV_CHUNK: usize = 16 * 1024;
+
 /// One end of an internal connection.
 pub struct Conn {
     stream: UnixStream,
@@ -83,8 +86,11 @@ impl Conn {
                 self.buf.drain(..used);
                 return Ok(Some(record));
             }
-            let mut chunk = [0u8; 16 * 1024];
             self.stream.readable().await?;
+            // The chunk is on the heap, allocated only once the socket is readable: a 16 KiB
+            // array here would sit in every future awaiting a record (one per idle IMAP/POP3
+            // connection waiting on a login) and cost its size for as long as it waits.
+            let mut chunk = vec![0u8; RECV_CHUNK];
             let got = self.stream.try_io(Interest::READABLE, || {
                 recv_with_fds(self.stream.as_fd(), &mut chunk)
             });
@@ -97,7 +103,8 @@ impl Conn {
                     ));
                 }
                 Ok((n, fds)) => {
-                    self.buf.extend_from_slice(&chunk[..n]);
+                    self.buf
+                        .extend_from_slice(chunk.get(..n).unwrap_or_default());
                     self.fds.extend(fds);
                     // Bound what a peer can make us hold: a legitimate record carries at
                     // most MAX_FDS descriptors, and they are taken as soon as it arrives.

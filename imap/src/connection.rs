@@ -234,11 +234,16 @@ impl Connection {
                 password,
             } => {
                 let ip = self.peer.ip().to_canonical().to_string();
-                let answer = self
-                    .server
-                    .auth
-                    .login(&login, &password.0, &ip, "imap", &self.peer.to_string())
-                    .await;
+                // Boxed: the login future is large (a record connection's buffers) and, inline,
+                // would make every connection task that large for its whole life.
+                let answer = Box::pin(self.server.auth.login(
+                    &login,
+                    &password.0,
+                    &ip,
+                    "imap",
+                    &self.peer.to_string(),
+                ))
+                .await;
                 drop(password);
                 match self.session.login_result(&tag, answer, &mut self.out).await {
                     Flow::Continue => Ok(()),

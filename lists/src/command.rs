@@ -15,8 +15,14 @@ pub enum Command {
     Subscribe,
     Unsubscribe,
     /// `list-sc.COOKIE-user=host@`, `list-uc.COOKIE-user=host@`.
-    SubscribeConfirm { cookie: String, address: String },
-    UnsubscribeConfirm { cookie: String, address: String },
+    SubscribeConfirm {
+        cookie: String,
+        address: String,
+    },
+    UnsubscribeConfirm {
+        cookie: String,
+        address: String,
+    },
     /// Anything else, by its extension: not handled by this slice.
     Later(String),
 }
@@ -40,8 +46,7 @@ impl Command {
             other => {
                 if let Some((cookie, address)) = other.strip_prefix("sc.").and_then(confirm) {
                     Command::SubscribeConfirm { cookie, address }
-                } else if let Some((cookie, address)) =
-                    other.strip_prefix("uc.").and_then(confirm)
+                } else if let Some((cookie, address)) = other.strip_prefix("uc.").and_then(confirm)
                 {
                     Command::UnsubscribeConfirm { cookie, address }
                 } else {
@@ -84,8 +89,19 @@ mod tests {
                 address: "a=b@h".into()
             }
         );
-        for later in ["sc.abc", "sc.-u=h", "sc.abc-uh", "uc.a-=h", "return-1-u=h", "xyz"] {
-            assert_eq!(Command::parse(later), Command::Later(later.into()), "{later}");
+        for later in [
+            "sc.abc",
+            "sc.-u=h",
+            "sc.abc-uh",
+            "uc.a-=h",
+            "return-1-u=h",
+            "xyz",
+        ] {
+            assert_eq!(
+                Command::parse(later),
+                Command::Later(later.into()),
+                "{later}"
+            );
         }
         assert_eq!(encode_address("bob@far.example"), "bob=far.example");
     }

@@ -79,10 +79,7 @@ pub async fn screen(req: &Request, what: &str, file: Arc<File>) -> Result<Vec<u8
 
 /// The message's header (bounded) and where its body starts (`header::read`), or `Z` when it
 /// cannot be read.
-pub async fn read_header(
-    req: &Request,
-    file: Arc<File>,
-) -> Result<(Vec<u8>, Option<u64>), Status> {
+pub async fn read_header(req: &Request, file: Arc<File>) -> Result<(Vec<u8>, Option<u64>), Status> {
     let qid = req.queue_id.as_str();
     match tokio::task::spawn_blocking(move || header::read(&file)).await {
         Ok(Ok(head)) => Ok(head),

@@ -116,8 +116,14 @@ mod tests {
     fn round_trip_and_refusals() {
         let c = make(&KEY, Action::Subscribe, "Bob@far.example", 1000);
         assert_eq!(c.len(), LEN);
-        assert!(c.bytes().all(|b| b.is_ascii_digit() || b.is_ascii_lowercase()));
-        assert_eq!(check(&KEY, Action::Subscribe, "bob@far.example", &c, 2000), Ok(()));
+        assert!(
+            c.bytes()
+                .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase())
+        );
+        assert_eq!(
+            check(&KEY, Action::Subscribe, "bob@far.example", &c, 2000),
+            Ok(())
+        );
         assert_eq!(
             check(&KEY, Action::Unsubscribe, "bob@far.example", &c, 2000),
             Err(Refused::Forged)
@@ -131,7 +137,13 @@ mod tests {
             Err(Refused::Forged)
         );
         assert_eq!(
-            check(&KEY, Action::Subscribe, "bob@far.example", &c, 1000 + LIFETIME_SECS + 1),
+            check(
+                &KEY,
+                Action::Subscribe,
+                "bob@far.example",
+                &c,
+                1000 + LIFETIME_SECS + 1
+            ),
             Err(Refused::Expired)
         );
         // A stretched expiry breaks the MAC.

@@ -81,10 +81,11 @@ pub fn fields(header: &[u8]) -> Vec<&[u8]> {
 
 /// Whether raw field `field` is named `name` (case-insensitive).
 pub fn is_named(field: &[u8], name: &str) -> bool {
-    field
-        .iter()
-        .position(|&b| b == b':')
-        .is_some_and(|colon| field[..colon].trim_ascii().eq_ignore_ascii_case(name.as_bytes()))
+    field.iter().position(|&b| b == b':').is_some_and(|colon| {
+        field[..colon]
+            .trim_ascii()
+            .eq_ignore_ascii_case(name.as_bytes())
+    })
 }
 
 /// The (unfolded, trimmed) values of every field named `name` (case-insensitive).
@@ -107,7 +108,11 @@ pub fn values(header: &[u8], name: &str) -> Vec<String> {
             continue;
         };
         if line[..colon].eq_ignore_ascii_case(name.as_bytes()) {
-            current = Some(String::from_utf8_lossy(&line[colon + 1..]).trim().to_string());
+            current = Some(
+                String::from_utf8_lossy(&line[colon + 1..])
+                    .trim()
+                    .to_string(),
+            );
         }
     }
     out.extend(current);
@@ -118,9 +123,17 @@ pub fn values(header: &[u8], name: &str) -> Vec<String> {
 /// bulk, junk or list), or `None`.
 pub fn automatic(header: &[u8]) -> Option<String> {
     for v in values(header, "Auto-Submitted") {
-        let word = v.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        let word = v
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
         if word != "no" {
-            return Some(format!("Auto-Submitted: {}", word.chars().take(40).collect::<String>()));
+            return Some(format!(
+                "Auto-Submitted: {}",
+                word.chars().take(40).collect::<String>()
+            ));
         }
     }
     for v in values(header, "Precedence") {
@@ -157,7 +170,10 @@ mod tests {
     fn split_into_fields() {
         let h = b"A: 1\r\nSubject: x\r\n y\r\nB: 2\r\n";
         let f = fields(h);
-        assert_eq!(f, vec![&b"A: 1\r\n"[..], b"Subject: x\r\n y\r\n", b"B: 2\r\n"]);
+        assert_eq!(
+            f,
+            vec![&b"A: 1\r\n"[..], b"Subject: x\r\n y\r\n", b"B: 2\r\n"]
+        );
         assert!(is_named(f[1], "subject") && !is_named(f[0], "subject"));
     }
 

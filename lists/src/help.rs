@@ -46,7 +46,12 @@ pub async fn answer(ctx: &Ctx, req: &Request, file: Arc<File>) -> Status {
         queue_id: &req.queue_id,
         hostname: &ctx.hostname,
     };
-    context::queued(req, "help", &req.sender, reply.send(&ctx.queue_socket).await)
+    context::queued(
+        req,
+        "help",
+        &req.sender,
+        reply.send(&ctx.queue_socket).await,
+    )
 }
 
 #[cfg(test)]

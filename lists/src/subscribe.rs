@@ -47,7 +47,11 @@ pub async fn request(ctx: &Ctx, req: &Request, file: Arc<File>, action: Action) 
     let now = date::now();
     let (local, domain) = req.list_parts();
     let cookie = cookie::make(&info.secret, action, &address, now);
-    let confirm_local = format!("{local}-{}.{cookie}-{}", action.tag(), encode_address(&address));
+    let confirm_local = format!(
+        "{local}-{}.{cookie}-{}",
+        action.tag(),
+        encode_address(&address)
+    );
     if confirm_local.len() > MAX_LOCAL {
         info!(id = qid; "list=<{}> {what} from=<{address}>: not confirmable: the confirmation \
             address would be longer than {MAX_LOCAL} octets", req.list);

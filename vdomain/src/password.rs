@@ -5,10 +5,10 @@
 //! moat-auth a memory hog under a burst of logins. The parameters live in each stored hash,
 //! so raising them later only affects new hashes; old ones still verify.
 
-use std::sync::LazyLock;
+use std::sync::{LazyLock, Mutex};
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::{Output, PasswordHash, PasswordHasher, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use rand::RngCore;
 
 use crate::error::StoreError;
@@ -56,9 +56,77 @@ pub fn verify_password(hash: &str, password: &str) -> bool {
     let Ok(parsed) = PasswordHash::new(hash) else {
         return false;
     };
-    Argon2::default()
-        .verify_password(password.as_bytes(), &parsed)
-        .is_ok()
+    let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
+        return false;
+    };
+    let Ok(algorithm) = Algorithm::try_from(parsed.algorithm) else {
+        return false;
+    };
+    let version = match parsed.version.map(Version::try_from) {
+        None => Version::default(),
+        Some(Ok(v)) => v,
+        Some(Err(_)) => return false,
+    };
+    let Ok(params) = Params::try_from(&parsed) else {
+        return false;
+    };
+    let mut salt_bytes = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_bytes) else {
+        return false;
+    };
+    let blocks = params.block_count();
+    let argon2 = Argon2::new(algorithm, version, params);
+    let mut memory = take_memory(blocks);
+    let mut computed = vec![0u8; expected.len()];
+    let hashed = match memory.get_mut(..blocks) {
+        Some(m) => argon2
+            .hash_password_into_with_memory(password.as_bytes(), salt, &mut computed, m)
+            .is_ok(),
+        None => false,
+    };
+    give_back_memory(memory);
+    // `Output`'s comparison is constant-time.
+    hashed && Output::new(&computed).is_ok_and(|c| c == expected)
+}
+
+/// argon2 work areas (19 MiB each) kept between verifications. Each verification used to
+/// allocate its own on whatever blocking thread ran it, and glibc kept the freed areas in
+/// per-thread arenas: moat-auth grew by hundreds of MiB after a burst of logins. Reused from
+/// here, their number stays that of the verifications that ran at the same time (moat-auth's
+/// `hash_slots` bound them to the number of CPUs).
+static MEMORY: Mutex<Vec<Vec<Block>>> = Mutex::new(Vec::new());
+/// At most this many areas are kept: moat-auth's concurrency (one per CPU); areas of
+/// verifications beyond it are freed.
+static KEEP_AREAS: LazyLock<usize> = LazyLock::new(|| {
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 64)
+});
+/// Areas larger than this (a hash with a far higher memory cost) are not kept.
+const KEEP_BLOCKS: usize = 4 * M_COST_KIB as usize;
+
+fn take_memory(blocks: usize) -> Vec<Block> {
+    let mut memory = MEMORY
+        .lock()
+        .ok()
+        .and_then(|mut pool| pool.pop())
+        .unwrap_or_default();
+    // Argon2 writes every block before reading it: a reused area needs no clearing.
+    if memory.len() < blocks {
+        memory.resize(blocks, Block::default());
+    }
+    memory
+}
+
+fn give_back_memory(memory: Vec<Block>) {
+    if memory.len() > KEEP_BLOCKS {
+        return;
+    }
+    if let Ok(mut pool) = MEMORY.lock()
+        && pool.len() < *KEEP_AREAS
+    {
+        pool.push(memory);
+    }
 }
 
 /// A hash of a random password, made with the current parameters, that unknown or disabled

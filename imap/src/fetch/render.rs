@@ -90,7 +90,9 @@ fn write_line(plan: &Plan, m: &Input<'_>, out: &mut Vec<u8>) -> Result<(), Rende
     };
     let parse = || src.parsed();
     let cached: Option<BlobParts<'_>> = m.blob.and_then(blob_parts);
-    out.extend_from_slice(format!("* {} FETCH (", m.seq).as_bytes());
+    out.extend_from_slice(b"* ");
+    push_number(out, u64::from(m.seq));
+    out.extend_from_slice(b" FETCH (");
     for (i, item) in plan.items.iter().enumerate() {
         if i > 0 {
             out.push(b' ');
@@ -100,13 +102,23 @@ fn write_line(plan: &Plan, m: &Input<'_>, out: &mut Vec<u8>) -> Result<(), Rende
                 out.extend_from_slice(b"FLAGS ");
                 render_flags(out, m.msg.flags, m.keywords, m.recent);
             }
-            Item::Uid => out.extend_from_slice(format!("UID {}", m.msg.uid).as_bytes()),
+            Item::Uid => {
+                out.extend_from_slice(b"UID ");
+                push_number(out, u64::from(m.msg.uid));
+            }
             Item::InternalDate => {
                 out.extend_from_slice(b"INTERNALDATE ");
                 date::internal_date(out, m.msg.internal_date);
             }
-            Item::Size => out.extend_from_slice(format!("RFC822.SIZE {}", m.msg.size).as_bytes()),
-            Item::ModSeq => out.extend_from_slice(format!("MODSEQ ({})", m.msg.modseq).as_bytes()),
+            Item::Size => {
+                out.extend_from_slice(b"RFC822.SIZE ");
+                push_number(out, m.msg.size);
+            }
+            Item::ModSeq => {
+                out.extend_from_slice(b"MODSEQ (");
+                push_number(out, m.msg.modseq);
+                out.push(b')');
+            }
             Item::Envelope => {
                 out.extend_from_slice(b"ENVELOPE ");
                 match cached {
@@ -210,14 +222,35 @@ fn body(out: &mut Vec<u8>, data: &[u8], binary: bool) {
     crate::wire::literal(out, data);
 }
 
+/// Writes `n` in decimal. FETCH writes several numbers per message, tens of thousands of
+/// messages per command: `format!` would allocate a string for each.
+fn push_number(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        if let Some(d) = digits.get_mut(at) {
+            // n % 10 < 10: the cast cannot truncate.
+            *d = b'0' + (n % 10) as u8;
+        }
+        n /= 10;
+        if n == 0 || at == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(digits.get(at..).unwrap_or_default());
+}
+
 /// A message's flag list: `(\Answered \Flagged \Deleted \Seen \Draft keyword... \Recent)`,
 /// system flags in that order, then keywords in letter order; letters without an IMAP name are
 /// left out (`Keywords::imap_flags`).
 pub fn render_flags(out: &mut Vec<u8>, flags: Flags, keywords: &Keywords, recent: bool) {
     out.push(b'(');
     let mut first = true;
-    let names = keywords.imap_flags(flags);
-    for name in names.iter().copied().chain(recent.then_some("\\Recent")) {
+    for name in keywords
+        .imap_flags_iter(flags)
+        .chain(recent.then_some("\\Recent"))
+    {
         if !first {
             out.push(b' ');
         }

@@ -154,13 +154,21 @@ impl Keywords {
     /// order), then its keywords in letter order. Letters without an IMAP meaning (`P`, other
     /// tools' capitals, unassigned keyword letters) are left out, as Dovecot does.
     pub fn imap_flags(&self, flags: Flags) -> Vec<&str> {
-        let mut out: Vec<&str> = SYSTEM_FLAGS
+        self.imap_flags_iter(flags).collect()
+    }
+
+    /// `imap_flags` without the vector (FETCH FLAGS renders one list per message).
+    pub fn imap_flags_iter(&self, flags: Flags) -> impl Iterator<Item = &str> {
+        SYSTEM_FLAGS
             .iter()
-            .filter(|(_, c)| flags.has(*c))
+            .filter(move |(_, c)| flags.has(*c))
             .map(|&(n, _)| n)
-            .collect();
-        out.extend(flags.letters().filter_map(|c| self.name(c)));
-        out
+            // Keywords have the lowercase letters (`index_of`), in letter order.
+            .chain(
+                ('a'..='z')
+                    .filter(move |&c| flags.has(c))
+                    .filter_map(|c| self.name(c)),
+            )
     }
 
     /// Reads the folder's file (empty if there is none).

@@ -27,9 +27,12 @@
 use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::io;
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rustix::fs::{AtFlags, Mode, OFlags};
 
 use moat_maildir::{Error, Maildir, Result, Subdir, UidList, size_field, split_info};
 
@@ -280,6 +283,10 @@ fn new_messages(
     let map = list.uid_map();
     let mut complete = true;
     let mut adds = Vec::with_capacity(unknown.len());
+    // Files are stat'ed relative to their directory: a first SELECT stats every file, and
+    // resolving each one's full path again was a good part of it.
+    let new_dir = open_dir(&md.subdir(Subdir::New))?;
+    let cur_dir = open_dir(&md.subdir(Subdir::Cur))?;
     for &(sub, name) in unknown {
         let Some(&uid) = map.get(split_info(name).0) else {
             complete = false;
@@ -290,7 +297,11 @@ fn new_messages(
             // keeps the later UID): the old message is gone.
             recs.push(LogRec::Expunge { uid, modseq });
         }
-        match index_file(md, sub, name, uid, modseq)? {
+        let dir = match sub {
+            Subdir::New => &new_dir,
+            Subdir::Cur => &cur_dir,
+        };
+        match index_file(md, dir, sub, name, uid, modseq)? {
             Some(m) => adds.push(m),
             None => complete = false,
         }
@@ -302,20 +313,20 @@ fn new_messages(
 /// A new message record for a listed file; `None` if the file moved before we could stat it.
 fn index_file(
     md: &Maildir,
+    dir: &OwnedFd,
     sub: Subdir,
     name: &str,
     uid: u32,
     modseq: u64,
 ) -> Result<Option<Message>> {
-    let path = md.subdir(sub).join(name);
-    let meta = match fs::metadata(&path) {
+    let meta = match rustix::fs::statat(dir, name, AtFlags::empty()) {
         Ok(m) => m,
-        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(err) => return Err(io_err("stat", &path)(err)),
+        Err(rustix::io::Errno::NOENT) => return Ok(None),
+        Err(err) => return Err(io_err("stat", &md.subdir(sub).join(name))(err.into())),
     };
     let base = split_info(name).0;
     let (file_size, size) = match (size_field(base, 'S'), size_field(base, 'W')) {
-        (s, Some(w)) => (s.unwrap_or(meta.len()), w),
+        (s, Some(w)) => (s.unwrap_or(u64::try_from(meta.st_size).unwrap_or(0)), w),
         _ => match measure_message(md, sub, name, base)? {
             Some(sizes) => sizes,
             None => return Ok(None),
@@ -329,7 +340,17 @@ fn index_file(
         modseq,
         size,
         file_size,
-        internal_date: meta.mtime(),
+        internal_date: meta.st_mtime,
         blob: None,
     }))
+}
+
+/// Opens a Maildir subdirectory to stat its files relative to it.
+fn open_dir(path: &Path) -> Result<OwnedFd> {
+    rustix::fs::open(
+        path,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| io_err("open", path)(e.into()))
 }

@@ -45,7 +45,13 @@ pub async fn deliver(
     let extension = target.detail.as_deref().unwrap_or("");
     let client = ListsClient::new(socket);
     match client
-        .handle(qid, &target.address, extension, &req.sender, message.as_fd())
+        .handle(
+            qid,
+            &target.address,
+            extension,
+            &req.sender,
+            message.as_fd(),
+        )
         .await
     {
         Ok(status) => {

@@ -65,13 +65,18 @@ async fn answer(store: &Store, req: &Record) -> Result<Vec<String>, Status> {
     let out = match req.kind {
         b'G' => {
             let l = store.get_list(&list).await.map_err(|e| failed(&list, e))?;
-            let secret = store.list_secret(&list).await.map_err(|e| failed(&list, e))?;
+            let secret = store
+                .list_secret(&list)
+                .await
+                .map_err(|e| failed(&list, e))?;
             let flag = |b: bool| if b { "1" } else { "0" }.to_string();
             vec![
                 flag(l.members_only),
                 flag(l.moderated),
                 l.subject_prefix,
-                l.max_message_bytes.map(|n| n.to_string()).unwrap_or_default(),
+                l.max_message_bytes
+                    .map(|n| n.to_string())
+                    .unwrap_or_default(),
                 secret.iter().map(|b| format!("{b:02x}")).collect(),
             ]
         }
@@ -96,10 +101,7 @@ async fn answer(store: &Store, req: &Record) -> Result<Vec<String>, Status> {
                 .map_err(|e| failed(&list, e))?;
             vec![if yes { "1" } else { "0" }.into()]
         }
-        b'S' => match store
-            .add_member(&list, text(1)?, MemberKind::Member)
-            .await
-        {
+        b'S' => match store.add_member(&list, text(1)?, MemberKind::Member).await {
             Ok(_) => vec!["added".into()],
             Err(StoreError::AlreadyExists(_)) => vec!["already".into()],
             Err(e) => return Err(failed(&list, e)),

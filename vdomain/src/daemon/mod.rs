@@ -72,7 +72,7 @@ pub async fn run(
         Policy::default(),
     ));
     info!(
-        "serving auth.sock (sub-addresses: {}; peers: smtpd {:?}, local {:?}, imapd {:?})",
+        "serving auth.sock (sub-addresses: {}; peers: smtpd {:?}, local {:?}, imapd {:?}, lists {:?})",
         settings
             .resolve
             .subaddress_delimiter
@@ -80,6 +80,7 @@ pub async fn run(
         settings.peers.smtpd,
         settings.peers.local,
         settings.peers.imapd,
+        settings.peers.lists,
     );
     server::serve(listener, Arc::new(settings.peers), handler, stop_rx).await;
     connector.abort();

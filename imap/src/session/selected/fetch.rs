@@ -7,7 +7,7 @@
 //! Non-PEEK body items store `\Seen` first (not in a read-only mailbox), and those messages'
 //! lines carry FLAGS (RFC 3501 §6.4.5).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::io::Read;
 use std::sync::Arc;
 
@@ -24,8 +24,11 @@ use crate::session::{Flow, Session, response};
 
 /// A batch of FETCH output stops growing at this size (past it after one message).
 const BATCH_BYTES: usize = 256 * 1024;
-/// At most this many messages per batch (their blobs are read one by one).
+/// At most this many messages per batch when each needs its blob or file read (a batch of
+/// flags and UIDs only is bounded by its bytes alone).
 const BATCH_MESSAGES: usize = 1000;
+/// Blobs fetched (and, the first time, computed) per call to the index: one lock for the lot.
+const BLOB_CHUNK: usize = 64;
 /// Files larger than this are not read for FETCH (above any APPENDLIMIT we advertise).
 const MAX_RAW: u64 = 1 << 30;
 
@@ -38,11 +41,15 @@ pub fn blob_of(raw: &[u8]) -> Vec<u8> {
 pub struct FetchJob {
     tag: String,
     plan: Arc<Plan>,
-    /// (sequence number, UID) still to send.
-    todo: Vec<(u32, u32)>,
+    /// (sequence number, UID) still to send. Shared with each batch's blocking task, not
+    /// copied: a FETCH of 50,000 messages runs many batches.
+    todo: Arc<Vec<(u32, u32)>>,
     next: usize,
     /// Messages this FETCH gave \Seen.
     seen_now: Arc<BTreeSet<u32>>,
+    /// The session's \Recent set when the FETCH began (it changes only when changes are
+    /// reported, after the last batch).
+    recent: Arc<BTreeSet<u32>>,
 }
 
 /// What one batch produced.
@@ -102,12 +109,18 @@ impl Session {
                 Err(e) => return self.index_error(out, tag, e),
             }
         }
+        let recent = self
+            .selected
+            .as_ref()
+            .map(|sel| sel.recent.clone())
+            .unwrap_or_default();
         self.fetching = Some(FetchJob {
             tag: tag.to_string(),
             plan: Arc::new(plan),
-            todo,
+            todo: Arc::new(todo),
             next: 0,
             seen_now: Arc::new(seen_now),
+            recent: Arc::new(recent),
         });
         self.resume(out).await
     }
@@ -118,10 +131,10 @@ impl Session {
             self.fetching = None;
             return Flow::Continue;
         };
-        let recent: BTreeSet<u32> = sel.recent.clone();
+        let recent = Arc::clone(&job.recent);
         let plan = Arc::clone(&job.plan);
         let seen_now = Arc::clone(&job.seen_now);
-        let todo = job.todo.clone();
+        let todo = Arc::clone(&job.todo);
         let from = job.next;
         let batch = with_index(&sel.index, move |ix| {
             Ok(render_batch(ix, &plan, &todo, from, &recent, &seen_now))
@@ -162,23 +175,39 @@ fn render_batch(
     seen_now: &BTreeSet<u32>,
 ) -> Result<Batch, StoreError> {
     let with_flags = plan.with_flags_added();
+    let per_message = plan.needs_blob() || plan.needs_raw();
     let mut bytes = Vec::new();
     let mut next = from;
-    for &(seq, uid) in todo.iter().skip(from) {
-        if bytes.len() >= BATCH_BYTES || next - from >= BATCH_MESSAGES {
+    // Blobs of todo[next..blobs_to], fetched a chunk at a time.
+    let mut blobs = HashMap::new();
+    let mut blobs_to = from;
+    for (i, &(seq, uid)) in todo.iter().enumerate().skip(from) {
+        if bytes.len() >= BATCH_BYTES || (per_message && next - from >= BATCH_MESSAGES) {
             break;
         }
         next += 1;
         // Gone from the index but not yet reported expunged: nothing to send (RFC 3501 §7.4.1
         // forbids the EXPUNGE here; Dovecot skips such messages too).
-        let Some(msg) = ix.message(uid).cloned() else {
+        let Some(modseq) = ix.message(uid).map(|m| m.modseq) else {
             continue;
         };
-        if !plan.wants(msg.modseq) {
+        if !plan.wants(modseq) {
             continue;
         }
         let blob = if plan.needs_blob() {
-            ix.blob(uid, &blob_of)?
+            if i >= blobs_to {
+                let end = todo.len().min(i + BLOB_CHUNK);
+                let uids: Vec<u32> = todo
+                    .get(i..end)
+                    .unwrap_or_default()
+                    .iter()
+                    .filter(|t| ix.message(t.1).is_some_and(|m| plan.wants(m.modseq)))
+                    .map(|t| t.1)
+                    .collect();
+                blobs = ix.blobs(&uids, &blob_of)?;
+                blobs_to = end;
+            }
+            blobs.remove(&uid)
         } else {
             None
         };
@@ -194,6 +223,9 @@ fn render_batch(
         } else {
             None
         };
+        let Some(msg) = ix.message(uid) else {
+            continue;
+        };
         let p = if seen_now.contains(&uid) {
             &with_flags
         } else {
@@ -201,7 +233,7 @@ fn render_batch(
         };
         let input = fetch::Input {
             seq,
-            msg: &msg,
+            msg,
             keywords: ix.keywords(),
             recent: recent.contains(&uid),
             blob: blob.as_deref(),
@@ -232,4 +264,48 @@ fn render_batch(
         next,
         refused: None,
     })
+}
+
+#[cfg(test)]
+mod hprof {
+    use super::*;
+    use imap_codec::imap_types::fetch::MessageDataItemName;
+    use moat_maildir::{Maildir, Subdir};
+    use std::time::Instant;
+
+    #[test]
+    #[ignore = "temporary profile"]
+    fn hprof_flags() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let md = Maildir::create(dir.path().join("Maildir")).expect("create");
+        let body = b"Subject: x\r\n\r\nbody\r\n";
+        for i in 0..50_000u32 {
+            let base = format!("1700000000.M{i}P1Q{i}R{i:016x}.host,S=20,W=20");
+            std::fs::write(md.subdir(Subdir::Cur).join(format!("{base}:2,S")), body).expect("w");
+        }
+        let t = Instant::now();
+        let mut ix = Index::open(&md).expect("open");
+        eprintln!("open {:?}", t.elapsed());
+        for _ in 0..5 {
+            let t = Instant::now();
+            let ch = ix.sync().expect("sync");
+            eprintln!("sync {:?} {}", t.elapsed(), ch.is_empty());
+        }
+        let items = MacroOrMessageDataItemNames::MessageDataItemNames(vec![MessageDataItemName::Flags]);
+        let plan = fetch::plan(&items, true, false).expect("plan");
+        let todo: Vec<(u32, u32)> = (1..=50_000u32).map(|u| (u, u)).collect();
+        let recent = BTreeSet::new();
+        let seen = BTreeSet::new();
+        for _ in 0..200 {
+            let t = Instant::now();
+            let mut from = 0;
+            let mut n = 0;
+            while from < todo.len() {
+                let b = render_batch(&mut ix, &plan, &todo, from, &recent, &seen).expect("b");
+                n += b.bytes.len();
+                from = b.next;
+            }
+            eprintln!("render {:?} {n}", t.elapsed());
+        }
+    }
 }
