@@ -17,6 +17,7 @@
 //! index.move_new_to_cur() -> Result<Vec<u32>>      the session's \Recent messages
 //! index.blob(uid, &parse) -> Result<Option<Vec<u8>>>        cached, else parsed once and kept
 //! index.prepare_blobs(&[uid], &parse) -> Result<usize>      batch version, before a big FETCH
+//! index.blobs(&[uid], &parse) -> Result<HashMap<u32, Vec<u8>>>  batch version returning them
 //! index.set_blob(uid, &bytes) -> Result<bool>      APPEND already parsed the message
 //! index.open_message(uid) -> Result<Option<(File, Entry)>>  the file, without scanning cur/
 //! index.message(uid) / find_base(base) / messages() / uid_validity() / uid_next() /
