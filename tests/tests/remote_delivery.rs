@@ -3,18 +3,14 @@
 //! through an MX lookup served by a dnslib DNS server (python3-dnslib); hostile peers are raw
 //! sockets here. Every address is 127.0.0.1.
 
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::io::{Read as _, Write as _};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use moat_tests::peer::{PYTHON, Peer};
+use moat_tests::dns::DnsServer;
+use moat_tests::peer::Peer;
 use moat_tests::{Mode, Stack};
-
-fn free_port() -> u16 {
-    moat_tests::free_ports::<1>()[0]
-}
 
 fn stack(remote: &str) -> Stack {
     let s = Stack::start_configured(
@@ -252,32 +248,13 @@ fn hostile_peers_cost_bounded_memory_and_other_deliveries_go_on() {
 #[test]
 fn mx_lookup_through_a_loopback_dns_server() {
     let peer = Peer::start(None);
-    let dns_port = free_port();
     let zone = "mx.example. 60 IN MX 20 backup.mx.example.\n\
                 mx.example. 60 IN MX 10 mail.mx.example.\n\
                 mail.mx.example. 60 IN A 127.0.0.1\n\
                 backup.mx.example. 60 IN A 127.0.0.2\n\
                 nullmx.example. 60 IN MX 0 .\n";
-    let mut dns = Command::new(PYTHON)
-        .arg("-c")
-        .arg(format!(
-            "import time\n\
-             from dnslib.server import DNSServer, DNSLogger\n\
-             from dnslib.zoneresolver import ZoneResolver\n\
-             s = DNSServer(ZoneResolver({zone:?}), port={dns_port}, address='127.0.0.1', \
-             logger=DNSLogger('-request,-reply,-truncated,-error,-recv,-send,-data'))\n\
-             s.start_thread()\nprint('ready', flush=True)\n\
-             import os, sys\nsys.stdout = open(os.devnull, 'w')\ntime.sleep(3600)\n"
-        ))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start dnslib (apt-get install python3-dnslib)");
-    let mut line = String::new();
-    BufReader::new(dns.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("dns output");
-    assert_eq!(line.trim(), "ready");
+    let dns = DnsServer::start(zone);
+    let dns_port = dns.port;
     let s = Stack::start_configured(
         Mode::Up,
         &format!(
@@ -297,6 +274,5 @@ fn mx_lookup_through_a_loopback_dns_server() {
     assert_eq!(got[0].0[1], "ok@mx.example");
     let bounces = s.wait_messages("alice@example.test", 1);
     assert!(bounces[0].contains("null MX"), "{}", bounces[0]);
-    let _ = dns.kill();
-    let _ = dns.wait();
+    drop(dns);
 }

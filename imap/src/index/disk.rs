@@ -100,7 +100,18 @@ fn file_id(meta: &fs::Metadata) -> (u64, u64) {
 
 /// Writes `dir/name` through `dir/name.tmp`: write, fdatasync, rename (the caller fsyncs `dir`).
 fn write_replace(dir: &Path, name: &str, contents: &[u8]) -> Result<()> {
-    let tmp = dir.join(format!("{name}.tmp"));
+    write_replace_via(dir, name, &format!("{name}.tmp"), contents)
+}
+
+/// Writes `dir/name` through the temp file `dir/tmp_name` (write, fdatasync, rename; the caller
+/// fsyncs `dir`); the temp file is removed if any step fails.
+pub(super) fn write_replace_via(
+    dir: &Path,
+    name: &str,
+    tmp_name: &str,
+    contents: &[u8],
+) -> Result<()> {
+    let tmp = dir.join(tmp_name);
     let dst = dir.join(name);
     let result = (|| {
         let mut f = OpenOptions::new()

@@ -9,14 +9,14 @@
 //! the old one; a letter, once given, keeps its name (messages carry it in their file names).
 //! Keyword names compare case-insensitively (RFC 3501 §2.3.2); the first spelling is kept.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use moat_maildir::{Flags, Result};
 
-use super::disk::io_err;
+use super::disk::{io_err, write_replace_via};
 use super::state::Stamp;
 
 /// The keyword file's name (Dovecot's).
@@ -241,25 +241,15 @@ fn stamp_of(m: &fs::Metadata) -> Stamp {
     }
 }
 
+/// Dovecot writes `dovecot-keywords.tmp` under its own dotlock; ours is a different name so
+/// the two never share a temp file.
 fn write_file(dir: &Path, contents: &[u8]) -> Result<()> {
-    let tmp = dir.join(format!("{KEYWORDS_FILE}.moat-tmp"));
-    let dst = dir.join(KEYWORDS_FILE);
-    let result = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(io_err("open", &tmp))?;
-        f.write_all(contents).map_err(io_err("write", &tmp))?;
-        f.sync_data().map_err(io_err("fdatasync", &tmp))?;
-        fs::rename(&tmp, &dst).map_err(io_err("rename", &dst))
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
+    write_replace_via(
+        dir,
+        KEYWORDS_FILE,
+        &format!("{KEYWORDS_FILE}.moat-tmp"),
+        contents,
+    )
 }
 
 #[cfg(test)]
