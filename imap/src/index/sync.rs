@@ -12,6 +12,11 @@
 //! has been quiet that long.
 //!
 //! **What the scan decides** (under the index lock, after reading the log to its end):
+//! * nothing, for a listed name that is exactly the indexed file name of its base name in the
+//!   same directory (one lookup in the base-name map `State` keeps up to date, nothing
+//!   allocated: the names of a listing share one buffer). When every message is accounted for
+//!   that way, the scan is done with the listing; otherwise every message is looked for as
+//!   follows:
 //! * a known message whose file name changed: a `name` record, with a new MODSEQ if its flags
 //!   differ (a rename by another process is a flag change like ours), without one otherwise
 //!   (a new/ → cur/ move);
@@ -85,12 +90,73 @@ pub(crate) fn unchanged(md: &Maildir, state: &State) -> Result<bool> {
         && stamp(&md.uidlist_path())? == s.uidlist)
 }
 
-/// The file names in new/ or cur/ that can be messages the index can record (one readdir, no
-/// stat: directories are told apart by the entry's type). Names the index format refuses are
+/// The names a listing found, each with its directory. The names share one buffer: a listing
+/// of 50,000 files, made at every sync while a directory is unstable, would otherwise allocate
+/// 50,000 strings.
+#[derive(Default)]
+struct Listing {
+    text: String,
+    entries: Vec<(Subdir, usize, usize)>,
+}
+
+impl Listing {
+    fn push(&mut self, sub: Subdir, name: &str) {
+        let start = self.text.len();
+        self.text.push_str(name);
+        self.entries.push((sub, start, self.text.len()));
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (Subdir, &str)> + '_ {
+        self.entries
+            .iter()
+            .filter_map(|&(sub, a, b)| self.text.get(a..b).map(|n| (sub, n)))
+    }
+
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
+}
+
+/// Adds the file names in new/ or cur/ that can be messages the index can record (one readdir,
+/// no stat: directories are told apart by the entry's type). Names the index format refuses are
 /// treated as absent: a record readers cannot decode would stop every reader at it.
-fn list_dir(md: &Maildir, sub: Subdir) -> Result<Vec<String>> {
+#[cfg(target_os = "linux")]
+fn list_dir(md: &Maildir, sub: Subdir, out: &mut Listing) -> Result<()> {
+    use rustix::fs::{FileType, RawDir};
     let dir = md.subdir(sub);
-    let mut out = Vec::new();
+    let fd = open_dir(&dir)?;
+    // getdents into one buffer: std's read_dir allocates a name per entry.
+    let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
+    let mut raw = RawDir::new(&fd, buf.spare_capacity_mut());
+    while let Some(entry) = raw.next() {
+        let entry = entry.map_err(|e| io_err("readdir", &dir)(e.into()))?;
+        let name = entry.file_name();
+        if matches!(name.to_bytes(), b"." | b"..") {
+            continue;
+        }
+        let is_dir = match entry.file_type() {
+            FileType::Directory => true,
+            // No type in the entry (some file systems): look, as std's DirEntry::file_type does.
+            FileType::Unknown => rustix::fs::statat(&fd, name, AtFlags::SYMLINK_NOFOLLOW)
+                .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Directory),
+            _ => false,
+        };
+        if is_dir {
+            continue;
+        }
+        if let Ok(name) = name.to_str()
+            && valid_file_name(name)
+        {
+            out.push(sub, name);
+        }
+    }
+    Ok(())
+}
+
+/// As above, through std where getdents is not available.
+#[cfg(not(target_os = "linux"))]
+fn list_dir(md: &Maildir, sub: Subdir, out: &mut Listing) -> Result<()> {
+    let dir = md.subdir(sub);
     for entry in fs::read_dir(&dir).map_err(io_err("readdir", &dir))? {
         let entry = entry.map_err(io_err("readdir", &dir))?;
         if entry.file_type().is_ok_and(|t| t.is_dir()) {
@@ -99,42 +165,54 @@ fn list_dir(md: &Maildir, sub: Subdir) -> Result<Vec<String>> {
         if let Ok(name) = entry.file_name().into_string()
             && valid_file_name(&name)
         {
-            out.push(name);
+            out.push(sub, &name);
         }
     }
-    Ok(out)
+    Ok(())
 }
 
-/// Lists the directories not trusted; each name with its directory. A base name found in both
-/// (moved during the listing) counts once, from cur/, as the maildir crate does.
-fn list(md: &Maildir, new: bool, cur: bool) -> Result<Vec<(Subdir, String)>> {
-    let cur_names = if cur {
-        list_dir(md, Subdir::Cur)?
-    } else {
-        Vec::new()
-    };
-    let mut new_names = if new {
-        list_dir(md, Subdir::New)?
-    } else {
-        Vec::new()
-    };
-    if !new_names.is_empty() && !cur_names.is_empty() {
+/// Lists the directories not trusted. A base name found in both (moved during the listing)
+/// counts once, from cur/, as the maildir crate does.
+fn list(md: &Maildir, new: bool, cur: bool) -> Result<Listing> {
+    let mut out = Listing::default();
+    if cur {
+        list_dir(md, Subdir::Cur, &mut out)?;
+    }
+    let cur_count = out.len();
+    if new {
+        list_dir(md, Subdir::New, &mut out)?;
+    }
+    if cur_count > 0 && out.len() > cur_count {
         // new/ is usually the small one: look the cur/ names up in a set of its bases.
-        let new_bases: HashSet<&str> = new_names.iter().map(|n| split_info(n).0).collect();
-        let moved: HashSet<String> = cur_names
+        let new_bases: HashSet<&str> = out
             .iter()
-            .map(|n| split_info(n).0)
-            .filter(|b| new_bases.contains(b))
-            .map(str::to_owned)
+            .skip(cur_count)
+            .map(|(_, n)| split_info(n).0)
             .collect();
-        drop(new_bases);
+        let moved: HashSet<&str> = out
+            .iter()
+            .take(cur_count)
+            .map(|(_, n)| split_info(n).0)
+            .filter(|b| new_bases.contains(b))
+            .collect();
         if !moved.is_empty() {
-            new_names.retain(|n| !moved.contains(split_info(n).0));
+            let keep: Vec<(Subdir, usize, usize)> = out
+                .entries
+                .iter()
+                .copied()
+                .filter(|&(sub, a, b)| {
+                    sub == Subdir::Cur
+                        || out
+                            .text
+                            .get(a..b)
+                            .is_none_or(|n| !moved.contains(split_info(n).0))
+                })
+                .collect();
+            drop(moved);
+            drop(new_bases);
+            out.entries = keep;
         }
     }
-    let mut out = Vec::with_capacity(cur_names.len() + new_names.len());
-    out.extend(cur_names.into_iter().map(|n| (Subdir::Cur, n)));
-    out.extend(new_names.into_iter().map(|n| (Subdir::New, n)));
     Ok(out)
 }
 
@@ -163,46 +241,72 @@ pub(crate) fn rescan(md: &Maildir, state: &State) -> Result<Rescan> {
         Subdir::Cur => list_cur,
     };
 
-    let by_base: HashMap<&str, u32> = state.messages.values().map(|m| (m.base(), m.uid)).collect();
     let scan_a = list(md, list_new, list_cur)?;
-    let mut seen: HashMap<u32, (Subdir, &str)> = HashMap::with_capacity(state.messages.len());
     let mut unknown: Vec<(Subdir, &str)> = Vec::new();
-    // Messages in a directory that was not listed are where the index last saw them.
-    for m in state.messages.values().filter(|m| !listed(m.subdir)) {
-        see(&mut seen, m.uid, m.subdir, &m.file_name);
-    }
-    for (sub, name) in &scan_a {
-        match by_base.get(split_info(name).0) {
-            Some(&uid) => see(&mut seen, uid, *sub, name),
-            None => unknown.push((*sub, name)),
-        }
-    }
-    let scan_b;
-    if seen.len() < state.messages.len() {
-        scan_b = list(md, list_new, list_cur)?;
-        for (sub, name) in &scan_b {
-            if let Some(&uid) = by_base.get(split_info(name).0)
-                && !seen.contains_key(&uid)
+    // Fast path (see the module header): count the listed files that are exactly where and as
+    // the index has them; one lookup per name, nothing allocated. Messages in a directory that
+    // was not listed are where the index last saw them.
+    let mut in_place = if list_new && list_cur {
+        0
+    } else {
+        state
+            .messages
+            .values()
+            .filter(|m| !listed(m.subdir))
+            .count()
+    };
+    let mut elsewhere = false;
+    for (sub, name) in scan_a.iter() {
+        match state.place_of(name) {
+            None => unknown.push((sub, name)),
+            Some(p)
+                if p.subdir == sub
+                    && p.suffix
+                        .is(name.get(split_info(name).0.len()..).unwrap_or_default()) =>
             {
-                seen.insert(uid, (*sub, name));
+                in_place += 1;
             }
+            Some(_) => elsewhere = true,
         }
     }
 
     let modseq = next_modseq(state.highest_modseq);
     let mut recs = Vec::new();
-    for m in state.messages.values() {
-        match seen.get(&m.uid) {
-            None => recs.push(LogRec::Expunge { uid: m.uid, modseq }),
-            Some(&(sub, name)) if name != m.file_name || sub != m.subdir => {
-                recs.push(LogRec::Name {
-                    uid: m.uid,
-                    modseq: if flags_of(name) != m.flags { modseq } else { 0 },
-                    subdir: sub,
-                    file_name: name.to_owned(),
-                });
+    if elsewhere || in_place != state.messages.len() {
+        // Something was renamed or is missing: find where every message is.
+        let scan_b;
+        let mut seen: HashMap<u32, (Subdir, &str)> = HashMap::with_capacity(state.messages.len());
+        for m in state.messages.values().filter(|m| !listed(m.subdir)) {
+            see(&mut seen, m.uid, m.subdir, &m.file_name);
+        }
+        for (sub, name) in scan_a.iter() {
+            if let Some(uid) = state.place_of(name).map(|p| p.uid) {
+                see(&mut seen, uid, sub, name);
             }
-            Some(_) => {}
+        }
+        if seen.len() < state.messages.len() {
+            scan_b = list(md, list_new, list_cur)?;
+            for (sub, name) in scan_b.iter() {
+                if let Some(uid) = state.place_of(name).map(|p| p.uid)
+                    && !seen.contains_key(&uid)
+                {
+                    seen.insert(uid, (sub, name));
+                }
+            }
+        }
+        for m in state.messages.values() {
+            match seen.get(&m.uid) {
+                None => recs.push(LogRec::Expunge { uid: m.uid, modseq }),
+                Some(&(sub, name)) if name != m.file_name || sub != m.subdir => {
+                    recs.push(LogRec::Name {
+                        uid: m.uid,
+                        modseq: if flags_of(name) != m.flags { modseq } else { 0 },
+                        subdir: sub,
+                        file_name: name.to_owned(),
+                    });
+                }
+                Some(_) => {}
+            }
         }
     }
 
