@@ -16,7 +16,7 @@ use rustix::io::Errno;
 use crate::error::{Error, Result, io_err};
 
 /// fsync a directory, making the names created/renamed in it durable.
-pub(crate) fn fsync_dir(dir: &Path) -> Result<()> {
+pub fn fsync_dir(dir: &Path) -> Result<()> {
     let f = File::open(dir).map_err(io_err("open", dir))?;
     f.sync_all().map_err(io_err("fsync", dir))
 }
@@ -114,6 +114,13 @@ pub(crate) fn rename_dir_no_replace(from: &Path, to: &Path) -> Result<()> {
 /// Atomically replaces `dir/name` with `contents`: write `dir/tmp_name` (truncating any leftover),
 /// fdatasync, rename over, fsync `dir`. Readers see the old or the new file, never a mix.
 pub(crate) fn replace_file(dir: &Path, tmp_name: &str, name: &str, contents: &[u8]) -> Result<()> {
+    write_then_rename(dir, tmp_name, name, contents)?;
+    fsync_dir(dir)
+}
+
+/// `replace_file` without the directory fsync, for callers that replace several files and
+/// fsync the directory once. The temp file is removed if any step fails.
+pub fn write_then_rename(dir: &Path, tmp_name: &str, name: &str, contents: &[u8]) -> Result<()> {
     let tmp = dir.join(tmp_name);
     let dst = dir.join(name);
     let result = (|| {
@@ -132,8 +139,7 @@ pub(crate) fn replace_file(dir: &Path, tmp_name: &str, name: &str, contents: &[u
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
     }
-    result?;
-    fsync_dir(dir)
+    result
 }
 
 /// Reads a whole file, mapping "not found" to `None`.

@@ -39,6 +39,7 @@ pub use delivery::Delivery;
 pub use error::{Error, Result};
 pub use flags::Flags;
 pub use folder::validate_folder_name;
+pub use fsutil::{fsync_dir, write_then_rename};
 pub use list::Entry;
 pub use lock::{DOTLOCK_FILE, FLOCK_FILE};
 pub use maildir::{MAILDIRFOLDER_FILE, Maildir, Subdir, TMP_MAX_AGE};

@@ -19,7 +19,7 @@ pub struct Frame {
 }
 
 impl Frame {
-    /// Checks the arguments and makes the folder `<--dir>/<prefix>XXXX`.
+    /// Checks the arguments and makes a fresh folder named `<prefix>` plus a random suffix in `--dir`.
     pub fn new(args: &Args, prefix: &str) -> Result<Frame> {
         if args.messages == 0 || args.sessions == 0 || args.rounds == 0 {
             bail!("--messages, --sessions and --rounds must be at least 1");

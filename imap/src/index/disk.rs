@@ -14,8 +14,8 @@
 //! descriptors keep the old files readable meanwhile, so a reader never sees a half state.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
-use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
+use std::io::{self, Read};
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use moat_maildir::{Error, Result};
@@ -100,41 +100,7 @@ fn file_id(meta: &fs::Metadata) -> (u64, u64) {
 
 /// Writes `dir/name` through `dir/name.tmp`: write, fdatasync, rename (the caller fsyncs `dir`).
 fn write_replace(dir: &Path, name: &str, contents: &[u8]) -> Result<()> {
-    write_replace_via(dir, name, &format!("{name}.tmp"), contents)
-}
-
-/// Writes `dir/name` through the temp file `dir/tmp_name` (write, fdatasync, rename; the caller
-/// fsyncs `dir`); the temp file is removed if any step fails.
-pub(super) fn write_replace_via(
-    dir: &Path,
-    name: &str,
-    tmp_name: &str,
-    contents: &[u8],
-) -> Result<()> {
-    let tmp = dir.join(tmp_name);
-    let dst = dir.join(name);
-    let result = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(io_err("open", &tmp))?;
-        f.write_all(contents).map_err(io_err("write", &tmp))?;
-        f.sync_data().map_err(io_err("fdatasync", &tmp))?;
-        fs::rename(&tmp, &dst).map_err(io_err("rename", &dst))
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
-}
-
-fn fsync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|f| f.sync_all())
-        .map_err(io_err("fsync", dir))
+    moat_maildir::write_then_rename(dir, &format!("{name}.tmp"), name, contents)
 }
 
 impl Disk {
@@ -407,7 +373,7 @@ fn write_generation_files(dir: &Path, state: &mut State) -> Result<(File, (u64, 
     let snapshot = format::encode_snapshot(&state.header(), &state.messages_vec());
     write_replace(dir, SNAPSHOT_FILE, &snapshot)?;
     write_replace(dir, LOG_FILE, &format::encode_log_header(state.generation))?;
-    fsync_dir(dir)?;
+    moat_maildir::fsync_dir(dir)?;
     let path = dir.join(LOG_FILE);
     let log = open_rw(&path)?
         .ok_or_else(|| io_err("open", &path)(io::Error::from(io::ErrorKind::NotFound)))?;

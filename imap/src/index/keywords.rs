@@ -16,7 +16,7 @@ use std::path::Path;
 
 use moat_maildir::{Flags, Result};
 
-use super::disk::{io_err, write_replace_via};
+use super::disk::io_err;
 use super::state::Stamp;
 
 /// The keyword file's name (Dovecot's).
@@ -244,10 +244,10 @@ fn stamp_of(m: &fs::Metadata) -> Stamp {
 /// Dovecot writes `dovecot-keywords.tmp` under its own dotlock; ours is a different name so
 /// the two never share a temp file.
 fn write_file(dir: &Path, contents: &[u8]) -> Result<()> {
-    write_replace_via(
+    moat_maildir::write_then_rename(
         dir,
-        KEYWORDS_FILE,
         &format!("{KEYWORDS_FILE}.moat-tmp"),
+        KEYWORDS_FILE,
         contents,
     )
 }
