@@ -11,3 +11,16 @@ pub mod lists;
 pub mod local;
 pub mod queue;
 pub mod remote;
+
+/// Longest queue id a server accepts in a request.
+pub const MAX_QUEUE_ID: usize = 64;
+
+/// Checks the queue id field of a request to moat-local, moat-remote or moat-lists: it names log
+/// lines only, so any short alphanumeric token is accepted (moat-queue's own ids are stricter).
+pub fn check_queue_id(id: &str) -> Result<(), String> {
+    if !id.is_empty() && id.len() <= MAX_QUEUE_ID && id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        Ok(())
+    } else {
+        Err(format!("bad queue id {id:?}"))
+    }
+}

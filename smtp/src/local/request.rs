@@ -7,12 +7,11 @@
 //! CR or LF would let a peer forge headers), no angle brackets, and queue ids of plain
 //! alphanumerics. Addresses coming back from moat-auth go through `check_address` too.
 
+use moat_common::client::check_queue_id;
 use moat_common::wire::Record;
 
 /// The longest address accepted (RFC 5321 allows a 256-octet path; leave room for UTF-8).
 pub const MAX_ADDRESS: usize = 512;
-/// The longest queue id accepted (moat-queue's are 16 characters).
-pub const MAX_QUEUE_ID: usize = 64;
 
 /// `L`: deliver the attached message to one recipient.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,14 +82,6 @@ fn expect_fields(r: &Record, n: usize) -> Result<(), String> {
 
 fn text(r: &Record, i: usize) -> Result<&str, String> {
     r.text(i).map_err(|e| e.to_string())
-}
-
-fn check_queue_id(id: &str) -> Result<(), String> {
-    if !id.is_empty() && id.len() <= MAX_QUEUE_ID && id.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        Ok(())
-    } else {
-        Err(format!("bad queue id {id:?}"))
-    }
 }
 
 /// Checks that `address` is safe to use as an address in a header line, a log line and a

@@ -246,12 +246,7 @@ fn parse(record: &Record) -> Result<Request, String> {
             .map_err(|e| e.to_string())
     };
     let queue_id = text(0)?;
-    if queue_id.is_empty()
-        || queue_id.len() > 64
-        || !queue_id.bytes().all(|b| b.is_ascii_alphanumeric())
-    {
-        return Err("bad queue id".into());
-    }
+    moat_common::client::check_queue_id(&queue_id)?;
     let sender = text(1)?;
     if !sender.is_empty() {
         check_address(&sender)?;
