@@ -413,6 +413,20 @@ impl Stack {
             .expect("run python3")
     }
 
+    /// Runs `script` like `python` and returns its stdout; a failing script fails the test with
+    /// its output and the stack's log.
+    pub fn python_ok(&self, script: &str) -> String {
+        let out = self.python(script);
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "python failed:\n{stdout}\n{}\nlog:\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            self.log()
+        );
+        stdout
+    }
+
     /// Stops the stack with SIGTERM (the graceful path) and returns the supervisor's exit status.
     pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
         let mut child = self.moat.take()?;

@@ -53,15 +53,7 @@ def smtp_deliver(n):
         c.sendmail("bob@remote.example", [USER],
             "From: bob@remote.example\r\nTo: %s\r\nSubject: late %d\r\n\r\nlate %d\r\n" % (USER, n, n))
 "#;
-    let out = s.python(&format!("{prelude}\n{script}"));
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "python failed:\n{stdout}\n{}\nlog:\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        s.log()
-    );
-    stdout
+    s.python_ok(&format!("{prelude}\n{script}"))
 }
 
 #[test]

@@ -56,15 +56,7 @@ def mutf7(s):
 def untagged(M, name):
     return [x.decode() if isinstance(x, bytes) else repr(x) for x in M.untagged_responses.pop(name, [])]
 "#;
-    let out = s.python(&format!("{prelude}\n{script}"));
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "python failed:\n{stdout}\n{}\nlog:\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        s.log()
-    );
-    stdout
+    s.python_ok(&format!("{prelude}\n{script}"))
 }
 
 #[test]
