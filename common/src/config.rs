@@ -12,7 +12,10 @@ use serde::Deserialize;
 mod queue;
 use queue::RawQueue;
 pub use queue::{DEFAULT_DELAY_WARNING_SECS, DEFAULT_RETRY_SCHEDULE, MAX_RETRY_ENTRIES};
+mod lists;
 mod routes;
+pub use lists::Lists;
+use lists::RawLists;
 pub use routes::{MAX_AUTH_USER, MAX_ROUTES_WITH_AUTH, Route, RouteAuth, check_auth_user};
 
 /// Where the quickstart keeps everything, relative to the current directory.
@@ -41,6 +44,8 @@ pub struct Config {
     pub run_dir: PathBuf,
     /// Where the `moat-*` programs are; `None` = beside the running `moat`.
     pub libexec: Option<PathBuf>,
+    /// moat-lists' own folder: held posts, archives, digests (`[paths] lists`).
+    pub lists_dir: PathBuf,
     /// The DKIM key folder: `<dkim_dir>/<domain>/<selector>.<rsa|ed25519>.pem`, written by
     /// `moat dkim generate`, opened by the supervisor for moat-remote (`[paths] dkim`).
     pub dkim_dir: PathBuf,
@@ -62,6 +67,7 @@ pub struct Config {
     pub pop3: Pop3,
     pub imap: Imap,
     pub remote: Remote,
+    pub lists: Lists,
 }
 
 /// How moat-remote uses STARTTLS with a destination.
@@ -334,6 +340,8 @@ struct RawConfig {
     imap: Imap,
     #[serde(default)]
     remote: RawRemote,
+    #[serde(default)]
+    lists: RawLists,
 }
 
 #[derive(Deserialize, Default)]
@@ -374,6 +382,7 @@ struct RawPaths {
     run: Option<String>,
     libexec: Option<String>,
     dkim: Option<String>,
+    lists: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -457,6 +466,7 @@ impl Config {
         };
         let queue = raw.queue.parse().map_err(invalid)?;
         let remote = parse_remote(raw.remote, base).map_err(invalid)?;
+        let lists = raw.lists.parse().map_err(invalid)?;
         for addr in raw
             .listen
             .smtp
@@ -484,6 +494,7 @@ impl Config {
             run_dir: base.join(raw.paths.run.as_deref().unwrap_or("run")),
             libexec: raw.paths.libexec.as_deref().map(|p| base.join(p)),
             dkim_dir: base.join(raw.paths.dkim.as_deref().unwrap_or("dkim")),
+            lists_dir: base.join(raw.paths.lists.as_deref().unwrap_or("lists")),
             listen: raw.listen,
             tls_cert: base.join(raw.tls.cert.as_deref().unwrap_or("tls/cert.pem")),
             tls_key: base.join(raw.tls.key.as_deref().unwrap_or("tls/key.pem")),
@@ -495,6 +506,7 @@ impl Config {
             pop3: raw.pop3,
             imap: raw.imap,
             remote,
+            lists,
         })
     }
 }

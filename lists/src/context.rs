@@ -19,6 +19,39 @@ pub struct Ctx {
     /// The lists' data, through moat-auth.
     pub store: ListStore,
     pub throttle: Throttle,
+    /// moat-lists' own folder (`[paths] lists`): `<data_dir>/<list@domain>/` holds that list's
+    /// held posts, archive and digest state. Owned by moat-lists, mode 0700.
+    pub data_dir: PathBuf,
+    pub policy: Policy,
+    /// The one-click unsubscribe endpoint's base URL (`https://host[:port]`, no trailing `/`),
+    /// when one is served (`[lists] web_url`).
+    pub web_url: Option<String>,
+    /// `IP:PORT` of the DNS server for DMARC lookups (`[remote] nameserver`); `None` = the
+    /// system's resolv.conf.
+    pub nameserver: Option<String>,
+}
+
+/// The `[lists]` policies (common/src/config/lists.rs has the meanings and defaults).
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub bounce_threshold: u32,
+    pub bounce_window_secs: u64,
+    pub held_expiry_secs: u64,
+    pub digest_posts: u32,
+    pub digest_interval_secs: u64,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        let l = moat_common::config::Lists::default();
+        Policy {
+            bounce_threshold: l.bounce_threshold,
+            bounce_window_secs: l.bounce_window_secs,
+            held_expiry_secs: l.held_expiry_secs,
+            digest_posts: l.digest_posts,
+            digest_interval_secs: l.digest_interval_secs,
+        }
+    }
 }
 
 /// The `Z` text when moat-auth cannot answer for the lists.

@@ -24,7 +24,7 @@ use moat_common::{info, warn};
 use tokio::net::UnixStream;
 
 use crate::command::Command;
-use crate::context::Ctx;
+use crate::context::{Ctx, Policy};
 use crate::cookie::Action;
 use crate::request::{self, Request};
 use crate::throttle::Throttle;
@@ -55,11 +55,40 @@ impl Daemon {
                 .map(str::to_string)
                 .map_err(|e| e.to_string())
         };
+        let number = |key: &str, default: u64| -> Result<u64, String> {
+            match setup.get_opt(key).filter(|v| !v.is_empty()) {
+                None => Ok(default),
+                Some(v) => v
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| format!("{key}: {v:?} is not a positive number")),
+            }
+        };
+        let d = Policy::default();
+        let small = |n: u64| u32::try_from(n).map_err(|_| format!("{n} is too large"));
+        let policy = Policy {
+            bounce_threshold: small(number("bounce_threshold", d.bounce_threshold.into())?)?,
+            bounce_window_secs: number("bounce_window_secs", d.bounce_window_secs)?,
+            held_expiry_secs: number("held_expiry_secs", d.held_expiry_secs)?,
+            digest_posts: small(number("digest_posts", d.digest_posts.into())?)?,
+            digest_interval_secs: number("digest_interval_secs", d.digest_interval_secs)?,
+        };
+        let optional = |key: &str| {
+            setup
+                .get_opt(key)
+                .filter(|v| !v.is_empty())
+                .map(str::to_string)
+        };
         let ctx = Ctx {
             queue_socket: PathBuf::from(get("queue_socket")?),
             hostname: setup.get_opt("hostname").unwrap_or("localhost").to_string(),
             store: ListStore::new(&PathBuf::from(get("auth_socket")?)),
             throttle: Throttle::default(),
+            data_dir: PathBuf::from(get("lists_dir")?),
+            policy,
+            web_url: optional("web_url"),
+            nameserver: optional("nameserver"),
         };
         let peers_local = parse_uids(setup.get_opt("peers_local").unwrap_or(""))
             .map_err(|e| format!("peers_local: {e}"))?;

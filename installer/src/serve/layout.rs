@@ -25,6 +25,13 @@ pub fn prepare(config: &Config, accounts: &Accounts) -> anyhow::Result<()> {
         0o700,
         accounts.privileged,
     )?;
+    // moat-lists' held posts, archives and digests: its own, like the queue is the queue's.
+    dir(
+        &config.lists_dir,
+        Some(&accounts.lists),
+        0o700,
+        accounts.privileged,
+    )?;
     if let Some(db) = config.store_url.strip_prefix("sqlite:") {
         let db = Path::new(db);
         let folder = db.parent().context("the SQLite store has no folder")?;

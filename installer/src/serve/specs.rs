@@ -274,12 +274,27 @@ pub fn items<'a>(
         }
         Role::Lists => {
             // The list manager: mail from moat-local in, mail into the queue out. No store
-            // credentials and no Maildir: list data will come through moat-auth.
+            // credentials and no Maildir: list data comes through moat-auth; its own files
+            // (held posts, archives, digests) live in lists_dir.
             fds.push(("lists", Some(sockets.lists.as_fd())));
+            let p = &config.lists;
             settings.extend([
                 auth_socket(),
                 queue_socket(),
                 ("peers_local", uid(&accounts.local)),
+                ("lists_dir", path(config.lists_dir.clone())),
+                ("bounce_threshold", p.bounce_threshold.to_string()),
+                ("bounce_window_secs", p.bounce_window_secs.to_string()),
+                ("held_expiry_secs", p.held_expiry_secs.to_string()),
+                ("digest_posts", p.digest_posts.to_string()),
+                ("digest_interval_secs", p.digest_interval_secs.to_string()),
+                ("web_listen", p.web_listen.clone().unwrap_or_default()),
+                ("web_url", p.web_url.clone().unwrap_or_default()),
+                // DMARC lookups of posters' domains use moat-remote's resolver setting.
+                (
+                    "nameserver",
+                    config.remote.nameserver.clone().unwrap_or_default(),
+                ),
             ]);
         }
         Role::Smtpd => {
