@@ -20,7 +20,7 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
-use moat_common::client::list_store::ListInfo;
+use moat_common::client::list_store::{ListInfo, Roster};
 use moat_common::client::queue::{CHUNK, Injection, Origin};
 use moat_common::wire::Status;
 use moat_common::{info, warn};
@@ -89,7 +89,9 @@ pub async fn distribute(ctx: &Ctx, req: &Request, file: Arc<File>) -> Status {
         let member = store_result(
             req,
             "membership",
-            ctx.store.is_member(&req.list, &req.sender).await,
+            ctx.store
+                .is_member(&req.list, &req.sender, Roster::Member)
+                .await,
         );
         match member {
             Ok(true) => {}
@@ -101,7 +103,11 @@ pub async fn distribute(ctx: &Ctx, req: &Request, file: Arc<File>) -> Status {
             Err(verdict) => return verdict,
         }
     }
-    let members = match store_result(req, "members", ctx.store.members(&req.list).await) {
+    let members = match store_result(
+        req,
+        "members",
+        ctx.store.members(&req.list, Roster::Member).await,
+    ) {
         Ok(m) => m,
         Err(verdict) => return verdict,
     };

@@ -12,7 +12,7 @@
 use std::fs::File;
 use std::sync::Arc;
 
-use moat_common::client::list_store::ListInfo;
+use moat_common::client::list_store::{ListInfo, Roster};
 use moat_common::wire::Status;
 use moat_common::{date, info};
 
@@ -122,8 +122,16 @@ pub async fn confirm(
         return Status::Ok(format!("not confirmed ({why})"));
     }
     let changed = match action {
-        Action::Subscribe => ctx.store.subscribe(&req.list, address).await,
-        Action::Unsubscribe => ctx.store.unsubscribe(&req.list, address).await,
+        Action::Subscribe => {
+            ctx.store
+                .subscribe(&req.list, address, Roster::Member)
+                .await
+        }
+        Action::Unsubscribe => {
+            ctx.store
+                .unsubscribe(&req.list, address, Roster::Member)
+                .await
+        }
     };
     let changed = match store_result(req, &what, changed) {
         Ok(changed) => changed,

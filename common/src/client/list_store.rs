@@ -20,11 +20,53 @@ pub const NO_SUCH_LIST: &str = "no such list";
 pub struct ListInfo {
     pub members_only: bool,
     pub moderated: bool,
+    pub archive: bool,
+    pub digest: bool,
     pub subject_prefix: String,
     pub max_message_bytes: Option<u64>,
     /// The HMAC key for confirmation cookies.
     pub secret: [u8; 32],
+    /// `list`, `poster` or `none` (the store's `ReplyTo` spelling).
+    pub reply_to: String,
+    /// Appended to posts; "" = none; `\n` line ends.
+    pub footer: String,
+    /// Where `list-owner` mail goes; `None` = to the moderators.
+    pub owner: Option<String>,
+    pub next_post: u64,
+    pub next_digest: u64,
+    /// The last post a digest carried (0 = none yet).
+    pub digested_through: u64,
+    pub last_digest_at: Option<u64>,
 }
+
+/// Which roster of a list (the store's `MemberKind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Roster {
+    Member,
+    Digest,
+    Moderator,
+}
+
+impl Roster {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Roster::Member => "member",
+            Roster::Digest => "digest",
+            Roster::Moderator => "moderator",
+        }
+    }
+}
+
+/// One roster entry's bounce record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct BounceState {
+    pub count: u64,
+    pub first_bounce_at: Option<u64>,
+    pub probe_sent_at: Option<u64>,
+}
+
+/// moat-auth's `D` text for a bounce request about an address not on the roster.
+pub const NOT_A_MEMBER: &str = "not a member";
 
 /// A store answer: the value, or moat-auth's refusal (`Z`/`D` with its text).
 pub type Answer<T> = Result<T, Status>;
@@ -73,13 +115,20 @@ impl ListStore {
             .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, "bad list info"))
     }
 
-    /// Every member's address, sorted, read page by page on one connection.
-    pub async fn members(&self, list: &str) -> std::io::Result<Answer<Vec<String>>> {
+    /// Every address on `roster`, sorted, read page by page on one connection.
+    pub async fn members(
+        &self,
+        list: &str,
+        roster: Roster,
+    ) -> std::io::Result<Answer<Vec<String>>> {
         with_timeout(self.timeout, async {
             let mut conn = Conn::connect(&self.path).await?;
             let mut all = Vec::new();
             loop {
-                let req = Record::new(b'M').field(list).field(all.len().to_string());
+                let req = Record::new(b'M')
+                    .field(list)
+                    .field(all.len().to_string())
+                    .field(roster.as_str());
                 let page = match self.ask(&mut conn, &req).await? {
                     Ok(r) => texts(&r),
                     Err(s) => return Ok(Err(s)),
@@ -94,28 +143,122 @@ impl ListStore {
         .await
     }
 
-    /// Whether `address` is a member.
-    pub async fn is_member(&self, list: &str, address: &str) -> std::io::Result<Answer<bool>> {
-        let r = self
-            .one(Record::new(b'I').field(list).field(address))
-            .await?;
+    /// Whether `address` is on `roster`.
+    pub async fn is_member(
+        &self,
+        list: &str,
+        address: &str,
+        roster: Roster,
+    ) -> std::io::Result<Answer<bool>> {
+        let r = self.one(entry(b'I', list, address, roster)).await?;
         Ok(r.map(|f| f.first().is_some_and(|v| v == "1")))
     }
 
-    /// Adds `address`; `Ok(false)` when it was a member already.
-    pub async fn subscribe(&self, list: &str, address: &str) -> std::io::Result<Answer<bool>> {
-        let r = self
-            .one(Record::new(b'S').field(list).field(address))
-            .await?;
+    /// Adds `address` to `roster`; `Ok(false)` when it was there already.
+    pub async fn subscribe(
+        &self,
+        list: &str,
+        address: &str,
+        roster: Roster,
+    ) -> std::io::Result<Answer<bool>> {
+        let r = self.one(entry(b'S', list, address, roster)).await?;
         Ok(r.map(|f| f.first().is_some_and(|v| v == "added")))
     }
 
-    /// Removes `address`; `Ok(false)` when it was not a member.
-    pub async fn unsubscribe(&self, list: &str, address: &str) -> std::io::Result<Answer<bool>> {
-        let r = self
-            .one(Record::new(b'U').field(list).field(address))
-            .await?;
+    /// Removes `address` from `roster`; `Ok(false)` when it was not there.
+    pub async fn unsubscribe(
+        &self,
+        list: &str,
+        address: &str,
+        roster: Roster,
+    ) -> std::io::Result<Answer<bool>> {
+        let r = self.one(entry(b'U', list, address, roster)).await?;
         Ok(r.map(|f| f.first().is_some_and(|v| v == "removed")))
+    }
+
+    /// The entry's bounce record; `Ok(None)` when `address` is not on `roster`.
+    pub async fn bounce_state(
+        &self,
+        list: &str,
+        address: &str,
+        roster: Roster,
+    ) -> std::io::Result<Answer<Option<BounceState>>> {
+        let r = self.one(entry(b'W', list, address, roster)).await?;
+        match r {
+            Ok(f) if f.is_empty() => Ok(Ok(None)),
+            Ok(f) => parse_bounce(&f).map(|b| Ok(Some(b))),
+            Err(s) => Ok(Err(s)),
+        }
+    }
+
+    /// Counts a bounce at `at` (Unix seconds); `Err(D "not a member")` when absent.
+    pub async fn record_bounce(
+        &self,
+        list: &str,
+        address: &str,
+        at: u64,
+        roster: Roster,
+    ) -> std::io::Result<Answer<BounceState>> {
+        let req = Record::new(b'B')
+            .field(list)
+            .field(address)
+            .field(at.to_string())
+            .field(roster.as_str());
+        self.bounce_reply(req).await
+    }
+
+    /// Records that a probe went at `at`, or (`None`) that none is outstanding.
+    pub async fn set_probe_sent(
+        &self,
+        list: &str,
+        address: &str,
+        at: Option<u64>,
+        roster: Roster,
+    ) -> std::io::Result<Answer<BounceState>> {
+        let req = Record::new(b'P')
+            .field(list)
+            .field(address)
+            .field(at.map(|n| n.to_string()).unwrap_or_default())
+            .field(roster.as_str());
+        self.bounce_reply(req).await
+    }
+
+    /// Forgets the entry's bounces and probe.
+    pub async fn clear_bounces(
+        &self,
+        list: &str,
+        address: &str,
+        roster: Roster,
+    ) -> std::io::Result<Answer<BounceState>> {
+        self.bounce_reply(entry(b'C', list, address, roster)).await
+    }
+
+    async fn bounce_reply(&self, req: Record) -> std::io::Result<Answer<BounceState>> {
+        match self.one(req).await? {
+            Ok(f) => parse_bounce(&f).map(Ok),
+            Err(s) => Ok(Err(s)),
+        }
+    }
+
+    /// Records a digest carrying the posts up to `through_post`, sent at `at`; its number.
+    pub async fn record_digest(
+        &self,
+        list: &str,
+        through_post: u64,
+        at: u64,
+    ) -> std::io::Result<Answer<u64>> {
+        let req = Record::new(b'X')
+            .field(list)
+            .field(through_post.to_string())
+            .field(at.to_string());
+        match self.one(req).await? {
+            Ok(f) => f
+                .first()
+                .and_then(|n| n.parse().ok())
+                .map(Ok)
+                .ok_or_else(|| bad_reply("bad digest number")),
+            Err(s) => Ok(Err(s)),
+        }
     }
 
     /// The next post's number (1, 2, ...; never the same twice).
@@ -141,8 +284,55 @@ fn texts(r: &Record) -> Vec<String> {
         .collect()
 }
 
+fn entry(kind: u8, list: &str, address: &str, roster: Roster) -> Record {
+    Record::new(kind)
+        .field(list)
+        .field(address)
+        .field(roster.as_str())
+}
+
+fn bad_reply(what: &str) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string())
+}
+
+fn parse_bounce(f: &[String]) -> std::io::Result<BounceState> {
+    let when = |v: &str| -> Option<Option<u64>> {
+        match v {
+            "" => Some(None),
+            n => n.parse().ok().map(Some),
+        }
+    };
+    let parsed = match f {
+        [count, first, probe] => (|| {
+            Some(BounceState {
+                count: count.parse().ok()?,
+                first_bounce_at: when(first)?,
+                probe_sent_at: when(probe)?,
+            })
+        })(),
+        _ => None,
+    };
+    parsed.ok_or_else(|| bad_reply("bad bounce state"))
+}
+
 fn parse_info(f: &[String]) -> Option<ListInfo> {
-    let [members_only, moderated, prefix, max, secret] = f else {
+    let [
+        members_only,
+        moderated,
+        archive,
+        digest,
+        prefix,
+        max,
+        secret,
+        reply_to,
+        footer,
+        owner,
+        next_post,
+        next_digest,
+        digested_through,
+        last_digest_at,
+    ] = f
+    else {
         return None;
     };
     let flag = |v: &str| match v {
@@ -150,11 +340,13 @@ fn parse_info(f: &[String]) -> Option<ListInfo> {
         "0" => Some(false),
         _ => None,
     };
-    let max_message_bytes = match max.as_str() {
-        "" => None,
-        n => Some(n.parse().ok()?),
+    let optional = |v: &str| -> Option<Option<u64>> {
+        match v {
+            "" => Some(None),
+            n => n.parse().ok().map(Some),
+        }
     };
-    if secret.len() != 64 {
+    if secret.len() != 64 || !matches!(reply_to.as_str(), "list" | "poster" | "none") {
         return None;
     }
     let mut key = [0u8; 32];
@@ -164,9 +356,18 @@ fn parse_info(f: &[String]) -> Option<ListInfo> {
     Some(ListInfo {
         members_only: flag(members_only)?,
         moderated: flag(moderated)?,
+        archive: flag(archive)?,
+        digest: flag(digest)?,
         subject_prefix: prefix.clone(),
-        max_message_bytes,
+        max_message_bytes: optional(max)?,
         secret: key,
+        reply_to: reply_to.clone(),
+        footer: footer.clone(),
+        owner: Some(owner.clone()).filter(|o| !o.is_empty()),
+        next_post: next_post.parse().ok()?,
+        next_digest: next_digest.parse().ok()?,
+        digested_through: digested_through.parse().ok()?,
+        last_digest_at: optional(last_digest_at)?,
     })
 }
 
@@ -178,13 +379,36 @@ mod tests {
     fn list_info_parsed_strictly() {
         let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
         let hex = "ab".repeat(32);
-        let info = parse_info(&s(&["1", "0", "[dev] ", "", &hex])).expect("info");
-        assert!(info.members_only && !info.moderated);
+        let good = [
+            "1", "0", "1", "0", "[dev] ", "", &hex, "none", "", "", "3", "1", "0", "",
+        ];
+        let info = parse_info(&s(&good)).expect("info");
+        assert!(info.members_only && !info.moderated && info.archive && !info.digest);
         assert_eq!(info.subject_prefix, "[dev] ");
         assert_eq!(info.max_message_bytes, None);
         assert_eq!(info.secret, [0xab; 32]);
-        assert!(parse_info(&s(&["1", "0", "", "x", &hex])).is_none());
-        assert!(parse_info(&s(&["2", "0", "", "", &hex])).is_none());
-        assert!(parse_info(&s(&["1", "0", "", "", "ab"])).is_none());
+        assert_eq!((info.next_post, info.owner), (3, None));
+        let with = |i: usize, v: &str| {
+            let mut f = s(&good);
+            f[i] = v.to_string();
+            parse_info(&f)
+        };
+        assert!(with(5, "x").is_none());
+        assert!(with(0, "2").is_none());
+        assert!(with(6, "ab").is_none());
+        assert!(with(7, "everyone").is_none());
+        assert!(parse_info(&s(&good[..13])).is_none());
+    }
+
+    #[test]
+    fn bounce_state_parsed() {
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        let b = parse_bounce(&s(&["2", "100", ""])).expect("state");
+        assert_eq!(
+            (b.count, b.first_bounce_at, b.probe_sent_at),
+            (2, Some(100), None)
+        );
+        assert!(parse_bounce(&s(&["x", "", ""])).is_err());
+        assert!(parse_bounce(&s(&["1", ""])).is_err());
     }
 }

@@ -5,12 +5,19 @@
 //!
 //! | kind | fields | reply |
 //! |---|---|---|
-//! | `G` | list | `K` [members_only, moderated (`0`/`1`), subject prefix, max message bytes ("" = none), cookie secret (64 hex digits)] |
-//! | `M` | list, offset | `K` [up to `PAGE` member addresses from `offset`, sorted]; fewer than `PAGE` = the end |
-//! | `I` | list, address | `K` [`1` a member, `0` not] |
-//! | `S` | list, address | `K` [`added` or `already`] |
-//! | `U` | list, address | `K` [`removed` or `absent`] |
+//! | `G` | list | `K` [members_only, moderated, archive, digest (`0`/`1`), subject prefix, max message bytes ("" = none), cookie secret (64 hex digits), reply_to (`list`/`poster`/`none`), footer, owner ("" = none), next post, next digest, digested through, last digest at ("" = never)] |
+//! | `M` | list, offset[, kind] | `K` [up to `PAGE` addresses of that roster from `offset`, sorted]; fewer than `PAGE` = the end |
+//! | `I` | list, address[, kind] | `K` [`1` on that roster, `0` not] |
+//! | `S` | list, address[, kind] | `K` [`added` or `already`] |
+//! | `U` | list, address[, kind] | `K` [`removed` or `absent`] |
 //! | `N` | list | `K` [the post's number] (never the same twice) |
+//! | `W` | list, address[, kind] | `K` [] when absent, else `K` [bounce count, first bounce at ("" = none), probe sent at ("" = none)] |
+//! | `B` | list, address, at[, kind] | records a bounce at `at` (Unix seconds): `K` [the entry's new bounce state, as `W`]; `D` ["not a member"] when absent |
+//! | `P` | list, address, at or ""[, kind] | records a probe sent at `at` ("" = none outstanding): `K` [bounce state]; `D` ["not a member"] when absent |
+//! | `C` | list, address[, kind] | forgets the entry's bounces and probe: `K` [bounce state]; `D` ["not a member"] when absent |
+//! | `X` | list, through post, at | records a digest carrying the posts up to `through post`, sent at `at`: `K` [the digest's number] |
+//!
+//! `kind` is `member` (the default when left out), `digest` or `moderator`.
 //!
 //! A list that does not exist is `D` ["no such list"], a malformed field `D` ["malformed
 //! request: ..."], a store problem `Z`.
@@ -25,13 +32,14 @@ use super::handlers::{MAX_ADDRESS, UNAVAILABLE};
 use crate::Store;
 use crate::address::Address;
 use crate::error::StoreError;
-use crate::lists::MemberKind;
+use crate::lists::{Member, MemberKind};
 
 /// The request kinds served to moat-lists.
-pub const KINDS: &[u8] = b"GMISUN";
+pub const KINDS: &[u8] = b"GMISUNWBPCX";
 /// Member addresses per `M` reply: 150 × 320 bytes stays under a frame (64 KiB).
 pub const PAGE: usize = 150;
 pub const NO_SUCH_LIST: &str = "no such list";
+pub const NOT_A_MEMBER: &str = "not a member";
 
 pub async fn handle(store: &Store, req: &Record) -> Record {
     match answer(store, req).await {
@@ -43,14 +51,18 @@ pub async fn handle(store: &Store, req: &Record) -> Record {
 }
 
 async fn answer(store: &Store, req: &Record) -> Result<Vec<String>, Status> {
-    let want = match req.kind {
-        b'G' | b'N' => 1,
-        _ => 2,
+    // (fewest fields, most fields): the optional last one is the roster kind.
+    let (least, most) = match req.kind {
+        b'G' | b'N' => (1, 1),
+        b'M' | b'I' | b'S' | b'U' | b'W' | b'C' => (2, 3),
+        b'B' | b'P' => (3, 4),
+        b'X' => (3, 3),
+        _ => return Err(Status::Permanent("unknown request".into())),
     };
-    if req.fields.len() != want {
+    let n = req.fields.len();
+    if n < least || n > most {
         return Err(malformed(format!(
-            "{} fields instead of {want}",
-            req.fields.len()
+            "{n} fields instead of {least} to {most}"
         )));
     }
     let text = |i: usize| -> Result<&str, Status> {
@@ -60,8 +72,33 @@ async fn answer(store: &Store, req: &Record) -> Result<Vec<String>, Status> {
         }
         std::str::from_utf8(bytes).map_err(|_| malformed(format!("field {i} is not UTF-8")))
     };
+    let number = |i: usize| -> Result<i64, Status> {
+        text(i)?
+            .parse::<i64>()
+            .ok()
+            .filter(|n| *n >= 0)
+            .ok_or_else(|| malformed(format!("field {i} is not a number")))
+    };
     let list = Address::parse(text(0)?).map_err(|e| malformed(format!("list: {e}")))?;
-    let kind = Some(MemberKind::Member);
+    let kind = if n == most && least != most {
+        text(n - 1)?
+            .parse::<MemberKind>()
+            .map_err(|e| malformed(format!("kind: {e}")))?
+    } else {
+        MemberKind::Member
+    };
+    let opt = |v: Option<i64>| v.map(|n| n.to_string()).unwrap_or_default();
+    let state = |m: Member| {
+        vec![
+            m.bounce_count.to_string(),
+            opt(m.first_bounce_at),
+            opt(m.probe_sent_at),
+        ]
+    };
+    let member_failed = |e: StoreError| match e {
+        StoreError::NotFound(_) => Status::Permanent(NOT_A_MEMBER.into()),
+        e => failed(&list, e),
+    };
     let out = match req.kind {
         b'G' => {
             let l = store.get_list(&list).await.map_err(|e| failed(&list, e))?;
@@ -73,11 +110,18 @@ async fn answer(store: &Store, req: &Record) -> Result<Vec<String>, Status> {
             vec![
                 flag(l.members_only),
                 flag(l.moderated),
+                flag(l.archive),
+                flag(l.digest),
                 l.subject_prefix,
-                l.max_message_bytes
-                    .map(|n| n.to_string())
-                    .unwrap_or_default(),
+                opt(l.max_message_bytes),
                 secret.iter().map(|b| format!("{b:02x}")).collect(),
+                l.reply_to.as_str().to_string(),
+                l.footer,
+                l.owner.unwrap_or_default(),
+                l.next_post.to_string(),
+                l.next_digest.to_string(),
+                l.digested_through.to_string(),
+                opt(l.last_digest_at),
             ]
         }
         b'M' => {
@@ -85,7 +129,7 @@ async fn answer(store: &Store, req: &Record) -> Result<Vec<String>, Status> {
                 .parse()
                 .map_err(|_| malformed("offset is not a number".into()))?;
             let all = store
-                .list_members(&list, kind)
+                .list_members(&list, Some(kind))
                 .await
                 .map_err(|e| failed(&list, e))?;
             all.into_iter()
@@ -96,20 +140,17 @@ async fn answer(store: &Store, req: &Record) -> Result<Vec<String>, Status> {
         }
         b'I' => {
             let yes = store
-                .is_member(&list, text(1)?, kind)
+                .is_member(&list, text(1)?, Some(kind))
                 .await
                 .map_err(|e| failed(&list, e))?;
             vec![if yes { "1" } else { "0" }.into()]
         }
-        b'S' => match store.add_member(&list, text(1)?, MemberKind::Member).await {
+        b'S' => match store.add_member(&list, text(1)?, kind).await {
             Ok(_) => vec!["added".into()],
             Err(StoreError::AlreadyExists(_)) => vec!["already".into()],
             Err(e) => return Err(failed(&list, e)),
         },
-        b'U' => match store
-            .remove_member(&list, text(1)?, MemberKind::Member)
-            .await
-        {
+        b'U' => match store.remove_member(&list, text(1)?, kind).await {
             Ok(_) => vec!["removed".into()],
             Err(StoreError::NotFound(_)) => vec!["absent".into()],
             Err(e) => return Err(failed(&list, e)),
@@ -117,6 +158,42 @@ async fn answer(store: &Store, req: &Record) -> Result<Vec<String>, Status> {
         b'N' => vec![
             store
                 .next_post_number(&list)
+                .await
+                .map_err(|e| failed(&list, e))?
+                .to_string(),
+        ],
+        b'W' => match store.get_member(&list, text(1)?, kind).await {
+            Ok(Some(m)) => state(m),
+            Ok(None) => vec![],
+            Err(e) => return Err(failed(&list, e)),
+        },
+        b'B' => state(
+            store
+                .record_bounce(&list, text(1)?, kind, number(2)?)
+                .await
+                .map_err(member_failed)?,
+        ),
+        b'P' => {
+            let at = match text(2)? {
+                "" => None,
+                _ => Some(number(2)?),
+            };
+            state(
+                store
+                    .set_probe_sent(&list, text(1)?, kind, at)
+                    .await
+                    .map_err(member_failed)?,
+            )
+        }
+        b'C' => state(
+            store
+                .clear_bounces(&list, text(1)?, kind)
+                .await
+                .map_err(member_failed)?,
+        ),
+        b'X' => vec![
+            store
+                .record_digest(&list, number(1)?, number(2)?)
                 .await
                 .map_err(|e| failed(&list, e))?
                 .to_string(),
