@@ -143,13 +143,13 @@ mod tests {
 
     #[test]
     fn defaults_and_values() {
-        assert_eq!(parse("").unwrap(), Lists::default());
+        assert_eq!(parse("").expect("defaults"), Lists::default());
         let l = parse(
             "bounce_threshold = 2\nbounce_window = \"1h\"\nheld_expiry = \"2d\"\n\
              digest_posts = 5\ndigest_interval = \"12h\"\n\
              web_listen = \"127.0.0.1:8443\"\nweb_url = \"https://lists.example.org:8443/\"",
         )
-        .unwrap();
+        .expect("parsed");
         assert_eq!(l.bounce_threshold, 2);
         assert_eq!(l.bounce_window_secs, 3600);
         assert_eq!(l.held_expiry_secs, 2 * 86_400);
@@ -162,27 +162,27 @@ mod tests {
     fn mistakes_are_named() {
         assert!(
             parse("bounce_threshold = 0")
-                .unwrap_err()
+                .expect_err("refused")
                 .contains("bounce_threshold")
         );
         assert!(
             parse("held_expiry = \"soon\"")
-                .unwrap_err()
+                .expect_err("refused")
                 .contains("held_expiry")
         );
         assert!(
             parse("web_listen = \"nowhere\"")
-                .unwrap_err()
+                .expect_err("refused")
                 .contains("web_listen")
         );
         assert!(
             parse("web_listen = \"127.0.0.1:1\"")
-                .unwrap_err()
+                .expect_err("refused")
                 .contains("together")
         );
         assert!(
             parse("web_listen = \"127.0.0.1:1\"\nweb_url = \"http://x\"")
-                .unwrap_err()
+                .expect_err("refused")
                 .contains("https://")
         );
     }
