@@ -171,6 +171,18 @@ async fn handle(ctx: &Ctx, req: &Request, file: File) -> Status {
         Command::UnsubscribeConfirm { cookie, address } => {
             subscribe::confirm(ctx, req, file, Action::Unsubscribe, &cookie, &address).await
         }
+        Command::Owner
+        | Command::DigestSubscribe
+        | Command::DigestUnsubscribe
+        | Command::Accept(_)
+        | Command::Reject(_)
+        | Command::Return(_)
+        | Command::Get { .. }
+        | Command::Index => {
+            let ext = &req.extension;
+            info!(id = qid; "list=<{}> from=<{}> {ext}: {NOT_YET}", req.list, req.sender);
+            Status::Temporary(NOT_YET.into())
+        }
         Command::Later(ext) => {
             info!(id = qid; "list=<{}> from=<{}> {ext}: {NOT_YET}", req.list, req.sender);
             Status::Temporary(NOT_YET.into())
