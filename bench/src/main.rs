@@ -2,6 +2,7 @@
 //! (`smtp`, `imap`, ...), add a variant to `Command` with its `Args` and a match arm in `main`.
 
 mod imap;
+mod lists;
 mod maildir;
 mod pop3;
 mod relay;
@@ -29,6 +30,8 @@ enum Command {
     Pop3(pop3::Args),
     /// IMAP: SELECT/FETCH/SEARCH on a large folder and idle-connection memory, against Dovecot.
     Imap(imap::Args),
+    /// Lists: one post to 10,000 list members relayed to a loopback sink: time and queue disk use.
+    Lists(lists::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -38,5 +41,6 @@ fn main() -> anyhow::Result<()> {
         Command::Relay(args) => relay::run(&args),
         Command::Pop3(args) => pop3::run(&args),
         Command::Imap(args) => imap::run(&args),
+        Command::Lists(args) => lists::run(&args),
     }
 }

@@ -51,6 +51,9 @@ pub async fn up(opts: UpOptions) -> anyhow::Result<()> {
         config.listen.imap.join(" "),
         config.listen.imaps.join(" ")
     );
+    if let (Some(listen), Some(url)) = (&config.lists.web_listen, &config.lists.web_url) {
+        println!("List one-click unsubscribe: {url} (HTTPS on {listen}).");
+    }
     println!(
         "Manage it from {} with e.g.: moat user add alice@example.test",
         dir.parent().unwrap_or(Path::new("/")).display()
@@ -72,6 +75,15 @@ fn create_folder(dir: &Path, ip: &str) -> anyhow::Result<()> {
     } else {
         (1143, 1993)
     };
+    // The certificate names the host and localhost: on loopback, subscribers are on this host.
+    let loopback = ip
+        .parse::<std::net::IpAddr>()
+        .is_ok_and(|a| a.is_loopback());
+    let web_host = if loopback {
+        "localhost"
+    } else {
+        hostname.as_str()
+    };
     let text = format!(
         "# Moat quickstart configuration (made by `moat up`). Paths are relative to this file.\n\
          hostname = \"{hostname}\"\n\n\
@@ -80,7 +92,9 @@ fn create_folder(dir: &Path, ip: &str) -> anyhow::Result<()> {
          [listen]\nsmtp = [\"{ip}:2525\"]\nsubmission = [\"{ip}:2587\"]\nsubmissions = [\"{ip}:2465\"]\n\
          pop3 = [\"{ip}:1110\"]\npop3s = [\"{ip}:1995\"]\n\
          imap = [\"{ip}:{imap}\"]\nimaps = [\"{ip}:{imaps}\"]\n\n\
-         [tls]\ncert = \"tls/cert.pem\"\nkey = \"tls/key.pem\"\n"
+         [tls]\ncert = \"tls/cert.pem\"\nkey = \"tls/key.pem\"\n\n\
+         # RFC 8058 one-click unsubscribe for list mail, served by moat-lists over HTTPS.\n\
+         [lists]\nweb_listen = \"{ip}:8443\"\nweb_url = \"https://{web_host}:8443\"\n"
     );
     let path = dir.join("moat.toml");
     std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;

@@ -13,6 +13,7 @@
 //! recomputes the MAC and compares in constant time; the expiry is inside the MAC, so it
 //! cannot be stretched.
 
+use moat_common::client::list_store::Roster;
 use ring::hmac;
 
 /// How long a confirmation request stays good.
@@ -37,10 +38,22 @@ impl Action {
     }
 }
 
+/// The MAC's first field: `sc`/`uc` for the member roster, `dsc`/`duc` for the digest roster.
+fn mac_tag(action: Action, roster: Roster) -> String {
+    match roster {
+        Roster::Digest => format!("d{}", action.tag()),
+        _ => action.tag().to_string(),
+    }
+}
+
 fn mac(secret: &[u8; 32], action: Action, address: &str, expiry: &str) -> String {
+    mac_for(secret, action.tag(), address, expiry)
+}
+
+fn mac_for(secret: &[u8; 32], tag: &str, address: &str, expiry: &str) -> String {
     let key = hmac::Key::new(hmac::HMAC_SHA256, secret);
     let mut ctx = hmac::Context::with_key(&key);
-    ctx.update(action.tag().as_bytes());
+    ctx.update(tag.as_bytes());
     ctx.update(&[0]);
     ctx.update(address.to_ascii_lowercase().as_bytes());
     ctx.update(&[0]);
@@ -78,6 +91,33 @@ impl std::fmt::Display for Refused {
     }
 }
 
+/// A digest-roster cookie: `d` + the cookie of `make` with the MAC over `dsc`/`duc`, so it
+/// never confirms a change of the member roster, nor a member cookie one of the digest roster.
+/// The confirmation address keeps its form (`list-sc.dCOOKIE-user=host@`).
+pub fn make_digest(secret: &[u8; 32], action: Action, address: &str, now: u64) -> String {
+    let expiry = now.saturating_add(LIFETIME_SECS).min(u64::from(u32::MAX));
+    let expiry = format!("{expiry:08x}");
+    let mac = mac_for(secret, &mac_tag(action, Roster::Digest), address, &expiry);
+    format!("d{expiry}{mac}")
+}
+
+/// Checks a cookie of either roster (`make` or `make_digest`) and says which roster it is for.
+pub fn check_roster(
+    secret: &[u8; 32],
+    action: Action,
+    address: &str,
+    cookie: &str,
+    now: u64,
+) -> Result<Roster, Refused> {
+    match cookie.strip_prefix('d') {
+        Some(rest) if cookie.len() == LEN + 1 => {
+            check_tag(secret, &mac_tag(action, Roster::Digest), address, rest, now)
+                .map(|()| Roster::Digest)
+        }
+        _ => check(secret, action, address, cookie, now).map(|()| Roster::Member),
+    }
+}
+
 /// Checks `cookie` for `action` on `address` at `now`.
 pub fn check(
     secret: &[u8; 32],
@@ -86,11 +126,21 @@ pub fn check(
     cookie: &str,
     now: u64,
 ) -> Result<(), Refused> {
+    check_tag(secret, action.tag(), address, cookie, now)
+}
+
+fn check_tag(
+    secret: &[u8; 32],
+    tag: &str,
+    address: &str,
+    cookie: &str,
+    now: u64,
+) -> Result<(), Refused> {
     if cookie.len() != LEN || !cookie.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(Refused::Malformed);
     }
     let (expiry, given) = cookie.split_at(8);
-    let want = mac(secret, action, address, expiry);
+    let want = mac_for(secret, tag, address, expiry);
     // Constant time: every byte is looked at whatever the first difference.
     let diff = want
         .bytes()
@@ -155,6 +205,28 @@ mod tests {
         assert_eq!(
             check(&KEY, Action::Subscribe, "bob@far.example", "xyz", 2000),
             Err(Refused::Malformed)
+        );
+    }
+
+    #[test]
+    fn digest_cookies_are_their_own() {
+        let d = make_digest(&KEY, Action::Subscribe, "bob@far.example", 1000);
+        assert_eq!(d.len(), LEN + 1);
+        assert!(d.starts_with('d'));
+        assert!(
+            d.bytes()
+                .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase())
+        );
+        let check = |c: &str, a| check_roster(&KEY, a, "bob@far.example", c, 2000);
+        assert_eq!(check(&d, Action::Subscribe), Ok(Roster::Digest));
+        assert_eq!(check(&d, Action::Unsubscribe), Err(Refused::Forged));
+        // The same MAC without the `d`, or a member cookie with one: refused.
+        assert!(super::check(&KEY, Action::Subscribe, "bob@far.example", &d[1..], 2000).is_err());
+        let m = make(&KEY, Action::Subscribe, "bob@far.example", 1000);
+        assert_eq!(check(&m, Action::Subscribe), Ok(Roster::Member));
+        assert_eq!(
+            check(&format!("d{m}"), Action::Subscribe),
+            Err(Refused::Forged)
         );
     }
 }

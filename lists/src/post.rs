@@ -12,38 +12,25 @@
 //! SECURITY: the header is read bounded and rewritten at the field level; the subject prefix
 //! (the admin's, checked by the store) has control characters removed again before it goes
 //! in, so it cannot add a header line. The body is streamed from the descriptor in chunks,
-//! never held whole. More than `BATCH` members take several injections (the queue's envelope
-//! limit); a failure after the first makes the whole post `Z`, so members of the batches
-//! already queued may get it twice on the retry (at least once, never lost).
+//! never held whole. The post is one injection with every member (the queue takes up to
+//! `MAX_BULK_RECIPIENTS` from moat-lists): it is queued whole or not at all, so a retry after a
+//! failure sends no member a second copy.
 
 use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
 use moat_common::client::list_store::{ListInfo, Roster};
-use moat_common::client::queue::{CHUNK, Injection, Origin};
+use moat_common::client::one_click::OneClick;
+use moat_common::client::queue::{Injection, MAX_BULK_RECIPIENTS, Origin};
 use moat_common::wire::Status;
 use moat_common::{info, warn};
 
+use crate::archive;
 use crate::context::{self, Ctx, store_result};
 use crate::header;
+use crate::moderate;
 use crate::request::Request;
-
-/// Recipients per injection (the queue takes at most 1000 per envelope).
-pub const BATCH: usize = 1000;
-
-/// Header fields of the poster's that the list replaces with its own.
-const REPLACED: &[&str] = &[
-    "Return-Path",
-    "Precedence",
-    "List-Id",
-    "List-Help",
-    "List-Subscribe",
-    "List-Unsubscribe",
-    "List-Post",
-    "List-Owner",
-    "List-Archive",
-];
+use crate::{footer, rewrite};
 
 pub async fn distribute(ctx: &Ctx, req: &Request, file: Arc<File>) -> Status {
     let qid = req.queue_id.as_str();
@@ -103,6 +90,27 @@ pub async fn distribute(ctx: &Ctx, req: &Request, file: Arc<File>) -> Status {
             Err(verdict) => return verdict,
         }
     }
+    // A moderated list holds a post from anyone not on the moderator roster (moderate.rs).
+    if info.moderated
+        && let Some(verdict) = moderate::hold(ctx, req, &info, &head, &file, body_at).await
+    {
+        return verdict;
+    }
+    send_post(ctx, req, &info, &head, &file, body_at).await
+}
+
+/// A post that passed the checks (or a held post a moderator accepted, `req.sender` its
+/// poster): numbered, given the list's header, injected for every member.
+pub async fn send_post(
+    ctx: &Ctx,
+    req: &Request,
+    info: &ListInfo,
+    head: &[u8],
+    file: &Arc<File>,
+    body_at: u64,
+) -> Status {
+    let qid = req.queue_id.as_str();
+    let (local, domain) = req.list_parts();
     let members = match store_result(
         req,
         "members",
@@ -120,29 +128,40 @@ pub async fn distribute(ctx: &Ctx, req: &Request, file: Arc<File>) -> Status {
         Ok(n) => n,
         Err(verdict) => return verdict,
     };
-    let new_head = rewrite(&head, &req.list, &info.subject_prefix);
+    let (new_head, body) = match rewrite::prepare(ctx, req, info, head, file, body_at).await {
+        Ok(prepared) => prepared,
+        Err(verdict) => return verdict,
+    };
     let sender = format!("{local}-return-{number}@{domain}");
-    let mut ids = Vec::new();
-    for batch in members.chunks(BATCH) {
-        match inject(ctx, &new_head, &file, body_at, &sender, batch).await {
-            Ok(Status::Ok(id)) => ids.push(id),
-            Ok(Status::Permanent(why) | Status::Temporary(why)) => {
-                warn!(id = qid; "list=<{}> post {number}: the queue refused it: {why}", req.list);
-                return Status::Temporary("4.3.0 cannot queue the post".into());
-            }
-            Err(e) => {
-                warn!(id = qid; "list=<{}> post {number}: the queue: {e}", req.list);
-                return Status::Temporary("4.3.0 cannot queue the post".into());
-            }
-        }
+    let one_click = one_click(ctx, req, info);
+    let new_head = one_click_header(&new_head, one_click.is_some());
+    if members.len() > MAX_BULK_RECIPIENTS {
+        warn!(id = qid; "list=<{}> post {number}: {} members, one post reaches at most {}",
+            req.list, members.len(), MAX_BULK_RECIPIENTS);
+        return Status::Permanent(format!(
+            "5.3.3 the list has more members than one post can reach ({MAX_BULK_RECIPIENTS})"
+        ));
     }
-    info!(id = qid; "list=<{}> post {number} from=<{}> to {} member(s) as {}", req.list,
-        req.sender, members.len(), ids.join(","));
+    // One queued copy for every member: the queue fans it out and makes each VERP sender.
+    let id = match inject(ctx, &new_head, file, &body, &sender, &members, one_click).await {
+        Ok(Status::Ok(id)) => id,
+        Ok(Status::Permanent(why) | Status::Temporary(why)) => {
+            warn!(id = qid; "list=<{}> post {number}: the queue refused it: {why}", req.list);
+            return Status::Temporary("4.3.0 cannot queue the post".into());
+        }
+        Err(e) => {
+            warn!(id = qid; "list=<{}> post {number}: the queue: {e}", req.list);
+            return Status::Temporary("4.3.0 cannot queue the post".into());
+        }
+    };
+    info!(id = qid; "list=<{}> post {number} from=<{}> to {} member(s) as {id}", req.list,
+        req.sender, members.len());
+    archive::store(ctx, req, info, number, &new_head, file, body_at).await;
     Status::Ok(format!("post {number} sent to {} member(s)", members.len()))
 }
 
 /// Whether `sender` is the list's address or one of its command addresses.
-fn own_address(sender: &str, local: &str, domain: &str) -> bool {
+pub fn own_address(sender: &str, local: &str, domain: &str) -> bool {
     let Some((l, d)) = sender.rsplit_once('@') else {
         return false;
     };
@@ -151,110 +170,53 @@ fn own_address(sender: &str, local: &str, domain: &str) -> bool {
     d.eq_ignore_ascii_case(domain) && (l == local || l.starts_with(&format!("{local}-")))
 }
 
-/// The post's new header: the list's fields first, then the poster's without the ones the list
-/// replaces, the Subject prefixed (once). CRLF line ends.
-pub fn rewrite(head: &[u8], list: &str, prefix: &str) -> Vec<u8> {
-    let (local, domain) = list.rsplit_once('@').unwrap_or((list, ""));
-    let mut out = Vec::with_capacity(head.len() + 1024);
-    for line in [
-        format!("Delivered-To: {list}"),
-        format!("List-Id: <{local}.{domain}>"),
-        format!("List-Help: <mailto:{local}-help@{domain}>"),
-        format!("List-Subscribe: <mailto:{local}-subscribe@{domain}>"),
-        format!("List-Unsubscribe: <mailto:{local}-unsubscribe@{domain}>"),
-        format!("List-Post: <mailto:{list}>"),
-        format!("List-Owner: <mailto:{local}-owner@{domain}>"),
-        "Precedence: list".to_string(),
-    ] {
-        out.extend_from_slice(line.as_bytes());
-        out.extend_from_slice(b"\r\n");
+/// The post's RFC 8058 attribute when the one-click endpoint is served (`[lists] web_url`):
+/// the delivery agents then write each member's own `List-Unsubscribe` URL (`web.rs` checks it).
+fn one_click(ctx: &Ctx, req: &Request, info: &ListInfo) -> Option<OneClick> {
+    let web_url = ctx.web_url.as_deref()?;
+    match OneClick::for_list(web_url, &req.list, &info.secret) {
+        Ok(oc) => Some(oc),
+        Err(e) => {
+            warn!(id = req.queue_id.as_str(); "list=<{}>: no one-click unsubscribe: {e}", req.list);
+            None
+        }
     }
-    // One line, no controls: nothing the prefix holds can start a header field.
-    let prefix: String = prefix.chars().filter(|c| !c.is_control()).collect();
-    let mut subject_seen = false;
+}
+
+/// `head` without any `List-Unsubscribe-Post` (the list never writes one into the post: a
+/// poster's would be a lie) and, with one-click, without the list's mailto-only
+/// `List-Unsubscribe`: the delivery agents write both per member.
+pub fn one_click_header(head: &[u8], one_click: bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(head.len());
     for field in header::fields(head) {
-        if REPLACED.iter().any(|name| header::is_named(field, name)) {
+        if header::is_named(field, "List-Unsubscribe-Post")
+            || (one_click && header::is_named(field, "List-Unsubscribe"))
+        {
             continue;
         }
-        if header::is_named(field, "Subject") && !subject_seen {
-            subject_seen = true;
-            out.extend_from_slice(&prefixed(field, &prefix));
-        } else {
-            out.extend_from_slice(field);
-        }
-        if !field.ends_with(b"\n") {
-            out.extend_from_slice(b"\r\n");
-        }
-    }
-    if !subject_seen && !prefix.trim().is_empty() {
-        out.extend_from_slice(format!("Subject: {}\r\n", prefix.trim_end()).as_bytes());
+        out.extend_from_slice(field);
     }
     out
 }
 
-/// The Subject field with `prefix` after `Subject:` and its blanks, unless the subject already
-/// holds the prefix (a reply: "Re: [dev] …"), compared without case and outer blanks.
-fn prefixed(field: &[u8], prefix: &str) -> Vec<u8> {
-    let tag = prefix.trim();
-    if tag.is_empty() {
-        return field.to_vec();
-    }
-    let text = String::from_utf8_lossy(field).to_ascii_lowercase();
-    if text.contains(&tag.to_ascii_lowercase()) {
-        return field.to_vec();
-    }
-    let Some(colon) = field.iter().position(|&b| b == b':') else {
-        return field.to_vec();
-    };
-    let mut at = colon + 1;
-    while field.get(at).is_some_and(|b| *b == b' ' || *b == b'\t') {
-        at += 1;
-    }
-    let mut out = Vec::with_capacity(field.len() + prefix.len() + 1);
-    out.extend_from_slice(b"Subject: ");
-    out.extend_from_slice(prefix.as_bytes());
-    if !prefix.ends_with(' ') {
-        out.push(b' ');
-    }
-    out.extend_from_slice(&field[at..]);
-    out
-}
-
-/// One queued copy: `head`, the empty line, the body streamed from `body_at`.
+/// One queued copy: `head`, the empty line, the body (`footer::Plan`) streamed.
 async fn inject(
     ctx: &Ctx,
     head: &[u8],
     file: &Arc<File>,
-    body_at: u64,
+    body: &[footer::Piece],
     sender: &str,
     recipients: &[String],
+    one_click: Option<OneClick>,
 ) -> std::io::Result<Status> {
-    let mut injection = Injection::open(&ctx.queue_socket, Origin::Forward, "moat-lists").await?;
+    let mut injection = Injection::open(&ctx.queue_socket, Origin::List, "moat-lists").await?;
     injection.set_verp();
+    if let Some(oc) = one_click {
+        injection.set_one_click(oc);
+    }
     injection.write(head).await?;
     injection.write(b"\r\n").await?;
-    let mut offset = body_at;
-    loop {
-        let f = Arc::clone(file);
-        let chunk = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<u8>> {
-            let mut buf = vec![0u8; CHUNK];
-            let n = loop {
-                match f.read_at(&mut buf, offset) {
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    other => break other?,
-                }
-            };
-            buf.truncate(n);
-            Ok(buf)
-        })
-        .await
-        .map_err(std::io::Error::other)??;
-        if chunk.is_empty() {
-            break;
-        }
-        offset += chunk.len() as u64;
-        injection.write(&chunk).await?;
-    }
+    footer::send(&mut injection, file, body).await?;
     injection.finish(sender, recipients).await
 }
 
@@ -263,23 +225,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn headers_added_and_subject_prefixed_once() {
-        let head = b"From: a@b.example\r\nSubject: hello\r\n world\r\nList-Id: <evil>\r\n\
-                     Precedence: bulk\r\n";
-        let out = String::from_utf8(rewrite(head, "dev@x.test", "[dev]")).expect("utf8");
-        assert!(out.starts_with("Delivered-To: dev@x.test\r\nList-Id: <dev.x.test>\r\n"));
-        assert!(out.contains("List-Unsubscribe: <mailto:dev-unsubscribe@x.test>\r\n"));
-        assert!(out.contains("List-Post: <mailto:dev@x.test>\r\n"));
-        assert!(out.contains("Subject: [dev] hello\r\n world\r\n"), "{out}");
-        assert!(!out.contains("<evil>") && !out.contains("bulk"), "{out}");
-        assert_eq!(out.matches("Precedence:").count(), 1);
-        let reply = rewrite(b"Subject: Re: [DEV] hello\r\n", "dev@x.test", "[dev] ");
-        assert!(String::from_utf8_lossy(&reply).contains("Subject: Re: [DEV] hello\r\n"));
-        let evil = rewrite(b"Subject: x\r\n", "dev@x.test", "[a]\r\nBcc: e@vil");
-        let evil = String::from_utf8_lossy(&evil).to_string();
-        assert!(!evil.contains("\r\nBcc:"), "{evil}");
-        let none = rewrite(b"From: a@b\r\n", "dev@x.test", "[dev]");
-        assert!(String::from_utf8_lossy(&none).ends_with("From: a@b\r\nSubject: [dev]\r\n"));
+    fn one_click_drops_the_mailto_only_field() {
+        let head =
+            b"List-Id: <dev.x.test>\r\nList-Unsubscribe: <mailto:dev-unsubscribe@x.test>\r\n\
+                     List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\nSubject: s\r\n";
+        let on = String::from_utf8(one_click_header(head, true)).expect("utf8");
+        assert_eq!(on, "List-Id: <dev.x.test>\r\nSubject: s\r\n");
+        let off = String::from_utf8(one_click_header(head, false)).expect("utf8");
+        assert_eq!(
+            off,
+            "List-Id: <dev.x.test>\r\nList-Unsubscribe: <mailto:dev-unsubscribe@x.test>\r\n\
+             Subject: s\r\n"
+        );
     }
 
     #[test]

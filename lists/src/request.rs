@@ -3,8 +3,11 @@
 
 use moat_common::wire::Record;
 
-/// The longest local part a list command address may have (RFC 5321), so the extension fits.
+/// The longest local part a list's own address may have (RFC 5321).
 const MAX_LOCAL: usize = 64;
+/// The longest extension: command addresses that carry a member's address (VERP, confirmations)
+/// may have local parts up to 255 octets (moat-vdomain's `MAX_COMMAND_LOCAL_LEN`).
+const MAX_EXTENSION: usize = 255;
 /// The longest envelope address taken (RFC 5321's path limit, less the brackets).
 const MAX_ADDRESS: usize = 320;
 
@@ -52,7 +55,7 @@ pub fn parse(record: &Record) -> Result<Request, String> {
         return Err(format!("bad list address {list:?}"));
     }
     let extension = text(2)?;
-    if extension.len() > MAX_LOCAL || !extension.bytes().all(|b| b.is_ascii_graphic()) {
+    if extension.len() > MAX_EXTENSION || !extension.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(format!("bad extension {extension:?}"));
     }
     let sender = text(3)?;

@@ -28,7 +28,10 @@ use crate::context::{Ctx, Policy};
 use crate::cookie::Action;
 use crate::request::{self, Request};
 use crate::throttle::Throttle;
-use crate::{help, post, subscribe};
+use crate::web::Web;
+use crate::{archive, digest};
+use crate::{bounce, help, post, subscribe};
+use crate::{held, moderate, owner};
 
 /// How long moat-local may take to send its request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -44,6 +47,8 @@ pub struct Daemon {
     peers_local: Vec<u32>,
     own_uid: u32,
     listener: OwnedFd,
+    /// The RFC 8058 one-click endpoint, when a `web` listener was passed.
+    web: Option<Web>,
     control: StdUnixStream,
 }
 
@@ -93,11 +98,13 @@ impl Daemon {
         let peers_local = parse_uids(setup.get_opt("peers_local").unwrap_or(""))
             .map_err(|e| format!("peers_local: {e}"))?;
         let listener = setup.take_fd("lists").map_err(|e| e.to_string())?;
+        let web = Web::from_setup(&mut setup)?;
         Ok(Daemon {
             ctx,
             peers_local,
             own_uid: rustix::process::geteuid().as_raw(),
             listener,
+            web,
             control: setup.control,
         })
     }
@@ -106,8 +113,26 @@ impl Daemon {
     pub async fn serve(self) -> Result<(), String> {
         let listener = unix_listener(self.listener).map_err(|e| e.to_string())?;
         let shutdown = stop::shutdown(self.control).map_err(|e| e.to_string())?;
+        // The one-click endpoint stops with the rest: the flag is raised when `shutdown` ends.
+        let (stop_web, web_stopped) = tokio::sync::watch::channel(false);
+        let shutdown = async move {
+            let why = shutdown.await;
+            stop_web.send_replace(true);
+            why
+        };
         info!("serving lists.sock (peers: local {:?})", self.peers_local);
+        let sweeper = tokio::spawn(sweep_held(
+            self.ctx.data_dir.clone(),
+            self.ctx.policy.held_expiry_secs,
+        ));
         let shared = Arc::new((self.ctx, self.peers_local, self.own_uid));
+        let web = self
+            .web
+            .map(|web| tokio::spawn(web.serve(Arc::clone(&shared), |s| &s.0, web_stopped)));
+        let digests = tokio::spawn({
+            let shared = Arc::clone(&shared);
+            async move { digest::timer(&shared.0).await }
+        });
         unix_server::serve(
             listener,
             MAX_CONNECTIONS,
@@ -122,7 +147,42 @@ impl Daemon {
             },
         )
         .await;
+        sweeper.abort();
+        if let Some(web) = web {
+            let _ = web.await;
+        }
+        digests.abort();
         Ok(())
+    }
+}
+
+/// How often held posts are checked for expiry.
+const SWEEP_EVERY: Duration = Duration::from_secs(3600);
+
+/// Removes expired held posts (`held::sweep`) now and every `SWEEP_EVERY`; aborted at shutdown.
+async fn sweep_held(data_dir: PathBuf, max_age: u64) {
+    let mut tick = tokio::time::interval(SWEEP_EVERY);
+    loop {
+        tick.tick().await;
+        let dir = data_dir.clone();
+        let now = moat_common::date::now();
+        match tokio::task::spawn_blocking(move || held::sweep(&dir, now, max_age)).await {
+            Ok((expired, problems)) => {
+                for e in expired {
+                    info!(
+                        "list=<{}> held post {} from=<{}>: expired unmoderated (held {}s                         ago): removed",
+                        e.list,
+                        e.id,
+                        e.sender.as_deref().unwrap_or("?"),
+                        now.saturating_sub(e.held_at)
+                    );
+                }
+                for p in problems {
+                    warn!("held posts sweep: {p}");
+                }
+            }
+            Err(e) => warn!("held posts sweep: {e}"),
+        }
     }
 }
 
@@ -171,18 +231,18 @@ async fn handle(ctx: &Ctx, req: &Request, file: File) -> Status {
         Command::UnsubscribeConfirm { cookie, address } => {
             subscribe::confirm(ctx, req, file, Action::Unsubscribe, &cookie, &address).await
         }
-        Command::Owner
-        | Command::DigestSubscribe
-        | Command::DigestUnsubscribe
-        | Command::Accept(_)
-        | Command::Reject(_)
-        | Command::Return(_)
-        | Command::Get { .. }
-        | Command::Index => {
-            let ext = &req.extension;
-            info!(id = qid; "list=<{}> from=<{}> {ext}: {NOT_YET}", req.list, req.sender);
-            Status::Temporary(NOT_YET.into())
+        Command::Owner => owner::forward(ctx, req, file).await,
+        Command::Accept(id) => moderate::accept(ctx, req, file, &id).await,
+        Command::Reject(id) => moderate::reject(ctx, req, file, &id).await,
+        Command::DigestSubscribe => {
+            subscribe::digest_request(ctx, req, file, Action::Subscribe).await
         }
+        Command::DigestUnsubscribe => {
+            subscribe::digest_request(ctx, req, file, Action::Unsubscribe).await
+        }
+        Command::Get { from, to } => archive::get(ctx, req, file, from, to).await,
+        Command::Index => archive::index(ctx, req, file).await,
+        Command::Return(rest) => bounce::handle(ctx, req, file, &rest).await,
         Command::Later(ext) => {
             info!(id = qid; "list=<{}> from=<{}> {ext}: {NOT_YET}", req.list, req.sender);
             Status::Temporary(NOT_YET.into())

@@ -34,8 +34,28 @@ fn word(action: Action) -> &'static str {
 
 /// `list-subscribe@` / `list-unsubscribe@`: send the sender a confirmation request.
 pub async fn request(ctx: &Ctx, req: &Request, file: Arc<File>, action: Action) -> Status {
+    request_for(ctx, req, file, action, Roster::Member).await
+}
+
+/// `list-digest-subscribe@` / `list-digest-unsubscribe@`: the same for the digest roster (a
+/// `d` cookie, `cookie::make_digest`), on a list with `digest` on.
+pub async fn digest_request(ctx: &Ctx, req: &Request, file: Arc<File>, action: Action) -> Status {
+    request_for(ctx, req, file, action, Roster::Digest).await
+}
+
+async fn request_for(
+    ctx: &Ctx,
+    req: &Request,
+    file: Arc<File>,
+    action: Action,
+    roster: Roster,
+) -> Status {
     let qid = req.queue_id.as_str();
-    let what = word(action);
+    let what = match roster {
+        Roster::Digest => format!("digest {}", word(action)),
+        _ => word(action).to_string(),
+    };
+    let what = what.as_str();
     if let Err(verdict) = context::screen(req, what, file).await {
         return verdict;
     }
@@ -43,10 +63,18 @@ pub async fn request(ctx: &Ctx, req: &Request, file: Arc<File>, action: Action) 
         Ok(info) => info,
         Err(verdict) => return verdict,
     };
+    if roster == Roster::Digest && !info.digest {
+        info!(id = qid; "list=<{}> {what} from=<{}>: not answered (the list has no digest)",
+            req.list, req.sender);
+        return Status::Ok("the list has no digest".into());
+    }
     let address = req.sender.to_ascii_lowercase();
     let now = date::now();
     let (local, domain) = req.list_parts();
-    let cookie = cookie::make(&info.secret, action, &address, now);
+    let cookie = match roster {
+        Roster::Digest => cookie::make_digest(&info.secret, action, &address, now),
+        _ => cookie::make(&info.secret, action, &address, now),
+    };
     let confirm_local = format!(
         "{local}-{}.{cookie}-{}",
         action.tag(),
@@ -57,7 +85,12 @@ pub async fn request(ctx: &Ctx, req: &Request, file: Arc<File>, action: Action) 
             address would be longer than {MAX_LOCAL} octets", req.list);
         return Status::Ok("address too long to confirm".into());
     }
-    if !ctx.throttle.allow(&req.list, &address, now) {
+    // The digest roster has its own hourly allowance.
+    let throttle_key = match roster {
+        Roster::Digest => format!("{} digest", req.list),
+        _ => req.list.clone(),
+    };
+    if !ctx.throttle.allow(&throttle_key, &address, now) {
         info!(id = qid; "list=<{}> {what} from=<{address}>: confirmation not sent (one per \
             hour already sent)", req.list);
         return Status::Ok("confirmation already sent within the hour".into());
@@ -66,7 +99,7 @@ pub async fn request(ctx: &Ctx, req: &Request, file: Arc<File>, action: Action) 
     let from = format!("{local}-help@{domain}");
     let subject = format!("confirm {what} to {}", req.list);
     let body = format!(
-        "Someone, hopefully you, asked to {what} <{address}> {} the mailing list <{}>.\n\
+        "Someone, hopefully you, asked to {what} <{address}> {} the {}mailing list <{}>.\n\
          \n\
          To confirm, reply to this message, or send an empty message to:\n\
          \n\
@@ -76,6 +109,11 @@ pub async fn request(ctx: &Ctx, req: &Request, file: Arc<File>, action: Action) 
         match action {
             Action::Subscribe => "to",
             Action::Unsubscribe => "from",
+        },
+        if roster == Roster::Digest {
+            "digest of the "
+        } else {
+            ""
         },
         req.list
     );
@@ -116,22 +154,23 @@ pub async fn confirm(
         Ok(info) => info,
         Err(verdict) => return verdict,
     };
-    if let Err(why) = cookie::check(&info.secret, action, address, cookie, date::now()) {
-        info!(id = qid; "list=<{}> {what} for <{address}> from=<{}>: refused: {why}",
-            req.list, req.sender);
-        return Status::Ok(format!("not confirmed ({why})"));
-    }
+    let roster = match cookie::check_roster(&info.secret, action, address, cookie, date::now()) {
+        Ok(roster) => roster,
+        Err(why) => {
+            info!(id = qid; "list=<{}> {what} for <{address}> from=<{}>: refused: {why}",
+                req.list, req.sender);
+            return Status::Ok(format!("not confirmed ({why})"));
+        }
+    };
+    let digest = roster == Roster::Digest;
+    let what = if digest {
+        format!("digest {what}")
+    } else {
+        what
+    };
     let changed = match action {
-        Action::Subscribe => {
-            ctx.store
-                .subscribe(&req.list, address, Roster::Member)
-                .await
-        }
-        Action::Unsubscribe => {
-            ctx.store
-                .unsubscribe(&req.list, address, Roster::Member)
-                .await
-        }
+        Action::Subscribe => ctx.store.subscribe(&req.list, address, roster).await,
+        Action::Unsubscribe => ctx.store.unsubscribe(&req.list, address, roster).await,
     };
     let changed = match store_result(req, &what, changed) {
         Ok(changed) => changed,
@@ -143,21 +182,32 @@ pub async fn confirm(
         (Action::Unsubscribe, true) => "unsubscribed",
         (Action::Unsubscribe, false) => "was not subscribed",
     };
+    let done = if digest {
+        format!("{done} (digest)")
+    } else {
+        done.to_string()
+    };
     info!(id = qid; "list=<{}> <{address}> {done} (confirmed by <{}>)", req.list, req.sender);
+    let to_what = if digest { "the digest of " } else { "" };
     let (local, domain) = req.list_parts();
     let from = format!("{local}-help@{domain}");
     let (subject, body) = match action {
         Action::Subscribe => (
             format!("welcome to {}", req.list),
             format!(
-                "<{address}> is now subscribed to <{}>.\n\nPost by writing to <{}>; \
-                 leave by writing to <{local}-unsubscribe@{domain}>.\n",
-                req.list, req.list
+                "<{address}> is now subscribed to {to_what}<{}>.\n\nPost by writing to <{}>; \
+                 leave by writing to <{local}-{}unsubscribe@{domain}>.\n",
+                req.list,
+                req.list,
+                if digest { "digest-" } else { "" }
             ),
         ),
         Action::Unsubscribe => (
             format!("goodbye from {}", req.list),
-            format!("<{address}> is no longer subscribed to <{}>.\n", req.list),
+            format!(
+                "<{address}> is no longer subscribed to {to_what}<{}>.\n",
+                req.list
+            ),
         ),
     };
     let reply = Reply {

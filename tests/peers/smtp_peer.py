@@ -16,6 +16,9 @@ PEER_AUTH_PLAINTEXT=1; PEER_AUTH_MECHANISMS="LOGIN" offers only those, default P
 Every AUTH command is logged to OUT_DIR/auth as "AUTH <MECHANISM>", each checked login as
 "<login> ok" or "<login> refused" (never the password), and each message's session login to
 OUT_DIR/<n>.login. Without PEER_AUTH nothing changes.
+PEER_REFUSE="a@b,c@d" answers RCPT for those addresses (any case) with 550 5.1.1, whatever the
+local part, and logs each such RCPT to OUT_DIR/refused as "<MAIL FROM> <RCPT>" (before
+answering; PEER_REFUSE_DELAY seconds pass between the log line and the 550).
 """
 import asyncio
 import os
@@ -105,6 +108,12 @@ class Handler:
 
     async def handle_RCPT(self, server, session, envelope, address, options):
         local = address.split("@")[0].lower()
+        refuse = [a.strip().lower() for a in os.environ.get("PEER_REFUSE", "").split(",")]
+        if address.lower() in refuse:
+            with open(os.path.join(self.out, "refused"), "a") as f:
+                f.write("%s %s\n" % (envelope.mail_from, address))
+            await asyncio.sleep(float(os.environ.get("PEER_REFUSE_DELAY", "0")))
+            return "550 5.1.1 no such user here"
         if local.startswith("perm"):
             return "550 5.1.1 no such user here"
         if local.startswith("temp"):

@@ -37,6 +37,10 @@ pub struct Options {
     pub auth_plaintext: bool,
     /// The mechanisms offered, e.g. "LOGIN" (default "PLAIN LOGIN").
     pub auth_mechanisms: Option<String>,
+    /// Recipients answered 550 at RCPT whatever their local part (see `Peer::refused`).
+    pub refuse: Vec<String>,
+    /// Seconds between logging such a RCPT (`Peer::refused`) and answering it.
+    pub refuse_delay: Option<f64>,
 }
 
 impl Peer {
@@ -74,6 +78,12 @@ impl Peer {
         if let Some(mechanisms) = &options.auth_mechanisms {
             cmd.env("PEER_AUTH_MECHANISMS", mechanisms);
         }
+        if !options.refuse.is_empty() {
+            cmd.env("PEER_REFUSE", options.refuse.join(","));
+        }
+        if let Some(delay) = options.refuse_delay {
+            cmd.env("PEER_REFUSE_DELAY", delay.to_string());
+        }
         let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -99,6 +109,17 @@ impl Peer {
             got.push((env.lines().map(str::to_string).collect(), bytes));
         }
         got
+    }
+
+    /// The RCPTs refused because of `Options::refuse`, in order: (MAIL FROM, RCPT); each is
+    /// listed as soon as it arrives, `Options::refuse_delay` before its 550.
+    pub fn refused(&self) -> Vec<(String, String)> {
+        std::fs::read_to_string(self.out.path().join("refused"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.split_once(' '))
+            .map(|(from, rcpt)| (from.to_string(), rcpt.to_string()))
+            .collect()
     }
 
     /// The MAIL FROM parameters of the `n`th message received (from 1): "SIZE=42 BODY=8BITMIME".

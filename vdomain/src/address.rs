@@ -11,6 +11,10 @@ use std::net::IpAddr;
 
 /// RFC 5321 §4.5.3.1.1: a local part is at most 64 octets.
 pub const MAX_LOCAL_LEN: usize = 64;
+/// The longest local part resolved for a mailing list's VERP and confirmation addresses
+/// (`list-return-N-user=host`, `list-sc.COOKIE-user=host`, `list-uc.…`): the member's whole
+/// address is in it (RFC 5321 §4.5.3.1 lets servers accept more than 64 octets).
+pub const MAX_COMMAND_LOCAL_LEN: usize = 255;
 /// RFC 1035 (as used by RFC 5321): at most 253 octets in presentation form without the root dot.
 pub const MAX_DOMAIN_LEN: usize = 253;
 /// RFC 1035 §2.3.4: a label is at most 63 octets.
@@ -104,10 +108,20 @@ pub enum AddressError {
 /// case-insensitive for virtual users); quoted local parts and non-ASCII (SMTPUTF8) local
 /// parts are refused for now.
 pub fn normalize_local_part(input: &str) -> Result<String, AddressError> {
+    normalize_local_part_up_to(input, MAX_LOCAL_LEN)
+}
+
+/// [`normalize_local_part`] with room for `MAX_COMMAND_LOCAL_LEN` octets: only for a local
+/// part that resolution then checks to be a list's command address (docs/LISTS.md, "Length").
+pub(crate) fn normalize_command_local_part(input: &str) -> Result<String, AddressError> {
+    normalize_local_part_up_to(input, MAX_COMMAND_LOCAL_LEN)
+}
+
+fn normalize_local_part_up_to(input: &str, max: usize) -> Result<String, AddressError> {
     if input.is_empty() {
         return Err(AddressError::EmptyLocal);
     }
-    if input.len() > MAX_LOCAL_LEN {
+    if input.len() > max {
         return Err(AddressError::LocalTooLong(input.to_owned()));
     }
     if let Some(ch) = input.chars().find(|&c| !is_local_char(c)) {

@@ -5,6 +5,10 @@
 //! `list-<command>@`) → sub-address (`base+tag`, base a user or alias) → the domain's
 //! catch-all (its target resolved again) → unknown. See the crate docs for the
 //! full rules (disabled users, dangling targets, loops).
+//!
+//! A local part over 64 octets (up to 255) resolves only as a list command address that
+//! carries a member's address (`list-return-…`, `list-sc.…`, `list-uc.…`: VERP and
+//! confirmations for long member addresses); any other is refused as before.
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -13,7 +17,9 @@ use std::pin::Pin;
 use serde::Serialize;
 use sqlx::{AnyConnection, Row};
 
-use crate::address::{Address, normalize_domain, normalize_local_part};
+use crate::address::{
+    Address, AddressError, normalize_command_local_part, normalize_domain, normalize_local_part,
+};
 use crate::connect::Store;
 use crate::error::StoreError;
 use crate::lists::ListCommand;
@@ -103,6 +109,12 @@ impl Store {
         let addr = match parsed {
             Ok(addr) => addr,
             Err(e) => {
+                // Over 64 octets: only a list's VERP or confirmation address may be that long.
+                if matches!(e, AddressError::LocalTooLong(_))
+                    && let Some(found) = r.long_command_address(address).await?
+                {
+                    return Ok(found);
+                }
                 // A local part we would never create (UTF-8 as RFC 6531 allows, a quoted
                 // string) in a domain we do not host is the other side's business: relayed.
                 let domain = address
@@ -202,6 +214,43 @@ impl Resolver<'_> {
             self.done.insert(key, found);
             Ok(found)
         })
+    }
+
+    /// `address` (its local part 65 to 255 octets) as a list command address that carries a
+    /// member's address (`return-…`, `sc.…`, `uc.…`), or `None`: every other address keeps
+    /// RFC 5321's 64 octets (no user, alias or sub-address is looked up for it).
+    async fn long_command_address(
+        &mut self,
+        address: &str,
+    ) -> Result<Option<Resolution>, StoreError> {
+        let Some((local, domain)) = address.trim().rsplit_once('@') else {
+            return Ok(None);
+        };
+        let (Ok(local), Ok(domain)) = (
+            normalize_command_local_part(local),
+            normalize_domain(domain),
+        ) else {
+            return Ok(None);
+        };
+        let Some((domain_id, domain)) = self.lookup_domain(&domain).await? else {
+            return Ok(None);
+        };
+        let Some((list, cmd)) = list_claiming(self.conn, domain_id, &local).await? else {
+            return Ok(None);
+        };
+        if !matches!(
+            cmd,
+            ListCommand::Return(_)
+                | ListCommand::SubscribeConfirm { .. }
+                | ListCommand::UnsubscribeConfirm { .. }
+        ) {
+            return Ok(None);
+        }
+        let extension = local.get(list.len() + 1..).unwrap_or("").to_owned();
+        Ok(Some(Resolution::Deliver(vec![Target::List {
+            list_address: format!("{list}@{domain}"),
+            extension: Some(extension),
+        }])))
     }
 
     /// The steps after the domain is known to be ours.

@@ -12,7 +12,7 @@
 //! message's MAIL FROM to its arrival at the sink.
 
 mod latency;
-mod sink;
+pub mod sink;
 
 use std::path::Path;
 use std::sync::Arc;

@@ -2,14 +2,15 @@
 //! accepts every command, keeps no message, and records when each message's final dot arrived,
 //! keyed by the `Message-ID` the load generator wrote (so latency is per message, and a message
 //! delivered twice is counted once). Postfix's smtp-sink would do the SMTP side too, but it only
-//! counts; timing each message needs its identity.
+//! counts; timing each message needs its identity. For the lists benchmark (one message, many
+//! recipients) it also keeps every recipient of each completed transaction.
 //!
 //! One thread per connection, blocking std I/O: the relays open at most a few dozen at a time.
 //! Replies are flushed only when no more input is buffered, so a pipelining client (both relays
 //! pipeline MAIL/RCPT/DATA when offered) gets them in one segment.
 
-use std::collections::HashMap;
 use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -35,6 +36,12 @@ struct Shared {
     duplicates: AtomicUsize,
     unknown: AtomicUsize,
     connections: AtomicUsize,
+    /// Every recipient of a completed transaction (the lists benchmark: one message, many
+    /// recipients), and how many transactions completed.
+    recipients: Mutex<HashSet<Vec<u8>>>,
+    transactions: AtomicUsize,
+    /// Recipients that came again in a later transaction.
+    recipient_repeats: AtomicUsize,
     /// Open connections by number, shut down when the sink stops so their threads end.
     open: Mutex<HashMap<usize, TcpStream>>,
 }
@@ -103,6 +110,21 @@ impl Sink {
     pub fn connections(&self) -> usize {
         self.shared.connections.load(Ordering::Relaxed)
     }
+
+    /// Distinct recipients of completed transactions so far (RCPT addresses, as sent).
+    pub fn recipients(&self) -> usize {
+        self.shared.recipients.lock().map_or(0, |r| r.len())
+    }
+
+    /// Recipients received again after a first completed transaction for them.
+    pub fn recipient_repeats(&self) -> usize {
+        self.shared.recipient_repeats.load(Ordering::Relaxed)
+    }
+
+    /// Transactions completed (final dot answered) so far.
+    pub fn transactions(&self) -> usize {
+        self.shared.transactions.load(Ordering::Relaxed)
+    }
 }
 
 impl Drop for Sink {
@@ -165,6 +187,8 @@ fn serve(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
     let mut out = BufWriter::new(stream);
     out.write_all(b"220 sink.bench.test ESMTP moat-bench sink\r\n")?;
     let mut line = Vec::with_capacity(1024);
+    // The current transaction's recipients, noted when its final dot arrives.
+    let mut rcpts: Vec<Vec<u8>> = Vec::new();
     loop {
         if reader.buffer().is_empty() {
             out.flush()?;
@@ -179,13 +203,30 @@ fn serve(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
                 b"250-sink.bench.test\r\n250-PIPELINING\r\n250-8BITMIME\r\n250 SIZE 1073741824\r\n"
             }
             Some(b"HELO") => b"250 sink.bench.test\r\n",
-            Some(b"MAIL") => b"250 2.1.0 Ok\r\n",
-            Some(b"RCPT") => b"250 2.1.5 Ok\r\n",
-            Some(b"RSET" | b"NOOP") => b"250 2.0.0 Ok\r\n",
+            Some(b"MAIL") => {
+                rcpts.clear();
+                b"250 2.1.0 Ok\r\n"
+            }
+            Some(b"RCPT") => {
+                rcpts.push(address(&line));
+                b"250 2.1.5 Ok\r\n"
+            }
+            Some(b"RSET" | b"NOOP") => {
+                rcpts.clear();
+                b"250 2.0.0 Ok\r\n"
+            }
             Some(b"DATA") => {
                 out.write_all(b"354 End data with <CR><LF>.<CR><LF>\r\n")?;
                 out.flush()?;
                 receive(&mut reader, shared)?;
+                shared.transactions.fetch_add(1, Ordering::Relaxed);
+                if let Ok(mut all) = shared.recipients.lock() {
+                    for r in rcpts.drain(..) {
+                        if !all.insert(r) {
+                            shared.recipient_repeats.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
                 b"250 2.0.0 Ok: dropped\r\n"
             }
             Some(b"QUIT") => {
@@ -196,6 +237,16 @@ fn serve(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
         };
         out.write_all(reply)?;
     }
+}
+
+/// The address of a `RCPT TO:<address> ...` line, lower-cased (what is between the brackets).
+fn address(line: &[u8]) -> Vec<u8> {
+    let start = line.iter().position(|&b| b == b'<').map_or(0, |p| p + 1);
+    let end = line[start..]
+        .iter()
+        .position(|&b| b == b'>')
+        .map_or(line.len(), |p| start + p);
+    line[start..end].to_ascii_lowercase()
 }
 
 /// Reads a message up to its final dot and records its arrival.
@@ -277,6 +328,8 @@ mod tests {
         assert_eq!(sink.duplicates(), 1);
         assert_eq!(sink.unknown(), 0);
         assert_eq!(sink.connections(), 1);
+        assert_eq!((sink.recipients(), sink.transactions()), (1, 3));
+        assert_eq!(sink.recipient_repeats(), 2);
         let arrivals = sink.arrivals("t1");
         assert!(arrivals.contains_key(&(2, 0)) && arrivals.contains_key(&(2, 1)));
     }

@@ -1,5 +1,9 @@
 //! moat-local's protocol: deliver (`L` + message descriptor) and check a recipient (`C`).
 //!
+//! `L` is [queue id, sender, recipient] or, for a list post with RFC 8058 headers, [queue id,
+//! sender, recipient, one-click attribute] (`one_click::OneClick::encode`): moat-local then
+//! prepends the recipient's `List-Unsubscribe` fields.
+//!
 //! A delivery is answered `K`/`Z`/`D` [text], or `R` [text] when the recipient's domain is not
 //! one we host: the queue then hands that recipient to moat-remote (docs/PROTOCOLS.md).
 
@@ -7,6 +11,7 @@ use std::os::fd::BorrowedFd;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::client::one_click::OneClick;
 use crate::conn::{Conn, with_timeout};
 use crate::wire::{Record, Status};
 
@@ -46,12 +51,28 @@ impl LocalClient {
         recipient: &str,
         message: BorrowedFd<'_>,
     ) -> std::io::Result<Delivery> {
+        self.deliver_with(queue_id, sender, recipient, None, message)
+            .await
+    }
+
+    /// `deliver`, with the list post's one-click attribute when it has one.
+    pub async fn deliver_with(
+        &self,
+        queue_id: &str,
+        sender: &str,
+        recipient: &str,
+        one_click: Option<&OneClick>,
+        message: BorrowedFd<'_>,
+    ) -> std::io::Result<Delivery> {
         with_timeout(self.timeout, async {
             let mut conn = Conn::connect(&self.path).await?;
-            let req = Record::new(b'L')
+            let mut req = Record::new(b'L')
                 .field(queue_id)
                 .field(sender)
                 .field(recipient);
+            if let Some(oc) = one_click {
+                req = req.field(oc.encode());
+            }
             conn.send_with_fds(&req, &[message]).await?;
             let record = conn.expect().await?;
             if record.kind == REMOTE {

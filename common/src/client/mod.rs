@@ -9,6 +9,7 @@ pub mod auth;
 pub mod list_store;
 pub mod lists;
 pub mod local;
+pub mod one_click;
 pub mod queue;
 pub mod remote;
 

@@ -1,14 +1,32 @@
 //! moat-queue's injection protocol: `H` open, `M` chunks, optional `D` DSN request, optional `U`
-//! (SMTPUTF8 asked), optional `V` (VERP), `E` envelope, then `K [queue id]`.
+//! (SMTPUTF8 asked), optional `V` (VERP), optional `W` (RFC 8058 one-click attribute,
+//! `one_click::OneClick::encode`), optional `R` [recipient...] records, `E` envelope [sender,
+//! recipient...], then `K [queue id]`. The envelope's recipients are those of the `R` records in
+//! order, then those of `E` (`envelope_records`).
 
 use std::path::Path;
 use std::time::Duration;
 
+use crate::client::one_click::OneClick;
 use crate::conn::{Conn, with_timeout};
-use crate::wire::{Record, Status};
+use crate::wire::{MAX_FIELDS, MAX_FRAME, Record, Status};
 
 /// The largest message chunk per `M` record (below `wire::MAX_FRAME`).
 pub const CHUNK: usize = 60 * 1024;
+
+/// The most recipients of one envelope injected by anyone but a trusted local peer (moat-smtpd,
+/// `sendmail`): the SMTP side's limit (moat-smtpd also enforces its own, smaller, per
+/// transaction).
+pub const MAX_RECIPIENTS: usize = 1000;
+/// The most recipients of one envelope injected by a trusted local peer (the queue's
+/// `peers_local`: moat-local's forwards and moat-lists' posts): a whole list's membership
+/// (`list_store::MAX_MEMBERS`) in one queued copy. They cross in `R` records before `E`
+/// (`envelope_records`), since one record holds at most `MAX_FIELDS` fields and `MAX_FRAME`
+/// bytes.
+pub const MAX_BULK_RECIPIENTS: usize = 100_000;
+/// The most recipients that can carry per-recipient DSN parameters (they all go in one `D`
+/// record, after RET and ENVID).
+pub const MAX_DSN_RECIPIENTS: usize = MAX_FIELDS - 2;
 
 /// Where a message came from (the queue logs it and treats bounces and sendmail specially).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,6 +36,9 @@ pub enum Origin {
     Sendmail,
     Forward,
     Bounce,
+    /// A list post from moat-lists (only its uid may claim it): DKIM-signed as the envelope
+    /// sender's domain, the list's, whatever its From: says.
+    List,
 }
 
 impl Origin {
@@ -28,6 +49,7 @@ impl Origin {
             Origin::Sendmail => "sendmail",
             Origin::Forward => "forward",
             Origin::Bounce => "bounce",
+            Origin::List => "list",
         }
     }
 
@@ -38,6 +60,7 @@ impl Origin {
             "sendmail" => Origin::Sendmail,
             "forward" => Origin::Forward,
             "bounce" => Origin::Bounce,
+            "list" => Origin::List,
             _ => return None,
         })
     }
@@ -266,6 +289,7 @@ pub struct Injection {
     timeout: Duration,
     smtputf8: bool,
     verp: bool,
+    one_click: Option<OneClick>,
 }
 
 impl Injection {
@@ -285,6 +309,7 @@ impl Injection {
             timeout,
             smtputf8: false,
             verp: false,
+            one_click: None,
         })
     }
 
@@ -299,6 +324,12 @@ impl Injection {
     /// a list manager learns from a bounce which subscriber it was for.
     pub fn set_verp(&mut self) {
         self.verp = true;
+    }
+
+    /// Asks for per-recipient RFC 8058 headers (sent as a `W` record before `E`): the delivery
+    /// agents prepend each recipient's `List-Unsubscribe` URL (`one_click`).
+    pub fn set_one_click(&mut self, one_click: OneClick) {
+        self.one_click = Some(one_click);
     }
 
     /// Adds message bytes (CRLF line endings, exactly as they will be delivered).
@@ -340,6 +371,14 @@ impl Injection {
         recipients: &[String],
         dsn: &Dsn,
     ) -> std::io::Result<Status> {
+        if dsn.recipients.len() > MAX_DSN_RECIPIENTS {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!(
+                    "per-recipient DSN parameters for more than {MAX_DSN_RECIPIENTS} recipients"
+                ),
+            ));
+        }
         self.flush_chunk().await?;
         if !dsn.is_empty() {
             let mut record = Record::new(b'D')
@@ -356,16 +395,48 @@ impl Injection {
         if self.verp {
             with_timeout(self.timeout, self.conn.send(&Record::new(b'V'))).await?;
         }
-        let mut envelope = Record::new(b'E').field(sender);
-        for r in recipients {
-            envelope = envelope.field(r);
+        if let Some(oc) = &self.one_click {
+            let record = Record::new(b'W').field(oc.encode());
+            with_timeout(self.timeout, self.conn.send(&record)).await?;
         }
+        let (records, envelope) = envelope_records(sender, recipients);
         with_timeout(self.timeout, async {
+            for record in &records {
+                self.conn.send(record).await?;
+            }
             self.conn.send(&envelope).await?;
             Ok(self.conn.status().await?.0)
         })
         .await
     }
+}
+
+/// The `R` records and the `E` record carrying `sender` and `recipients`, each within
+/// `MAX_FIELDS` fields and `MAX_FRAME` bytes (an address too long for a frame makes a record the
+/// queue refuses, as it would refuse the address). Small envelopes need no `R` record at all.
+pub fn envelope_records(sender: &str, recipients: &[String]) -> (Vec<Record>, Record) {
+    // A frame's payload is the kind byte and, per field, a 4-byte length and the bytes.
+    let cost = |field: &str| 4 + field.len();
+    let fits = |fields: usize, bytes: usize| fields <= MAX_FIELDS && bytes <= MAX_FRAME;
+    let mut records = Vec::new();
+    let mut current = Record::new(b'R');
+    let mut bytes = 1;
+    for r in recipients {
+        if !current.fields.is_empty() && !fits(current.fields.len() + 1, bytes + cost(r)) {
+            records.push(std::mem::replace(&mut current, Record::new(b'R')));
+            bytes = 1;
+        }
+        bytes += cost(r);
+        current = current.field(r);
+    }
+    // The last group goes in `E` with the sender when it fits there, else in its own `R`.
+    let mut envelope = Record::new(b'E').field(sender);
+    if fits(current.fields.len() + 1, bytes + cost(sender)) {
+        envelope.fields.append(&mut current.fields);
+    } else {
+        records.push(current);
+    }
+    (records, envelope)
 }
 
 #[cfg(test)]
@@ -422,6 +493,37 @@ mod tests {
                 .wants_failure()
         );
         assert!(RcptDsn::decode("").expect("decodes").wants_failure());
+    }
+
+    #[test]
+    fn big_envelopes_are_split_into_records_that_fit() {
+        let few: Vec<String> = vec!["a@b.test".into(), "c@d.test".into()];
+        let (records, envelope) = envelope_records("s@x.test", &few);
+        assert!(records.is_empty());
+        assert_eq!(envelope.fields.len(), 3);
+        let many: Vec<String> = (0..5000).map(|i| format!("member{i}@list.test")).collect();
+        let long: Vec<String> = (0..300)
+            .map(|i| format!("{i}{}@example.test", "x".repeat(300)))
+            .collect();
+        for rcpts in [&many, &long] {
+            let (records, envelope) = envelope_records("s@x.test", rcpts);
+            assert!(!records.is_empty());
+            for r in records.iter().chain(std::iter::once(&envelope)) {
+                let bytes = r.encode().expect("every record fits a frame");
+                assert!(bytes.len() <= MAX_FRAME + 4);
+            }
+            let mut back: Vec<String> = Vec::new();
+            for r in &records {
+                assert_eq!(r.kind, b'R');
+                back.extend((0..r.fields.len()).map(|i| r.text(i).expect("utf8").to_string()));
+            }
+            assert_eq!(envelope.kind, b'E');
+            assert_eq!(envelope.text(0).expect("sender"), "s@x.test");
+            back.extend(
+                (1..envelope.fields.len()).map(|i| envelope.text(i).expect("utf8").to_string()),
+            );
+            assert_eq!(&back, rcpts, "every recipient, in order");
+        }
     }
 
     #[test]

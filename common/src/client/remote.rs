@@ -1,10 +1,12 @@
 //! moat-remote's protocol: deliver one message to the recipients of one domain in one SMTP
 //! transaction (`R` + message descriptor).
 //!
-//! Request `R` [queue id, sender, domain, flags, origin, recipient, ...] with the message
-//! descriptor (flags: "" or `SMTPUTF8`, the original MAIL FROM asked for it; origin: how the
-//! message reached the queue, `smtp`, `submission`, `sendmail`, `forward` or `bounce`, which
-//! decides DKIM signing: only submissions, local senders and bounces are signed). Reply:
+//! Request `R` [queue id, sender, domain, flags, origin, one-click, recipient, ...] with the
+//! message descriptor (flags: "" or `SMTPUTF8`, the original MAIL FROM asked for it; origin: how
+//! the message reached the queue, `smtp`, `submission`, `sendmail`, `forward` or `bounce`, which
+//! decides DKIM signing: only submissions, local senders and bounces are signed; one-click: ""
+//! or a list post's RFC 8058 attribute, `one_click::OneClick::encode`, and then exactly one
+//! recipient, whose `List-Unsubscribe` fields moat-remote prepends before signing). Reply:
 //! one `K`/`Z`/`D` [text] per recipient, in the request's order, then `E` [count]. A request
 //! refused as a whole (malformed, permission denied, stopping) is answered with one `Z`/`D`
 //! [reason] and no `E`: it applies to every recipient.
@@ -16,6 +18,7 @@ use std::os::fd::BorrowedFd;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::client::one_click::OneClick;
 use crate::client::queue::Origin;
 use crate::conn::{Conn, with_timeout};
 use crate::wire::{Record, Status};
@@ -47,7 +50,8 @@ impl RemoteClient {
 
     /// Delivers the message open at `message` to `recipients` (all in `domain`); one status
     /// per recipient, in order. `smtputf8`: the message was submitted with SMTPUTF8. `origin`:
-    /// the envelope's, so moat-remote knows whether it may DKIM-sign.
+    /// the envelope's, so moat-remote knows whether it may DKIM-sign. `one_click`: a list
+    /// post's RFC 8058 attribute (then `recipients` holds one address).
     #[allow(clippy::too_many_arguments)]
     pub async fn deliver(
         &self,
@@ -56,6 +60,7 @@ impl RemoteClient {
         domain: &str,
         smtputf8: bool,
         origin: Origin,
+        one_click: Option<&OneClick>,
         recipients: &[String],
         message: BorrowedFd<'_>,
     ) -> std::io::Result<Vec<Status>> {
@@ -66,7 +71,8 @@ impl RemoteClient {
                 .field(sender)
                 .field(domain)
                 .field(if smtputf8 { FLAG_SMTPUTF8 } else { "" })
-                .field(origin.as_str());
+                .field(origin.as_str())
+                .field(one_click.map(OneClick::encode).unwrap_or_default());
             for r in recipients {
                 req = req.field(r);
             }

@@ -89,6 +89,10 @@ impl Supervisor {
     fn spawn(&mut self, role: Role) -> anyhow::Result<Running> {
         let tls = match role {
             Role::Smtpd | Role::Pop3d | Role::Imapd => Some(TlsFiles::open(&self.config)?),
+            // moat-lists serves HTTPS only when the one-click endpoint is configured.
+            Role::Lists if self.config.lists.web_listen.is_some() => {
+                Some(TlsFiles::open(&self.config)?)
+            }
             _ => None,
         };
         let remote = match role {

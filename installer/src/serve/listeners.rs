@@ -19,6 +19,8 @@ pub struct Sockets {
     pub pop3s: Option<TcpListener>,
     pub imap: Option<TcpListener>,
     pub imaps: Option<TcpListener>,
+    /// moat-lists' RFC 8058 one-click endpoint (`[lists] web_listen`), HTTPS.
+    pub web: Option<TcpListener>,
     pub auth: UnixListener,
     pub queue: UnixListener,
     pub local: UnixListener,
@@ -53,6 +55,7 @@ pub fn bind(config: &Config) -> anyhow::Result<Sockets> {
         pop3s: tcp("pop3s", &config.listen.pop3s)?,
         imap: tcp("imap", &config.listen.imap)?,
         imaps: tcp("imaps", &config.listen.imaps)?,
+        web: tcp("lists web", config.lists.web_listen.as_slice())?,
         auth: unix(&Sockets::auth_path(config))?,
         queue: unix(&Sockets::queue_path(config))?,
         local: unix(&Sockets::local_path(config))?,

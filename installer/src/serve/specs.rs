@@ -211,12 +211,14 @@ pub fn items<'a>(
                 ),
                 ("peers_smtpd", uid(&accounts.smtpd)),
                 // The processes that pass mail on and may name its origin: moat-local
-                // (forwards) and moat-lists (posts go in as `forward`, so they are not signed
-                // as ours whatever their From: says).
+                // (forwards) and moat-lists.
                 (
                     "peers_local",
                     format!("{},{}", accounts.local.uid, accounts.lists.uid),
                 ),
+                // Only moat-lists may claim origin `list` (its posts, DKIM-signed as the
+                // list's domain by moat-remote).
+                ("peers_lists", uid(&accounts.lists)),
             ]);
         }
         Role::Remote => {
@@ -277,6 +279,9 @@ pub fn items<'a>(
             // credentials and no Maildir: list data comes through moat-auth; its own files
             // (held posts, archives, digests) live in lists_dir.
             fds.push(("lists", Some(sockets.lists.as_fd())));
+            // The one-click unsubscribe endpoint (HTTPS): its listener and the certificate.
+            fds.push(("web", sockets.web.as_ref().map(|l| l.as_fd())));
+            fds.extend(tls_fds);
             let p = &config.lists;
             settings.extend([
                 auth_socket(),

@@ -2,7 +2,9 @@
 //!
 //! Resolve the recipient through moat-auth, refuse loops, then for each target: a mailbox gets
 //! `Return-Path:` and `Delivered-To:` prepended and goes into its Maildir (`mailbox`); a remote
-//! address is re-injected into the queue (`forward`); a mailing list is handed to moat-lists
+//! address is re-injected into the queue (`forward`); with a list post's one-click attribute
+//! both also get the recipient's RFC 8058 `List-Unsubscribe` fields in front (the URL names
+//! the recipient the queue delivers to, the list member); a mailing list is handed to moat-lists
 //! with the message descriptor (`list`). The verdict: all targets OK → `K`; any
 //! temporary failure → `Z` (the queue retries the whole recipient: at least once, so targets that
 //! succeeded may get a second copy); otherwise any permanent failure → `D` (the queue bounces).
@@ -139,6 +141,9 @@ async fn to_mailbox(
             return Status::Temporary("internal error".into());
         }
     };
+    let Some(prefix) = with_one_click(req, prefix, eol) else {
+        return Status::Temporary("internal error".into());
+    };
     let (root, location, quota) = (
         settings.mail_root.clone(),
         target.maildir.clone(),
@@ -214,6 +219,9 @@ async fn to_forward(
             return Status::Temporary("internal error".into());
         }
     };
+    let Some(prefix) = with_one_click(req, prefix, eol) else {
+        return Status::Temporary("internal error".into());
+    };
     let client = format!(
         "moat-local on {} for <{}> ({qid})",
         settings.hostname, req.recipient
@@ -249,6 +257,25 @@ async fn to_forward(
         Err(e) => {
             warn!(id = qid; "deferred forward to=<{to}> rcpt=<{rcpt}>: {e}");
             Status::Temporary("queue unavailable for forwarding".into())
+        }
+    }
+}
+
+/// `prefix` followed by the recipient's RFC 8058 fields when the request carries a one-click
+/// attribute; `None` (logged) when they cannot be made.
+fn with_one_click(req: &DeliverRequest, mut prefix: Vec<u8>, eol: &[u8]) -> Option<Vec<u8>> {
+    let Some(oc) = &req.one_click else {
+        return Some(prefix);
+    };
+    match oc.headers(&req.recipient, eol) {
+        Ok(lines) => {
+            prefix.extend_from_slice(&lines);
+            Some(prefix)
+        }
+        Err(e) => {
+            error!(id = &req.queue_id; "deferred rcpt=<{}>: one-click headers: {e}",
+                req.recipient);
+            None
         }
     }
 }

@@ -1,5 +1,6 @@
 //! moat-local's two requests, read out of their records and checked: `L` deliver [queue id,
-//! sender, recipient] and `C` check [recipient, size].
+//! sender, recipient] (a list post with RFC 8058 headers adds [one-click attribute], checked
+//! again by `OneClick::decode`) and `C` check [recipient, size].
 //!
 //! SECURITY: the fields come from another process (the queue, or smtpd, which relays what an
 //! internet client typed). Every field is re-checked here: exact field counts, UTF-8, bounded
@@ -8,6 +9,7 @@
 //! alphanumerics. Addresses coming back from moat-auth go through `check_address` too.
 
 use moat_common::client::check_queue_id;
+use moat_common::client::one_click::OneClick;
 use moat_common::wire::Record;
 
 /// The longest address accepted (RFC 5321 allows a 256-octet path; leave room for UTF-8).
@@ -20,6 +22,8 @@ pub struct DeliverRequest {
     /// The envelope sender; "" is the null sender.
     pub sender: String,
     pub recipient: String,
+    /// A list post's one-click attribute: prepend the recipient's `List-Unsubscribe` fields.
+    pub one_click: Option<OneClick>,
 }
 
 /// `C`: does this recipient exist, and has it room for `size` bytes?
@@ -32,7 +36,9 @@ pub struct CheckRequest {
 
 impl DeliverRequest {
     pub fn parse(r: &Record) -> Result<DeliverRequest, String> {
-        expect_fields(r, 3)?;
+        if r.fields.len() != 4 {
+            expect_fields(r, 3)?;
+        }
         let queue_id = text(r, 0)?;
         check_queue_id(queue_id)?;
         let sender = text(r, 1)?;
@@ -41,10 +47,15 @@ impl DeliverRequest {
         }
         let recipient = text(r, 2)?;
         check_address(recipient).map_err(|e| format!("bad recipient: {e}"))?;
+        let one_click = match r.fields.len() {
+            4 => Some(OneClick::decode(text(r, 3)?)?),
+            _ => None,
+        };
         Ok(DeliverRequest {
             queue_id: queue_id.to_string(),
             sender: sender.to_string(),
             recipient: recipient.to_string(),
+            one_click,
         })
     }
 }
@@ -127,7 +138,14 @@ mod tests {
                 queue_id: "1TW2KQ8F0A3C0001".into(),
                 sender: String::new(),
                 recipient: "a@example.test".into(),
+                one_click: None,
             })
+        );
+        let oc = OneClick::for_list("https://l.test", "dev@x.test", &[1; 32]).expect("oc");
+        let with = l("Q1", "s@x", "a@example.test").field(oc.encode());
+        assert_eq!(
+            DeliverRequest::parse(&with).map(|r| r.one_click),
+            Ok(Some(oc))
         );
         for bad in [
             l("", "s@x", "a@example.test"),
@@ -141,6 +159,7 @@ mod tests {
             l("Q1", "s@x", &format!("{}@x", "a".repeat(MAX_ADDRESS))),
             Record::new(b'L').field("Q1").field("s@x"),
             l("Q1", "s@x", "a@b").field("extra"),
+            l("Q1", "s@x", "a@b").field("").field("more"),
             Record::new(b'L')
                 .field("Q1")
                 .field("")

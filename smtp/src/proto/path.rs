@@ -3,8 +3,11 @@
 //! which are accepted and dropped (RFC 5321 4.1.1.3, appendix C).
 //!
 //! SECURITY:
-//! - Lengths are checked as RFC 5321 4.5.3.1 sets them: local part 64 octets, domain 255, the
-//!   whole path with its angle brackets 256. No control character, NUL or space outside a quoted
+//! - Lengths are checked as RFC 5321 4.5.3.1 sets them: domain 255, the whole path with its
+//!   angle brackets 256; a local part may have 255 octets, not just RFC 5321's 64 (which it asks
+//!   servers to exceed where they can): VERP senders of mailing lists and our own lists' bounce
+//!   addresses (`list-return-N-user=host`) carry a whole address. The store decides which long
+//!   local parts exist (only list command addresses, docs/LISTS.md "Length"). No control character, NUL or space outside a quoted
 //!   local part is accepted, and no malformed UTF-8 (the input is `&str`).
 //! - A local part is data, never a file name: `"../../x"@example.test` is a valid quoted local
 //!   part and is returned as `../../x`. The address resolver (moat-vdomain) refuses `/` and leading
@@ -15,8 +18,8 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-/// RFC 5321 4.5.3.1.1.
-pub const MAX_LOCAL_PART: usize = 64;
+/// RFC 5321 4.5.3.1.1 sets 64 as the least to accept; VERP addresses need more (see above).
+pub const MAX_LOCAL_PART: usize = 255;
 /// RFC 5321 4.5.3.1.2.
 pub const MAX_DOMAIN: usize = 255;
 /// RFC 5321 4.5.3.1.3, counting the angle brackets.
@@ -28,7 +31,7 @@ const MAX_LABEL: usize = 63;
 pub enum PathError {
     /// Not `<...>`, or a character that the grammar does not allow.
     Syntax,
-    /// Local part over 64 octets.
+    /// Local part over 255 octets.
     LocalPartTooLong,
     /// Domain over 255 octets or a label over 63.
     DomainTooLong,
@@ -42,7 +45,7 @@ impl PathError {
     pub fn describe(self) -> &'static str {
         match self {
             PathError::Syntax => "address syntax error",
-            PathError::LocalPartTooLong => "local part longer than 64 octets",
+            PathError::LocalPartTooLong => "local part longer than 255 octets",
             PathError::DomainTooLong => "domain too long",
             PathError::PathTooLong => "path longer than 256 octets",
             PathError::NullNotAllowed => "null path not allowed here",
@@ -498,12 +501,21 @@ mod tests {
 
     #[test]
     fn lengths() {
-        let l64 = "a".repeat(64);
-        assert!(fwd(&format!("<{l64}@x>")).is_ok());
+        // Local parts over RFC 5321's 64 octets are taken (VERP), up to 255.
         let l65 = "a".repeat(65);
-        assert_eq!(fwd(&format!("<{l65}@x>")), Err(PathError::LocalPartTooLong));
+        assert!(fwd(&format!("<{l65}@x>")).is_ok());
+        let l250 = "a".repeat(250);
+        assert!(fwd(&format!("<{l250}@x>")).is_ok());
+        // 255 octets pass the local part's limit, not the path's (256 with the brackets).
+        let l255 = "a".repeat(255);
+        assert_eq!(fwd(&format!("<{l255}@x>")), Err(PathError::PathTooLong));
+        let l256 = "a".repeat(256);
         assert_eq!(
-            fwd(&format!("<\"{l65}\"@x>")),
+            fwd(&format!("<{l256}@x>")),
+            Err(PathError::LocalPartTooLong)
+        );
+        assert_eq!(
+            fwd(&format!("<\"{l256}\"@x>")),
             Err(PathError::LocalPartTooLong)
         );
         let label = "b".repeat(63);

@@ -12,7 +12,9 @@
 //! (`message/rfc822`) when it is at most `MAX_FULL_COPY` bytes (bigger: the header only, as
 //! Postfix does). The DSN request (RFC 3461) adds `Original-Envelope-Id` (ENVID, xtext) and
 //! `Original-Recipient` (ORCPT); recipients whose NOTIFY excludes FAILURE are left out by the
-//! caller (`RcptDsn::wants_failure`). The bounce goes from the null sender to the original
+//! caller (`RcptDsn::wants_failure`). At most `MAX_LISTED` recipients are named; the rest are
+//! counted (a list post failing for thousands makes a report of bounded size). The bounce goes
+//! from the null sender to the original
 //! sender; the caller never bounces a message whose sender was null.
 //!
 //! SECURITY: recipient addresses and diagnostic texts were checked and cleaned when they were
@@ -28,6 +30,9 @@ use moat_common::date::rfc5322;
 pub const MAX_HEADER_COPY: usize = 64 * 1024;
 /// The biggest message returned whole under RET=FULL.
 pub const MAX_FULL_COPY: usize = 1024 * 1024;
+/// The most recipients a report names (each in both parts); the rest are counted ("and N
+/// more", and `X-Moat-Unlisted-Recipients` in the per-message fields).
+pub const MAX_LISTED: usize = 100;
 
 /// One recipient the bounce reports on; `text` starts with an enhanced status code (RFC 3463).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -173,9 +178,18 @@ pub fn compose(r: &Report<'_>) -> Vec<u8> {
         "It is attached below (its header only)."
     });
     line("");
-    for f in r.failures {
+    // At most `MAX_LISTED` recipients in either part: a message to a list's thousands of members
+    // that fails for them all makes a report of bounded size, not one block per member.
+    let listed = &r.failures[..r.failures.len().min(MAX_LISTED)];
+    for f in listed {
         let (_, why) = status_of(r.kind, &f.text);
         line(&format!("<{}>: {}", f.recipient, clean(why, 500)));
+    }
+    let unlisted = r.failures.len() - listed.len();
+    if unlisted > 0 {
+        line(&format!(
+            "... and {unlisted} more recipient(s), not listed in this report."
+        ));
     }
     line("");
     line(&format!("--{boundary}"));
@@ -188,7 +202,10 @@ pub fn compose(r: &Report<'_>) -> Vec<u8> {
         line(&format!("Original-Envelope-Id: {}", xtext_encode(envid)));
     }
     line(&format!("Arrival-Date: {}", rfc5322(r.arrival)));
-    for f in r.failures {
+    if unlisted > 0 {
+        line(&format!("X-Moat-Unlisted-Recipients: {unlisted}"));
+    }
+    for f in listed {
         let (status, why) = status_of(r.kind, &f.text);
         line("");
         if let Some(o) = &f.orcpt {
@@ -288,6 +305,41 @@ mod tests {
         assert!(text.contains("text/rfc822-headers\r\n\r\nSubject: hello\r\n\r\n--"));
         assert!(!text.replace("\r\n", "").contains('\n'));
         assert!(!text.contains("Original-"));
+    }
+
+    #[test]
+    fn a_report_for_ten_thousand_failures_is_bounded() {
+        let failures: Vec<Failure> = (0..10_000)
+            .map(|i| Failure {
+                recipient: format!("member{i}@far.example"),
+                text: "5.1.1 no such user".into(),
+                orcpt: None,
+            })
+            .collect();
+        let msg = compose(&Report {
+            kind: Kind::Failed,
+            hostname: "mx.example.test",
+            from: "MAILER-DAEMON@mx.example.test",
+            original_id: "0123456789ABCDEF",
+            original_sender: "list-return-1@example.test",
+            arrival: 1_700_000_000,
+            now: 1_700_000_100,
+            failures: &failures,
+            headers: b"Subject: hello\r\n",
+            full: None,
+            envid: None,
+            token: 7,
+        });
+        assert!(msg.len() < 64 * 1024, "{} bytes", msg.len());
+        let text = String::from_utf8(msg).expect("utf8");
+        assert_eq!(text.matches("Final-Recipient:").count(), MAX_LISTED);
+        assert_eq!(text.matches("<member").count(), MAX_LISTED);
+        assert!(text.contains("<member99@far.example>: no such user\r\n"));
+        assert!(!text.contains("member100@"));
+        assert!(
+            text.contains("\r\n... and 9900 more recipient(s), not listed in this report.\r\n")
+        );
+        assert!(text.contains("\r\nX-Moat-Unlisted-Recipients: 9900\r\n"));
     }
 
     #[test]

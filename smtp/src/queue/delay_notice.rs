@@ -117,13 +117,16 @@ pub async fn handle(
             None
         }
         Decision::Send(indices) => {
+            // By index once, not a scan per recipient: a list post may wait for thousands.
+            let texts: std::collections::HashMap<usize, &String> =
+                deferred.iter().map(|(i, t)| (*i, t)).collect();
             let delayed: Vec<Failure> = indices
                 .iter()
                 .filter_map(|i| {
-                    let (_, text) = deferred.iter().find(|(d, _)| d == i)?;
+                    let text = texts.get(i)?;
                     Some(Failure {
                         recipient: env.recipients.get(*i)?.clone(),
-                        text: text.clone(),
+                        text: text.to_string(),
                         orcpt: env.dsn.recipient(*i).orcpt,
                     })
                 })
@@ -170,8 +173,10 @@ async fn queue_notices(
             .message_header(&owned, MAX_HEADER_COPY)
             .unwrap_or_default();
         let now = date::now();
-        let mut drafts = Vec::with_capacity(groups.len());
-        for (to, delayed) in groups {
+        let mut out = Vec::with_capacity(groups.len());
+        // One notice at a time (written, then committed): a VERP post waiting for thousands of
+        // recipients makes as many notices, and never holds more than one file open.
+        for (n, (to, delayed)) in groups.into_iter().enumerate() {
             let message = bounce::compose(&Report {
                 kind: Kind::Delayed {
                     retry_until: env2.arrival.saturating_add(s.lifetime_secs),
@@ -188,20 +193,35 @@ async fn queue_notices(
                 envid: env2.dsn.envid.as_deref(),
                 token: rand::random(),
             });
-            let mut draft = ctx2.store.create(now)?;
-            draft.write(&message)?;
-            drafts.push((draft, to, delayed.len()));
-        }
-        let Some(first) = drafts.first().map(|(d, _, _)| d.id().to_string()) else {
-            return Ok(Vec::new());
-        };
-        // Before the commits: a crash in between loses notices instead of sending them twice.
-        // One line for the message, naming the first notice (VERP may send several).
-        ctx2.store
-            .append_done(&owned, &delay_notice_line(&DelayNotice::Queued(first)))?;
-        let mut out = Vec::with_capacity(drafts.len());
-        for (draft, to, count) in drafts {
+            let count = delayed.len();
+            let written = ctx2
+                .store
+                .create(now)
+                .and_then(|mut d| d.write(&message).map(|()| d));
+            let draft = match written {
+                Ok(d) => d,
+                // Nothing recorded yet: the next attempt tries again.
+                Err(e) if n == 0 => return Err(e),
+                Err(e) => {
+                    out.push(Queued {
+                        nid: "(none)".into(),
+                        to,
+                        count,
+                        committed: Err(e),
+                    });
+                    continue;
+                }
+            };
             let nid = draft.id().to_string();
+            if n == 0 {
+                // Before any commit: a crash in between loses notices instead of sending them
+                // twice. One line for the message, naming the first notice (VERP may send
+                // several).
+                ctx2.store.append_done(
+                    &owned,
+                    &delay_notice_line(&DelayNotice::Queued(nid.clone())),
+                )?;
+            }
             let mut notice_env = Envelope {
                 arrival: now,
                 origin: Origin::Bounce,
@@ -213,6 +233,7 @@ async fn queue_notices(
                 dsn: Default::default(),
                 smtputf8: false,
                 verp: false,
+                one_click: None,
             };
             let committed = draft.commit(&mut notice_env).map(|_| notice_env.size);
             out.push(Queued {
@@ -284,6 +305,7 @@ mod tests {
             },
             smtputf8: false,
             verp: false,
+            one_click: None,
         }
     }
 

@@ -15,10 +15,15 @@
 //! hold one recipient each, moat-local gets that sender too (its Return-Path), and each failed
 //! recipient bounces on its own to its VERP address (a `B <id> <index>` line per bounce).
 //!
+//! One-click (a list post's RFC 8058 attribute, `Envelope::one_click`): passed to moat-local and
+//! moat-remote with each delivery, which prepend the recipient's own `List-Unsubscribe` URL;
+//! remote groups hold one recipient each, as for VERP.
+//!
 //! SECURITY: moat-local and moat-remote get a read-only descriptor, never a path. Texts it answers are cleaned
 //! before they go into a done mark, a log line or a bounce. A bounce goes only to a non-null
 //! sender that is a plausible address; a message whose sender is null is never bounced (no loops).
 
+use std::collections::HashMap;
 use std::os::fd::AsFd;
 use std::sync::Arc;
 
@@ -207,7 +212,9 @@ async fn deliver_one(
     let answer = match ctx.store.open_message(id) {
         Ok(file) => {
             let sender = verp::sender_for(env, rcpt);
-            ctx.local.deliver(id, &sender, rcpt, file.as_fd()).await
+            ctx.local
+                .deliver_with(id, &sender, rcpt, env.one_click.as_ref(), file.as_fd())
+                .await
         }
         Err(e) => Err(std::io::Error::new(
             e.kind(),
@@ -226,23 +233,27 @@ async fn deliver_one(
 }
 
 /// Groups remote recipients (indices into the envelope) by domain, at most `MAX_RECIPIENTS` per
-/// group, in envelope order; one per group for VERP (one SMTP transaction has one sender).
+/// group, in envelope order; one per group for VERP (one SMTP transaction has one sender) and
+/// for one-click headers (they differ per recipient).
 fn by_domain(env: &Envelope, indices: &[usize]) -> Vec<Vec<usize>> {
-    if env.verp {
+    if env.verp || env.one_click.is_some() {
         return indices.iter().map(|&i| vec![i]).collect();
     }
-    let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
+    // Each domain's group still filling, by domain: one look-up per recipient, so a list post
+    // to members at thousands of domains is grouped in linear time.
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    let mut open: HashMap<String, usize> = HashMap::new();
     for &i in indices {
         let domain = domain_of(&env.recipients[i]);
-        match groups
-            .iter_mut()
-            .find(|(d, g)| *d == domain && g.len() < MAX_RECIPIENTS)
-        {
-            Some((_, g)) => g.push(i),
-            None => groups.push((domain, vec![i])),
+        match open.get(&domain) {
+            Some(&g) if groups[g].len() < MAX_RECIPIENTS => groups[g].push(i),
+            _ => {
+                open.insert(domain, groups.len());
+                groups.push(vec![i]);
+            }
         }
     }
-    groups.into_iter().map(|(_, g)| g).collect()
+    groups
 }
 
 /// The domain of an address, lower-cased (envelope addresses were checked at injection).
@@ -286,6 +297,7 @@ async fn deliver_remote(
                         &domain,
                         env.smtputf8,
                         env.origin,
+                        env.one_click.as_ref(),
                         &rcpts,
                         file.as_fd(),
                     )
@@ -492,6 +504,7 @@ async fn queue_bounce(
             dsn: Default::default(),
             smtputf8: false,
             verp: false,
+            one_click: None,
         };
         let bid = draft.commit(&mut bounce_env)?;
         // Recorded so a crash before the removal does not bounce twice.

@@ -16,6 +16,7 @@
 //! Iabc123               optional: ENVID=, decoded
 //! S                     optional: the MAIL FROM carried SMTPUTF8 (RFC 6531)
 //! L                     optional: VERP, one envelope sender per recipient (`verp.rs`)
+//! WURL KEY MAILTO       optional: a list post's RFC 8058 one-click attribute (`OneClick`)
 //! Rbob@example.test     one line per recipient, in order (index 0, 1, ...)
 //! NFAILURE,DELAY        optional, after its R line: NOTIFY= (NEVER or the words)
 //! Prfc822;bob@b.test    optional, after its R line: ORCPT= (address type;decoded address)
@@ -26,15 +27,24 @@
 //! no control characters, so no line can be smuggled into this file or a header) before they are
 //! written, and checked again when read back. The DSN lines (RFC 3461) are optional, so files
 //! written before they existed still load; their values are bounded and control-free. So is
-//! the `S` and `L` lines.
+//! the `S` and `L` lines. The `W` line is parsed again (`OneClick::decode`) when read.
 
-use moat_common::client::queue::{Dsn, Notify, Orcpt, Origin, RcptDsn, Ret};
+use moat_common::client::one_click::OneClick;
+use moat_common::client::queue::{
+    Dsn, MAX_ADDR_TYPE, MAX_BULK_RECIPIENTS, MAX_DSN_RECIPIENTS, MAX_ORCPT, Notify, Orcpt, Origin,
+    RcptDsn, Ret,
+};
 
 /// The longest address accepted (RFC 5321: 64 + 1 + 255, rounded to the usual 320).
 pub const MAX_ADDRESS: usize = 320;
-/// The most recipients in one envelope. The `E` record of the injection protocol carries at most
-/// `wire::MAX_FIELDS - 1` (1023) of them anyway.
-pub const MAX_RECIPIENTS: usize = 1000;
+/// The most recipients in one envelope (file): a trusted local peer's limit, a list's whole
+/// membership. The injection applies each peer's own limit (`inject.rs`: 1000 for the rest).
+pub const MAX_RECIPIENTS: usize = MAX_BULK_RECIPIENTS;
+/// The largest envelope file read back: every recipient at the longest address, the most
+/// per-recipient DSN lines an injection can carry, and room for the message's own lines.
+pub const MAX_FILE: usize = MAX_RECIPIENTS * (MAX_ADDRESS + 2)
+    + MAX_DSN_RECIPIENTS * (MAX_ORCPT + MAX_ADDR_TYPE + 32)
+    + 64 * 1024;
 /// The longest client description kept (longer ones are cut).
 pub const MAX_CLIENT: usize = 200;
 
@@ -55,6 +65,9 @@ pub struct Envelope {
     pub smtputf8: bool,
     /// VERP asked (the injection's `V`): each recipient gets its own sender (`verp.rs`).
     pub verp: bool,
+    /// A list post's RFC 8058 attribute (the injection's `W`): the delivery agents prepend each
+    /// recipient's `List-Unsubscribe` URL (`moat_common::client::one_click`).
+    pub one_click: Option<OneClick>,
 }
 
 fn check_address(addr: &str) -> Result<(), String> {
@@ -111,6 +124,9 @@ impl Envelope {
         self.recipients
             .iter()
             .try_for_each(|r| check_recipient(r))?;
+        if let Some(oc) = &self.one_click {
+            oc.check()?;
+        }
         self.dsn.check(self.recipients.len())
     }
 
@@ -136,6 +152,9 @@ impl Envelope {
         }
         if self.verp {
             out.push_str("L\n");
+        }
+        if let Some(oc) = &self.one_click {
+            out.push_str(&format!("W{}\n", oc.encode()));
         }
         for (i, r) in self.recipients.iter().enumerate() {
             out.push('R');
@@ -169,6 +188,7 @@ impl Envelope {
         let mut dsn = Dsn::default();
         let mut smtputf8 = false;
         let mut verp = false;
+        let mut one_click = None;
         for line in lines {
             let (kind, value) = line.split_at_checked(1).ok_or("empty envelope line")?;
             let number = |v: &str| v.parse::<u64>().map_err(|_| format!("bad number {v:?}"));
@@ -187,6 +207,7 @@ impl Envelope {
                 "I" if dsn.envid.is_none() => dsn.envid = Some(value.to_string()),
                 "S" if !smtputf8 && value.is_empty() => smtputf8 = true,
                 "L" if !verp && value.is_empty() => verp = true,
+                "W" if one_click.is_none() => one_click = Some(OneClick::decode(value)?),
                 "N" | "P" => {
                     let last = dsn.recipients.last_mut().ok_or("DSN line before R")?;
                     if kind == "N" && last.notify.is_none() {
@@ -219,6 +240,7 @@ impl Envelope {
             },
             smtputf8,
             verp,
+            one_click,
         };
         env.check()?;
         Ok(env)
@@ -241,6 +263,7 @@ mod tests {
             dsn: Dsn::default(),
             smtputf8: false,
             verp: false,
+            one_click: None,
         }
     }
 
@@ -337,6 +360,27 @@ mod tests {
         };
         assert!(String::from_utf8_lossy(&verp.encode()).contains("\nL\nR"));
         assert_eq!(Envelope::decode(&verp.encode()), Ok(verp));
+        let oc = OneClick::for_list("https://l.test", "dev@x.test", &[3; 32]).expect("oc");
+        let one_click = Envelope {
+            verp: true,
+            one_click: Some(oc.clone()),
+            ..env.clone()
+        };
+        let text = String::from_utf8(one_click.encode()).expect("utf8");
+        assert!(
+            text.contains(&format!("\nL\nW{}\nR", oc.encode())),
+            "{text}"
+        );
+        assert_eq!(Envelope::decode(&one_click.encode()), Ok(one_click));
+        for bad in ["W", "Wx y z", "Whttps://l.test/u/ 00 a@b"] {
+            let file = format!("V1\nT1\nOsmtp\nU1\nZ1\nC\nFa@b\n{bad}\nRc@d\nE\n");
+            assert!(Envelope::decode(file.as_bytes()).is_err(), "{bad:?}");
+        }
+        let twice = format!(
+            "V1\nT1\nOsmtp\nU1\nZ1\nC\nFa@b\nW{0}\nW{0}\nRc@d\nE\n",
+            oc.encode()
+        );
+        assert!(Envelope::decode(twice.as_bytes()).is_err());
         // Files from before the `L` line load as plain (non-VERP) messages.
         let old = Envelope::decode(b"V1\nT1\nOsmtp\nU1\nZ1\nC\nFa@b\nRc@d\nE\n").expect("loads");
         assert!(!old.verp);
@@ -359,6 +403,23 @@ mod tests {
         env.client = "evil\nRextra@example.test".into();
         let back = Envelope::decode(&env.encode()).expect("client is cleaned");
         assert_eq!(back.recipients.len(), 2);
+    }
+
+    #[test]
+    fn a_list_sized_envelope_round_trips_and_one_more_is_refused() {
+        let mut env = Envelope {
+            recipients: (0..MAX_RECIPIENTS)
+                .map(|i| format!("member{i}@d{}.example", i % 10))
+                .collect(),
+            verp: true,
+            ..sample()
+        };
+        let bytes = env.encode();
+        assert!(bytes.len() <= MAX_FILE);
+        assert_eq!(Envelope::decode(&bytes), Ok(env.clone()));
+        env.recipients.push("one@more.example".into());
+        assert!(env.check().is_err());
+        assert!(Envelope::decode(&env.encode()).is_err());
     }
 
     #[test]

@@ -1,18 +1,26 @@
 //! One injection: `H` [origin, client] (already read), `M` [bytes]..., optional `D` [RET, ENVID,
 //! per recipient NOTIFY;ORCPT] (RFC 3461, see `client::queue::Dsn`), optional `U` [] (the MAIL
 //! FROM carried SMTPUTF8), optional `V` [] (VERP: one sender per recipient, `verp.rs`),
-//! `E` [sender, recipients...],
+//! optional `W` [one-click attribute] (a list post's RFC 8058 URL base and key, checked by
+//! `OneClick::decode`; only from moat-local's and moat-lists' uids, see `trusted`),
+//! optional `R` [recipients...] records, `E` [sender, recipients...] (the envelope's recipients
+//! are the `R` records' in order, then `E`'s: a list post's membership needs several records),
 //! answered `K` [queue id] only after the store committed the message (`store::Draft::commit`).
 //!
 //! SECURITY: the message size is counted while it arrives and bounded by `max_message_size`
 //! (over: the file is dropped at once and the rest is read and discarded, then `D`); the envelope
 //! is checked (`envelope::Envelope::check`); a peer that is not moat-smtpd, moat-local or the queue
-//! itself cannot claim an origin: its mail is marked `sendmail`. A connection that ends before `E`,
+//! itself cannot claim an origin: its mail is marked `sendmail`; origin `list` (signed as the
+//! list's domain) only moat-lists' uid (`peers_lists`) may claim. A connection that ends before `E`,
 //! or any error, drops the draft, which removes its file: no `K`, nothing left behind.
+//! Recipients are counted as their records arrive and bounded by the peer's limit
+//! (`recipient_limit`: 100,000 for the trusted local peers, 1000 for anyone else); over it, the
+//! rest is read and discarded, then `D`.
 
 use std::sync::Arc;
 
-use moat_common::client::queue::{Dsn, Origin, RcptDsn, Ret};
+use moat_common::client::one_click::OneClick;
+use moat_common::client::queue::{Dsn, MAX_BULK_RECIPIENTS, MAX_RECIPIENTS, Origin, RcptDsn, Ret};
 use moat_common::conn::{Conn, with_timeout};
 use moat_common::fdpass::Peer;
 use moat_common::info;
@@ -65,6 +73,9 @@ async fn receive(
     let mut problem: Option<Status> = None;
     let claimed = open.text(0).ok().and_then(Origin::parse);
     let origin = match claimed {
+        // Signed as the list's domain: moat-lists' alone.
+        Some(Origin::List) if ctx.settings.peers_lists.contains(&peer.uid) => Origin::List,
+        Some(Origin::List) => Origin::Sendmail,
         Some(origin) if trusted(ctx, peer.uid) => origin,
         Some(_) => Origin::Sendmail,
         None => {
@@ -87,6 +98,10 @@ async fn receive(
     let mut dsn_record: Option<Record> = None;
     let mut smtputf8 = false;
     let mut verp = false;
+    let mut one_click: Option<OneClick> = None;
+    // Recipients of `R` records, bounded by this peer's limit as they arrive.
+    let limit = recipient_limit(ctx, peer.uid);
+    let mut listed: Vec<String> = Vec::new();
     let envelope = loop {
         let record = with_timeout(IDLE, conn.recv()).await?.ok_or_else(|| {
             std::io::Error::new(
@@ -123,6 +138,41 @@ async fn receive(
             b'D' if dsn_record.is_none() => dsn_record = Some(record),
             b'U' if !smtputf8 && record.fields.is_empty() => smtputf8 = true,
             b'V' if !verp && record.fields.is_empty() => verp = true,
+            b'W' if one_click.is_none() && record.fields.len() == 1 => {
+                let parsed = record.text(0).map_err(|e| e.to_string());
+                match parsed.and_then(OneClick::decode) {
+                    // Per-recipient headers in mail from an untrusted peer would let it make
+                    // our delivery agents write lines of its choice: only list posts have them.
+                    Ok(oc) if trusted(ctx, peer.uid) => one_click = Some(oc),
+                    Ok(_) => {
+                        problem.get_or_insert(Status::Permanent(
+                            "5.7.1 one-click attribute not allowed".into(),
+                        ));
+                    }
+                    Err(e) => {
+                        problem.get_or_insert(Status::Permanent(format!("5.5.4 {e}")));
+                    }
+                }
+            }
+            b'R' => {
+                if problem.is_some() {
+                    continue;
+                }
+                if listed.len() + record.fields.len() > limit {
+                    problem = Some(too_many(limit));
+                    listed = Vec::new();
+                    continue;
+                }
+                for i in 0..record.fields.len() {
+                    match record.text(i) {
+                        Ok(r) => listed.push(r.to_string()),
+                        Err(_) => {
+                            problem = Some(Status::Permanent("envelope is not UTF-8".into()));
+                            break;
+                        }
+                    }
+                }
+            }
             b'E' => break record,
             other => {
                 let text = format!(
@@ -145,9 +195,14 @@ async fn receive(
     let Ok(texts) = texts else {
         return Ok(Status::Permanent("envelope is not UTF-8".into()));
     };
-    let Some((sender, recipients)) = texts.split_first() else {
+    let Some((sender, rest)) = texts.split_first() else {
         return Ok(Status::Permanent("envelope without a sender".into()));
     };
+    if listed.len() + rest.len() > limit {
+        return Ok(too_many(limit));
+    }
+    listed.extend(rest.iter().map(|r| r.to_string()));
+    let recipients = listed;
     let dsn = match dsn_record.map(|r| parse_dsn(&r, recipients.len())) {
         None => Dsn::default(),
         Some(Ok(dsn)) => dsn,
@@ -160,10 +215,11 @@ async fn receive(
         size,
         client,
         sender: sender.to_string(),
-        recipients: recipients.iter().map(|r| r.to_string()).collect(),
+        recipients,
         dsn,
         smtputf8,
         verp,
+        one_click,
     };
     if let Err(e) = env.check() {
         return Ok(Status::Permanent(format!("5.1.3 {e}")));
@@ -179,13 +235,31 @@ async fn receive(
         Err(e) => return Ok(storage_failure(&e)),
     };
     info!(id = &id;
-        "from=<{}> size={} nrcpt={} origin={} client={} uid={}{}",
+        "from=<{}> size={} nrcpt={} origin={} client={} uid={}{}{}",
         env.sender, env.size, env.recipients.len(), env.origin.as_str(), env.client, env.uid,
-        if env.verp { " verp" } else { "" }
+        if env.verp { " verp" } else { "" },
+        if env.one_click.is_some() { " one-click" } else { "" }
     );
     // If the scheduler is gone (stopping), the next start picks the message up from disk.
     let _ = ctx.scheduler.send(Command::New(id.clone()));
     Ok(Status::Ok(id))
+}
+
+/// The most recipients `uid` may put in one envelope: a whole list's membership for the queue
+/// itself and the trusted local peers (moat-local's forwards, moat-lists' posts), the SMTP
+/// limit for everyone else (moat-smtpd, `sendmail`).
+pub fn recipient_limit(ctx: &Ctx, uid: u32) -> usize {
+    if uid == ctx.own_uid || ctx.settings.peers_local.contains(&uid) {
+        MAX_BULK_RECIPIENTS
+    } else {
+        MAX_RECIPIENTS
+    }
+}
+
+fn too_many(limit: usize) -> Status {
+    Status::Permanent(format!(
+        "5.5.3 too many recipients: at most {limit} per message"
+    ))
 }
 
 /// The `D` record: [RET ("", FULL, HDRS), ENVID ("" = none), then nothing or one field per

@@ -1,7 +1,7 @@
 //! moat-queue's settings, as the supervisor hands them over (docs/PROTOCOLS.md "moat-queue").
 //!
 //! Required: `queue_dir`, `local_socket`, `hostname`. Optional: `queue_lifetime_secs` (432000),
-//! `bounce_from` (`MAILER-DAEMON@<hostname>`), `peers_smtpd`, `peers_local` (uids, ""),
+//! `bounce_from` (`MAILER-DAEMON@<hostname>`), `peers_smtpd`, `peers_local`, `peers_lists` (uids, ""),
 //! `retry_schedule` (seconds joined by `,`: `60,300,900,1800,3600,7200,14400`, see `schedule`),
 //! `delay_warning_secs` (14400; 0 = no delay notices), `max_deliveries` (20), `max_message_size`
 //! (36700160), `remote_socket` ("" or absent: no moat-remote; mail for other domains waits),
@@ -27,6 +27,9 @@ pub struct Settings {
     pub bounce_from: String,
     pub peers_smtpd: Vec<u32>,
     pub peers_local: Vec<u32>,
+    /// moat-lists' uid(s): the only peers that may claim origin `list` (DKIM-signed as the
+    /// list's domain).
+    pub peers_lists: Vec<u32>,
     pub retry_schedule: Schedule,
     /// How old a message must be before its sender is told it is late; `None` = never.
     pub delay_warning_secs: Option<u64>,
@@ -62,6 +65,7 @@ impl Settings {
                 .unwrap_or_else(|| format!("MAILER-DAEMON@{hostname}")),
             peers_smtpd: uids("peers_smtpd")?,
             peers_local: uids("peers_local")?,
+            peers_lists: uids("peers_lists")?,
             retry_schedule,
             delay_warning_secs,
             max_deliveries: usize::try_from(max_deliveries).map_err(|e| e.to_string())?,
@@ -120,5 +124,8 @@ mod tests {
         let mut peers = base.to_vec();
         peers.push(("peers_smtpd", "1001,1002"));
         assert_eq!(from(&peers).expect("ok").peers_smtpd, vec![1001, 1002]);
+        assert!(from(&peers).expect("ok").peers_lists.is_empty());
+        peers.push(("peers_lists", "1003"));
+        assert_eq!(from(&peers).expect("ok").peers_lists, vec![1003]);
     }
 }

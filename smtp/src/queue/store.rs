@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::dirsync::DirSync;
-use super::envelope::Envelope;
+use super::envelope::{Envelope, MAX_FILE};
 use super::id::IdGen;
 use super::state::{Done, Retry};
 
@@ -161,8 +161,18 @@ impl Store {
         self.path("env", id).exists()
     }
 
+    /// The envelope; a file over `envelope::MAX_FILE` bytes is refused like a malformed one.
     pub fn envelope(&self, id: &str) -> std::io::Result<Envelope> {
-        let bytes = std::fs::read(self.path("env", id))?;
+        let mut bytes = Vec::new();
+        File::open(self.path("env", id))?
+            .take(MAX_FILE as u64 + 1)
+            .read_to_end(&mut bytes)?;
+        if bytes.len() > MAX_FILE {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("env/{id}: larger than {MAX_FILE} bytes"),
+            ));
+        }
         Envelope::decode(&bytes).map_err(|e| {
             std::io::Error::new(std::io::ErrorKind::InvalidData, format!("env/{id}: {e}"))
         })
@@ -328,6 +338,7 @@ mod tests {
             dsn: Default::default(),
             smtputf8: false,
             verp: false,
+            one_click: None,
         }
     }
 

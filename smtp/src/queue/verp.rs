@@ -107,6 +107,7 @@ mod tests {
             dsn: Default::default(),
             smtputf8: false,
             verp: false,
+            one_click: None,
         };
         assert_eq!(sender_for(&env, "bob@far.example"), "list@lists.example");
         env.verp = true;

@@ -8,6 +8,7 @@
 
 use std::net::SocketAddr;
 
+use moat_common::client::one_click::OneClick;
 use moat_common::client::queue::Origin;
 use moat_common::info;
 use moat_common::wire::Status;
@@ -30,9 +31,12 @@ pub struct Request {
     pub smtputf8: bool,
     /// How the message reached the queue: decides DKIM signing (`dkim::signs`).
     pub origin: Origin,
-    /// The DKIM-Signature lines sent in front of the message (empty: unsigned), filled in
-    /// after the request is checked.
-    pub dkim: Vec<u8>,
+    /// A list post's RFC 8058 attribute (the request then has one recipient).
+    pub one_click: Option<OneClick>,
+    /// The lines sent in front of the message, filled in after the request is checked: the
+    /// DKIM-Signature lines (none: unsigned), then the recipient's one-click fields, which the
+    /// signatures cover.
+    pub prefix: Vec<u8>,
 }
 
 pub async fn deliver(
@@ -60,8 +64,8 @@ pub async fn deliver(
         sender: &req.sender,
         recipients: &req.recipients,
         message,
-        prefix: &req.dkim,
-        size: size + req.dkim.len() as u64,
+        prefix: &req.prefix,
+        size: size + req.prefix.len() as u64,
         needs: Needs::of(content, req.smtputf8, &req.sender, &req.recipients),
     };
     let hosts = match dns.hosts(&req.domain, route, settings.port).await {

@@ -3,8 +3,9 @@
 //! letting transactions in flight finish.
 //!
 //! SECURITY: only `peers_queue` (and our own uid) may ask; anyone else gets `D` without a slot.
-//! Every field is checked again (queue id, addresses, the domain, the flags, the origin,
-//! recipient count, every recipient in that domain); the descriptor must be a regular file.
+//! Every field is checked again (queue id, addresses, the domain, the flags, the origin, the
+//! one-click attribute (`OneClick::decode`; with it, exactly one recipient), recipient count,
+//! every recipient in that domain); the descriptor must be a regular file.
 //! DKIM keys and the routes' password files come as descriptors in the setup (`dkim`, `auth`);
 //! a bad one stops the start. At most `max_deliveries` transactions run at once, at most
 //! `max_per_destination` to one destination; a request waits for its slots at most one transaction's time (`Timeouts::transaction`), then
@@ -17,6 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use moat_common::child::Setup;
+use moat_common::client::one_click::OneClick;
 use moat_common::client::queue::Origin;
 use moat_common::client::remote::{FLAG_SMTPUTF8, MAX_RECIPIENTS};
 use moat_common::conn::{Conn, unix_listener, with_timeout};
@@ -147,7 +149,15 @@ async fn serve_one(stream: UnixStream, shared: &Shared) {
             }
             Ok(mut req) => match conn.take_fd().map(std::fs::File::from) {
                 Some(file) if file.metadata().is_ok_and(|m| m.is_file()) => {
-                    req.dkim = shared.dkim.headers(&req.queue_id, req.origin, &file).await;
+                    let lines = match (&req.one_click, req.recipients.first()) {
+                        (Some(oc), Some(rcpt)) => oc.headers(rcpt, b"\r\n").unwrap_or_default(),
+                        _ => Vec::new(),
+                    };
+                    req.prefix = shared
+                        .dkim
+                        .headers_for(&req.queue_id, req.origin, &req.sender, &lines, &file)
+                        .await;
+                    req.prefix.extend_from_slice(&lines);
                     let statuses = run(shared, &req, &file).await;
                     let count = statuses.len();
                     let mut out: Vec<Record> = statuses.iter().map(Status::to_record).collect();
@@ -263,10 +273,19 @@ fn parse(record: &Record) -> Result<Request, String> {
     };
     let origin = text(4)?;
     let origin = Origin::parse(&origin).ok_or_else(|| format!("bad origin {origin:?}"))?;
-    let first = 5;
+    let one_click = match text(5)?.as_str() {
+        "" => None,
+        oc => Some(OneClick::decode(oc)?),
+    };
+    let first = 6;
     let n = record.fields.len().saturating_sub(first);
     if n == 0 || n > MAX_RECIPIENTS {
         return Err(format!("{n} recipients (1 to {MAX_RECIPIENTS})"));
+    }
+    if one_click.is_some() && n != 1 {
+        return Err(format!(
+            "{n} recipients with a one-click attribute (one only)"
+        ));
     }
     let mut recipients = Vec::with_capacity(n);
     for i in first..record.fields.len() {
@@ -287,7 +306,8 @@ fn parse(record: &Record) -> Result<Request, String> {
         recipients,
         smtputf8,
         origin,
-        dkim: Vec::new(),
+        one_click,
+        prefix: Vec::new(),
     })
 }
 
@@ -307,6 +327,7 @@ mod tests {
             "c.example",
             "",
             "submission",
+            "",
             "x@c.example",
             "Y@C.example",
         ]);
@@ -319,23 +340,49 @@ mod tests {
             "c.example",
             "SMTPUTF8",
             "smtp",
+            "",
             "ü@c.example",
         ]);
         assert!(parse(&utf8).expect("utf8").smtputf8);
+        let oc = OneClick::for_list("https://l.test", "dev@b.example", &[2; 32])
+            .expect("oc")
+            .encode();
+        let one = request(&["Q", "", "c.example", "", "forward", &oc, "x@c.example"]);
+        assert!(parse(&one).expect("one-click").one_click.is_some());
         for bad in [
-            request(&["../x", "", "c.example", "", "smtp", "x@c.example"]),
+            request(&["../x", "", "c.example", "", "smtp", "", "x@c.example"]),
             request(&["Q", "", "c.example", ""]),
-            request(&["Q", "", "c.example", "", "smtp", "x@d.example"]),
-            request(&["Q", "", "C.example", "", "smtp", "x@c.example"]),
-            request(&["Q", "a b@x", "c.example", "", "smtp", "x@c.example"]),
+            request(&["Q", "", "c.example", "", "smtp", "", "x@d.example"]),
+            request(&["Q", "", "C.example", "", "smtp", "", "x@c.example"]),
+            request(&["Q", "a b@x", "c.example", "", "smtp", "", "x@c.example"]),
             request(&["Q", "", "c.example", "", "smtp", "<x>@c.example"]),
-            request(&["Q", "", "c.example", "", "smtp", "x\u{85}y@c.example"]),
-            request(&["Q", "", "c.example", "smtputf8", "smtp", "x@c.example"]),
+            request(&["Q", "", "c.example", "", "smtp", "", "x\u{85}y@c.example"]),
+            request(&["Q", "", "c.example", "smtputf8", "smtp", "", "x@c.example"]),
             request(&["Q", "", "c.example", "x@c.example"]),
             // The origin is required and one of the queue's words.
             request(&["Q", "", "c.example", "", "x@c.example"]),
-            request(&["Q", "", "c.example", "", "SMTP", "x@c.example"]),
-            request(&["Q", "", "c.example", "", "local", "x@c.example"]),
+            request(&["Q", "", "c.example", "", "SMTP", "", "x@c.example"]),
+            request(&["Q", "", "c.example", "", "local", "", "x@c.example"]),
+            // A one-click attribute: well-formed, and one recipient only.
+            request(&[
+                "Q",
+                "",
+                "c.example",
+                "",
+                "smtp",
+                "https://x/ 00 a@b",
+                "x@c.example",
+            ]),
+            request(&[
+                "Q",
+                "",
+                "c.example",
+                "",
+                "smtp",
+                &oc,
+                "x@c.example",
+                "y@c.example",
+            ]),
         ] {
             assert!(parse(&bad).is_err(), "{bad:?}");
         }

@@ -51,6 +51,7 @@ both_backends!(
     list_members,
     list_address_conflicts,
     resolve_lists,
+    resolve_long_list_commands,
 );
 
 mod sqlite_only {

@@ -10,6 +10,10 @@
 //! relaxed/relaxed, over the usual headers. Any failure sends the message unsigned and logs why:
 //! an unsigned message is still delivered, as it would be without DKIM.
 //!
+//! Header lines moat-remote itself puts in front of the message (a list post's per-recipient
+//! RFC 8058 `List-Unsubscribe` fields) are passed as `prepend` and signed as part of the
+//! header, so the signature covers them as RFC 8058 §4 asks.
+//!
 //! The message is read once with positioned reads (the descriptor's offset is the SMTP
 //! client's): the header (at most `MAX_HEADER`) is kept to find the From: domain, the body is
 //! hashed in 64 KiB pieces, so memory does not grow with the message.
@@ -36,8 +40,9 @@ use moat_common::{info, warn};
 
 use keys::{Algorithm, KeyName};
 
-/// The header fields signed when present (RFC 6376 §5.4.1's recommendations).
-pub const SIGNED_HEADERS: [&str; 12] = [
+/// The header fields signed when present (RFC 6376 §5.4.1's recommendations, and RFC 8058 §4's
+/// one-click fields).
+pub const SIGNED_HEADERS: [&str; 14] = [
     "From",
     "To",
     "Cc",
@@ -50,6 +55,8 @@ pub const SIGNED_HEADERS: [&str; 12] = [
     "MIME-Version",
     "Content-Type",
     "Content-Transfer-Encoding",
+    "List-Unsubscribe",
+    "List-Unsubscribe-Post",
 ];
 
 /// The most header bytes read to find the From: domain (smtpd holds back 64 KiB of a
@@ -69,10 +76,10 @@ pub struct Signer {
     domains: BTreeMap<String, Vec<Key>>,
 }
 
-/// Origins whose From: we vouch for.
+/// Origins whose From: we vouch for, and list posts (signed as the list's domain).
 pub fn signs(origin: Origin) -> bool {
     match origin {
-        Origin::Submission | Origin::Sendmail | Origin::Bounce => true,
+        Origin::Submission | Origin::Sendmail | Origin::Bounce | Origin::List => true,
         Origin::Smtp | Origin::Forward => false,
     }
 }
@@ -153,14 +160,35 @@ impl Signer {
         }
     }
 
-    /// The `DKIM-Signature` lines for the message at `message` (empty: send it unsigned). Runs
-    /// on a blocking thread: positioned reads and the signing are synchronous.
-    pub async fn headers(self: &Arc<Self>, qid: &str, origin: Origin, message: &File) -> Vec<u8> {
+    /// The `DKIM-Signature` lines for `prepend` (header lines sent in front of the message)
+    /// followed by the message at `message` (empty: send it unsigned). Runs on a blocking
+    /// thread: positioned reads and the signing are synchronous.
+    pub async fn headers(
+        self: &Arc<Self>,
+        qid: &str,
+        origin: Origin,
+        prepend: &[u8],
+        message: &File,
+    ) -> Vec<u8> {
+        self.headers_for(qid, origin, "", prepend, message).await
+    }
+
+    /// `headers`, knowing the envelope sender: a list post (origin `list`, which only
+    /// moat-lists may claim) is signed with the keys of the sender's domain (the list's:
+    /// `list-return-…@domain`), not its From:'s (the poster's).
+    pub async fn headers_for(
+        self: &Arc<Self>,
+        qid: &str,
+        origin: Origin,
+        sender: &str,
+        prepend: &[u8],
+        message: &File,
+    ) -> Vec<u8> {
         if self.is_empty() {
             return Vec::new();
         }
         if !signs(origin) {
-            info!(id = qid; "not DKIM-signed: origin {} (only submissions, local senders and bounces are)", origin.as_str());
+            info!(id = qid; "not DKIM-signed: origin {} (only submissions, local senders, bounces and list posts are)", origin.as_str());
             return Vec::new();
         }
         let file = match message.try_clone() {
@@ -172,7 +200,12 @@ impl Signer {
         };
         let me = Arc::clone(self);
         let owned = qid.to_string();
-        let joined = tokio::task::spawn_blocking(move || me.sign(&file)).await;
+        let prepend = prepend.to_vec();
+        let list_sender = (origin == Origin::List).then(|| sender.to_string());
+        let joined = tokio::task::spawn_blocking(move || {
+            me.sign_with(&prepend, &file, list_sender.as_deref())
+        })
+        .await;
         match joined {
             Ok(Ok((domain, headers, selectors))) => {
                 info!(id = &owned; "DKIM-signed as {domain} ({selectors})");
@@ -190,12 +223,25 @@ impl Signer {
     }
 
     /// Signs the message read from `file`: (domain, header lines, selectors) or why not.
+    #[cfg(test)]
     fn sign(&self, file: &File) -> Result<(String, Vec<u8>, String), String> {
+        self.sign_with(&[], file, None)
+    }
+
+    /// `sign`, with `prepend` (whole header lines) signed in front of the file's header; as
+    /// `list_sender`'s domain when given (a list post), else as the From: domain.
+    fn sign_with(
+        &self,
+        prepend: &[u8],
+        file: &File,
+        list_sender: Option<&str>,
+    ) -> Result<(String, Vec<u8>, String), String> {
         let read = |buf: &mut [u8], at: u64| {
             file.read_at(buf, at)
                 .map_err(|e| format!("cannot read the message: {e}"))
         };
-        let mut head = Vec::new();
+        // `at` is the file's offset: the prepended lines are not in it.
+        let mut head = prepend.to_vec();
         let mut chunk = vec![0u8; CHUNK];
         let mut at = 0u64;
         let header_end = loop {
@@ -212,10 +258,13 @@ impl Signer {
             head.extend_from_slice(&chunk[..got]);
             at += got as u64;
         };
-        let from = from_domain(&head[..header_end])?;
+        let (from, what) = match list_sender {
+            Some(sender) => (sender_domain(sender)?, "list sender's domain"),
+            None => (from_domain(&head[..header_end])?, "From: domain"),
+        };
         let (domain, keys) = self
             .keys_for(&from)
-            .ok_or_else(|| format!("no key for the From: domain {from}"))?;
+            .ok_or_else(|| format!("no key for the {what} {from}"))?;
         let mut streams: Vec<_> = keys.iter().map(|k| k.signer.sign_streaming()).collect();
         for s in &mut streams {
             s.write(&head);
@@ -274,6 +323,16 @@ fn from_domain(header: &[u8]) -> Result<String, String> {
         .filter(|d| !d.is_empty())
         .ok_or_else(|| format!("the From: address {address:?} is not local@domain"))?;
     Ok(mail_auth::common::to_a_label(domain).to_ascii_lowercase())
+}
+
+/// The envelope sender's domain, as a lower-case A-label (a list post's: the list's).
+fn sender_domain(sender: &str) -> Result<String, String> {
+    sender
+        .rsplit_once('@')
+        .map(|(_, d)| d.trim_end_matches('.'))
+        .filter(|d| !d.is_empty())
+        .map(|d| mail_auth::common::to_a_label(d).to_ascii_lowercase())
+        .ok_or_else(|| format!("the list sender {sender:?} has no domain"))
 }
 
 /// `example.org key moat-rsa-202611 (rsa, file moat-rsa-202611.rsa.pem)` for errors and logs.

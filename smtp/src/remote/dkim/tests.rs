@@ -120,7 +120,9 @@ fn message() -> Vec<u8> {
 async fn both_signatures_verify_and_a_changed_body_byte_breaks_them() {
     let signer = Arc::new(signer());
     let msg = message();
-    let headers = signer.headers("Q1", Origin::Submission, &file(&msg)).await;
+    let headers = signer
+        .headers("Q1", Origin::Submission, &[], &file(&msg))
+        .await;
     let text = String::from_utf8(headers.clone()).expect("ascii");
     assert_eq!(text.matches("DKIM-Signature: ").count(), 2, "{text}");
     let rsa_at = text.find("a=rsa-sha256").expect("rsa");
@@ -146,15 +148,57 @@ async fn both_signatures_verify_and_a_changed_body_byte_breaks_them() {
     );
 }
 
+/// RFC 8058 §4: the per-recipient one-click fields moat-remote prepends are covered by the
+/// signature; changing the URL breaks it.
+#[tokio::test]
+async fn prepended_one_click_fields_are_signed() {
+    let signer = Arc::new(signer());
+    let msg = message();
+    let oc = moat_common::client::one_click::OneClick::for_list(
+        "https://lists.example.org",
+        "dev@example.org",
+        &[5; 32],
+    )
+    .expect("attribute");
+    let lines = oc.headers("bob@far.example", b"\r\n").expect("lines");
+    let headers = signer
+        .headers("Q1", Origin::Submission, &lines, &file(&msg))
+        .await;
+    let mut raw = headers.clone();
+    raw.extend_from_slice(&lines);
+    raw.extend_from_slice(&msg);
+    assert_eq!(verify(&raw).await, vec![DkimResult::Pass, DkimResult::Pass]);
+    let mut other = headers;
+    other.extend_from_slice(&oc.headers("eve@far.example", b"\r\n").expect("lines"));
+    other.extend_from_slice(&msg);
+    assert!(
+        verify(&other)
+            .await
+            .iter()
+            .all(|r| !matches!(r, DkimResult::Pass)),
+        "another recipient's URL must not verify"
+    );
+}
+
 #[tokio::test]
 async fn only_our_own_mail_is_signed() {
     let signer = Arc::new(signer());
     let msg = message();
     for origin in [Origin::Submission, Origin::Sendmail, Origin::Bounce] {
-        assert!(!signer.headers("Q", origin, &file(&msg)).await.is_empty());
+        assert!(
+            !signer
+                .headers("Q", origin, &[], &file(&msg))
+                .await
+                .is_empty()
+        );
     }
     for origin in [Origin::Smtp, Origin::Forward] {
-        assert!(signer.headers("Q", origin, &file(&msg)).await.is_empty());
+        assert!(
+            signer
+                .headers("Q", origin, &[], &file(&msg))
+                .await
+                .is_empty()
+        );
     }
 }
 
@@ -227,4 +271,47 @@ fn bad_keys_name_the_file() {
             .summary()
             .contains("example.org (rsa rsa, ed ed25519)")
     );
+}
+
+/// A list post (origin `list`) is signed as its envelope sender's domain, the list's, whatever
+/// its From: says; without a key for that domain it goes unsigned.
+#[tokio::test]
+async fn list_posts_are_signed_as_the_list_domain() {
+    let signer = Arc::new(signer());
+    let msg = b"From: Poster <poster@elsewhere.example>\r\nSubject: post\r\n\r\nbody\r\n".to_vec();
+    let headers = signer
+        .headers_for(
+            "Q",
+            Origin::List,
+            "dev-return-1-bob=far.example@example.org",
+            &[],
+            &file(&msg),
+        )
+        .await;
+    let text = String::from_utf8_lossy(&headers).to_string();
+    assert!(text.contains("d=example.org"), "{text}");
+    let mut raw = headers;
+    raw.extend_from_slice(&msg);
+    assert_eq!(verify(&raw).await, vec![DkimResult::Pass, DkimResult::Pass]);
+    let none = signer
+        .headers_for(
+            "Q",
+            Origin::List,
+            "dev-return-1@other.example",
+            &[],
+            &file(&msg),
+        )
+        .await;
+    assert!(none.is_empty());
+    // The same post as a forward is not signed at all.
+    let fwd = signer
+        .headers_for(
+            "Q",
+            Origin::Forward,
+            "dev-return-1@example.org",
+            &[],
+            &file(&msg),
+        )
+        .await;
+    assert!(fwd.is_empty());
 }

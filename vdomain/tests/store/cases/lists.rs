@@ -513,3 +513,80 @@ pub async fn resolve_lists(ctx: Ctx) {
         Resolution::Deliver(vec![list_target(dev, None), to_ann(None)])
     );
 }
+
+/// VERP and confirmation addresses of long member addresses: a list's `return-`, `sc.` and `uc.`
+/// addresses resolve with local parts up to 255 octets; every other local part keeps 64.
+pub async fn resolve_long_list_commands(ctx: Ctx) {
+    let s = &ctx.store;
+    s.add_domain("example.test").await.expect("domain");
+    s.add_domain_alias("alias.test", "example.test")
+        .await
+        .expect("dalias");
+    s.add_user(&addr("ann@example.test"), "pw", None)
+        .await
+        .expect("ann");
+    s.create_list(&addr("dev@example.test"), ListFlags::default())
+        .await
+        .expect("dev");
+    let dev = "dev@example.test";
+    let member = format!("{}=far.example", "a.very.long.member.name".repeat(4));
+    let cookie = "0f3a".repeat(7);
+    for ext in [
+        format!("return-12-{member}"),
+        format!("return-probe-{member}"),
+        format!("sc.{cookie}-{member}"),
+        format!("uc.{cookie}-{member}"),
+    ] {
+        let local = format!("dev-{ext}");
+        assert!(local.len() > 64, "{local}");
+        for domain in ["example.test", "ALIAS.test"] {
+            assert_eq!(
+                resolve(s, &format!("{}@{domain}", local.to_uppercase())).await,
+                Resolution::Deliver(vec![list_target(dev, Some(&ext))]),
+                "{local}@{domain}"
+            );
+        }
+    }
+    // 255 octets is the most.
+    let longest = format!("dev-return-1-{}", "b".repeat(255 - 13));
+    assert_eq!(longest.len(), 255);
+    assert_eq!(
+        resolve(s, &format!("{longest}@example.test")).await,
+        Resolution::Deliver(vec![list_target(dev, Some(&longest[4..]))])
+    );
+    let too_long = format!("{longest}b@example.test");
+    assert!(matches!(
+        s.resolve(&too_long, &ResolveOptions::default()).await,
+        Err(StoreError::InvalidAddress(_))
+    ));
+    // Other long local parts stay refused: other commands of the list, sub-addresses of a
+    // user, anything under a catch-all.
+    s.set_catchall("example.test", "ann@example.test")
+        .await
+        .expect("catch-all");
+    let long = "x".repeat(70);
+    for local in [
+        format!("dev-accept-{long}"),
+        format!("dev-{long}"),
+        format!("ann+{long}"),
+        long.clone(),
+    ] {
+        let got = s
+            .resolve(&format!("{local}@example.test"), &ResolveOptions::default())
+            .await;
+        assert!(
+            matches!(got, Err(StoreError::InvalidAddress(_))),
+            "{local}: {got:?}"
+        );
+    }
+    // 64 octets still resolve the ordinary way (here: the catch-all).
+    assert!(matches!(
+        resolve(s, &format!("{}@example.test", "y".repeat(64))).await,
+        Resolution::Deliver(_)
+    ));
+    // A domain we do not host is still not ours.
+    assert_eq!(
+        resolve(s, &format!("dev-return-1-{long}@elsewhere.example")).await,
+        Resolution::NotLocal
+    );
+}

@@ -1,0 +1,284 @@
+//! moat-lists' bounce handling end to end (docs/LISTS.md, "Bounces"): list `dev@example.test`
+//! with `[lists] bounce_threshold = 2`, a local member alice and a remote member
+//! `bob@far.example` whose server (an aiosmtpd peer on loopback, routed through `[remote]
+//! routes`) answers RCPT with 550. moat-remote's own DSNs travel to
+//! `dev-return-N-bob=far.example@example.test`, moat-local hands them to moat-lists: the first
+//! is counted, the second sends bob a probe from `dev-return-probe-bob=far.example@…`, and the
+//! probe's bounce removes him. A vacation reply and a delay notice to the bounce address change
+//! nothing, and nothing sent to a bounce address reaches the list's members.
+
+use std::time::{Duration, Instant};
+
+use moat_tests::peer::{Options, Peer};
+use moat_tests::{Mode, Stack};
+
+const BOB: &str = "bob@far.example";
+
+/// Sends `message` from `sender` to `rcpt` over SMTP (port 25).
+fn send(s: &Stack, sender: &str, rcpt: &str, message: &str) {
+    let script = format!(
+        r#"
+import os, smtplib
+c = smtplib.SMTP("127.0.0.1", int(os.environ["SMTP_PORT"]), timeout=30)
+c.sendmail({sender:?}, [{rcpt:?}], {message:?}.encode())
+c.quit()
+"#
+    );
+    let out = s.python(&script);
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        s.log()
+    );
+}
+
+/// The addresses on dev's member roster (`moat list members`, its table's first column).
+fn members(s: &Stack) -> Vec<String> {
+    s.admin(
+        &["list", "members", "dev@example.test", "--kind", "member"],
+        "",
+    )
+    .lines()
+    .filter_map(|l| l.split_whitespace().next())
+    .filter(|a| *a != "ADDRESS")
+    .map(str::to_string)
+    .collect()
+}
+
+fn post(s: &Stack, subject: &str) {
+    send(
+        s,
+        "alice@example.test",
+        "dev@example.test",
+        &format!("From: alice@example.test\r\nSubject: {subject}\r\n\r\nhello list\r\n"),
+    );
+}
+
+/// Waits until the queue holds nothing (every bounce handed over was taken: `K`).
+fn wait_queue_empty(s: &Stack) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while s.queued() > 0 {
+        assert!(Instant::now() < deadline, "still queued:\n{}", s.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Where `needle` is in the log (it must be there).
+fn at(s: &Stack, needle: &str) -> usize {
+    s.wait_log(needle);
+    s.log()
+        .find(needle)
+        .unwrap_or_else(|| panic!("{needle:?} vanished"))
+}
+
+#[test]
+fn two_bounces_send_a_probe_whose_bounce_removes_the_member() {
+    let peer = Peer::start_with(
+        None,
+        &Options {
+            refuse: vec![BOB.into()],
+            // Room to look at the roster while the probe's RCPT waits for its 550.
+            refuse_delay: Some(3.0),
+            ..Options::default()
+        },
+    );
+    let s = Stack::start_configured(
+        Mode::Up,
+        &format!(
+            "[lists]\nbounce_threshold = 2\n\
+             [remote]\nnameserver = \"127.0.0.1:9\"\n\
+             [remote.routes]\n\"far.example\" = \"127.0.0.1:{}\"\n",
+            peer.port
+        ),
+    );
+    s.add_domain("example.test");
+    s.add_user("alice@example.test", "alice-secret");
+    s.admin(&["list", "create", "dev@example.test"], "");
+    s.admin(
+        &["list", "add", "dev@example.test", "alice@example.test"],
+        "",
+    );
+    s.admin(&["list", "add", "dev@example.test", BOB], "");
+
+    // Post 1: alice gets it; bob's server refuses it, moat-remote's DSN is counted.
+    post(&s, "first");
+    s.wait_messages("alice@example.test", 1);
+    let first = at(
+        &s,
+        "bounce of post 1 for <bob@far.example> (member): 1 of 2",
+    );
+    assert_eq!(
+        peer.refused(),
+        vec![(
+            "dev-return-1-bob=far.example@example.test".to_string(),
+            BOB.to_string()
+        )]
+    );
+    assert!(members(&s).contains(&BOB.to_string()), "{}", s.log());
+
+    // A vacation reply from a real sender, and a delay notice from the null sender, to the
+    // same bounce address: accepted, not counted.
+    send(
+        &s,
+        "alice@example.test",
+        "dev-return-1-bob=far.example@example.test",
+        "From: alice@example.test\r\nSubject: Out of office\r\n\r\nBack on Monday.\r\n",
+    );
+    s.wait_log("not a bounce (not a delivery report, and not from the null sender): ignored");
+    send(
+        &s,
+        "",
+        "dev-return-1-bob=far.example@example.test",
+        "From: MAILER-DAEMON@far.example\r\nSubject: Delayed Mail\r\n\
+         Content-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\r\n\r\n\
+         --b\r\nContent-Type: text/plain\r\n\r\nstill trying\r\n\
+         --b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; far.example\r\n\r\n\
+         Final-Recipient: rfc822; bob@far.example\r\nAction: delayed\r\nStatus: 4.4.1\r\n\r\n\
+         --b--\r\n",
+    );
+    s.wait_log("not a bounce (a delivery report that fails nobody): ignored");
+    assert!(!s.log().contains("2 of 2"), "{}", s.log());
+    assert!(!s.log().contains("probe sent"), "{}", s.log());
+    assert!(members(&s).contains(&BOB.to_string()));
+
+    // Post 2: the second bounce reaches the threshold; a probe goes to bob, from its own
+    // return address, and bob is still a member while it is on its way (its RCPT is logged by
+    // the peer 3 s before the 550).
+    post(&s, "second");
+    s.wait_messages("alice@example.test", 2);
+    let second = at(
+        &s,
+        "bounce of post 2 for <bob@far.example> (member): 2 of 2",
+    );
+    let probe = at(
+        &s,
+        "probe sent to=<bob@far.example> from=<dev-return-probe-bob=far.example@example.test>",
+    );
+    assert!(first < second && second < probe);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while peer.refused().len() < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "no probe at the peer:\n{}",
+            s.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(members(&s).contains(&BOB.to_string()), "{}", s.log());
+    assert!(!s.log().contains("removed after"), "{}", s.log());
+    // The probe's bounce (its RCPT refused too) removes him.
+    let removed = at(
+        &s,
+        "<bob@far.example> (member) removed after the probe bounced",
+    );
+    assert!(probe < removed, "{}", s.log());
+    assert_eq!(
+        peer.refused(),
+        vec![
+            (
+                "dev-return-1-bob=far.example@example.test".to_string(),
+                BOB.to_string()
+            ),
+            (
+                "dev-return-2-bob=far.example@example.test".to_string(),
+                BOB.to_string()
+            ),
+            (
+                "dev-return-probe-bob=far.example@example.test".to_string(),
+                BOB.to_string()
+            ),
+        ]
+    );
+    assert_eq!(members(&s), vec!["alice@example.test".to_string()]);
+
+    // Nothing returned to the bounce addresses went to the list: alice has the two posts only.
+    std::thread::sleep(Duration::from_secs(1));
+    let got = s.messages("alice@example.test");
+    assert_eq!(got.len(), 2, "{}", s.log());
+    assert!(got.iter().all(|m| m.contains("hello list")), "{got:?}");
+    assert!(peer.received().is_empty());
+    wait_queue_empty(&s);
+
+    // A later post goes to alice alone: bob's server sees nothing more.
+    post(&s, "third");
+    s.wait_messages("alice@example.test", 3);
+    s.wait_log("post 3 from=<alice@example.test> to 1 member(s)");
+    assert_eq!(peer.refused().len(), 3);
+}
+
+/// A member address long enough that its VERP bounce address has a local part over 64 octets:
+/// smtpd takes the RCPT, the store resolves it to the list (list command addresses may have up
+/// to 255), and moat-lists counts the old-style bounce (null sender, no DSN). Digest bounces
+/// count against the digest roster, bounces for strangers are ignored, and a long local part
+/// that is no list command address is still refused.
+#[test]
+fn long_bounce_addresses_reach_the_list() {
+    let s = Stack::start_configured(Mode::Up, "[lists]\nbounce_threshold = 5\n");
+    s.add_domain("example.test");
+    s.add_user("alice@example.test", "alice-secret");
+    s.admin(&["list", "create", "dev@example.test"], "");
+    let member = format!("{}@far.example", "first.middle.last".repeat(3));
+    s.admin(&["list", "add", "dev@example.test", &member], "");
+    let verp = format!(
+        "dev-return-7-{}@example.test",
+        member.replace('@', "=").to_uppercase()
+    );
+    assert!(verp.split('@').next().is_some_and(|l| l.len() > 64));
+    send(
+        &s,
+        "",
+        &verp,
+        "From: MAILER-DAEMON@far.example\r\nSubject: failure notice\r\n\r\n\
+         Sorry, I couldn't deliver your message.\r\n",
+    );
+    s.wait_log(&format!("bounce of post 7 for <{member}> (member): 1 of 5"));
+    assert!(members(&s).contains(&member));
+
+    // A digest's bounce (`return-dN-…`) counts against the digest roster; a bounce for an
+    // address on no roster is taken and ignored.
+    s.admin(
+        &[
+            "list",
+            "add",
+            "dev@example.test",
+            "carol@far.example",
+            "--digest",
+        ],
+        "",
+    );
+    let plain_bounce = "From: MAILER-DAEMON@far.example\r\nSubject: failure notice\r\n\r\nno.\r\n";
+    send(
+        &s,
+        "",
+        "dev-return-d1-carol=far.example@example.test",
+        plain_bounce,
+    );
+    s.wait_log("bounce of digest 1 for <carol@far.example> (digest): 1 of 5");
+    send(
+        &s,
+        "",
+        "dev-return-1-nobody=far.example@example.test",
+        plain_bounce,
+    );
+    s.wait_log("bounce of post 1 for <nobody@far.example>: not on the member roster: ignored");
+    wait_queue_empty(&s);
+
+    let script = format!(
+        r#"
+import os, smtplib
+c = smtplib.SMTP("127.0.0.1", int(os.environ["SMTP_PORT"]), timeout=30)
+c.ehlo("client.example")
+c.mail("")
+print(c.rcpt({:?})[0])
+print(c.rcpt({:?})[0])
+c.quit()
+"#,
+        format!("{}@example.test", "x".repeat(70)),
+        format!("dev-accept-{}@example.test", "x".repeat(70)),
+    );
+    let codes = s.python_ok(&script);
+    let codes: Vec<&str> = codes.split_whitespace().collect();
+    assert_eq!(codes.len(), 2, "{codes:?}");
+    assert!(codes.iter().all(|c| c.starts_with('5')), "{codes:?}");
+}
