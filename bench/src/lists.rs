@@ -37,6 +37,9 @@ const LIST: &str = "list";
 const MEMBER_DOMAIN: &str = "lists.test";
 /// How long one post may take to reach everyone.
 const PATIENCE: Duration = Duration::from_secs(1800);
+/// The most members given to Postfix's sendmail as arguments (about 1 MiB of them, half the
+/// usual `ARG_MAX`).
+const POSTFIX_MAX: usize = 40_000;
 /// The queue's disk use is sampled this often.
 const SAMPLE: Duration = Duration::from_millis(20);
 
@@ -121,6 +124,12 @@ pub fn run(args: &Args) -> Result<()> {
         keep: args.keep,
     };
     let frame = Frame::new(&common, ".moat-bench-lists-")?;
+    if frame.servers.contains(&Only::Postfix) && args.subscribers > POSTFIX_MAX {
+        bail!(
+            "Postfix gets the members as sendmail arguments, at most {POSTFIX_MAX} of them (the \
+             kernel's argument space); use --only moat for more"
+        );
+    }
     if frame.servers.contains(&Only::Moat) && !frame.bin_dir.join("moat-lists").is_file() {
         bail!(
             "moat-lists is not in {}: build with `cargo build --release --workspace`",

@@ -28,6 +28,7 @@ use moat_common::{date, info, warn};
 
 use crate::context::{self, Ctx, store_result};
 use crate::digest::{self, Bundle};
+use crate::footer::Piece;
 use crate::header;
 use crate::reply::Reply;
 use crate::request::Request;
@@ -63,8 +64,9 @@ pub fn post_name(n: u64) -> String {
     format!("{n:010}.post:2,S")
 }
 
-/// Stores post `number` (the rewritten header `head`, then the body of `file` from `body_at`)
-/// when the list keeps an archive or digests, appends its index line, then sends a digest if
+/// Stores post `number` (the header `head` and the body `body` exactly as injected: the body's
+/// pieces from `footer.rs`, the poster's bytes read from `file`) when the list keeps an archive
+/// or digests, appends its index line, then sends a digest if
 /// enough posts wait. Failures are logged: the post is already queued.
 pub async fn store(
     ctx: &Ctx,
@@ -73,7 +75,7 @@ pub async fn store(
     number: u64,
     head: &[u8],
     file: &Arc<File>,
-    body_at: u64,
+    body: &[Piece],
 ) {
     let qid = req.queue_id.as_str();
     if !info.archive && !info.digest {
@@ -87,8 +89,9 @@ pub async fn store(
     let line = index_line(number, date::now(), head);
     let head = head.to_vec();
     let file = Arc::clone(file);
+    let body = body.to_vec();
     let stored = tokio::task::spawn_blocking(move || -> io::Result<u64> {
-        let size = write_post(&dir.join("archive"), number, &head, &file, body_at)?;
+        let size = write_post(&dir.join("archive"), number, &head, &file, &body)?;
         append_index(&dir.join("index"), &line)?;
         Ok(size)
     })
@@ -115,7 +118,7 @@ fn mkdir_0700(path: &Path) -> io::Result<()> {
 
 /// Writes the post into `archive/tmp/`, fsyncs it, renames it into `cur/` and fsyncs `cur/`.
 /// Returns its size.
-fn write_post(archive: &Path, n: u64, head: &[u8], file: &File, body_at: u64) -> io::Result<u64> {
+fn write_post(archive: &Path, n: u64, head: &[u8], file: &File, body: &[Piece]) -> io::Result<u64> {
     for sub in ["tmp", "new", "cur"] {
         mkdir_0700(&archive.join(sub))?;
     }
@@ -133,18 +136,28 @@ fn write_post(archive: &Path, n: u64, head: &[u8], file: &File, body_at: u64) ->
         out.write_all(b"\r\n")?;
         let mut size = head.len() as u64 + 2;
         let mut buf = vec![0u8; CHUNK];
-        let mut offset = body_at;
-        loop {
-            let got = match file.read_at(&mut buf, offset) {
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                other => other?,
+        for piece in body {
+            let (mut offset, to) = match piece {
+                Piece::Bytes(b) => {
+                    out.write_all(b)?;
+                    size += b.len() as u64;
+                    continue;
+                }
+                Piece::File { from, to } => (*from, *to),
             };
-            if got == 0 {
-                break;
+            while offset < to {
+                let want = usize::try_from(to - offset).unwrap_or(CHUNK).min(CHUNK);
+                let got = match file.read_at(&mut buf[..want], offset) {
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    other => other?,
+                };
+                if got == 0 {
+                    break;
+                }
+                out.write_all(&buf[..got])?;
+                offset += got as u64;
+                size += got as u64;
             }
-            out.write_all(&buf[..got])?;
-            offset += got as u64;
-            size += got as u64;
         }
         out.sync_all()?;
         drop(out);
@@ -341,9 +354,12 @@ pub async fn get(ctx: &Ctx, req: &Request, file: Arc<File>, from: u64, to: Optio
     };
     let asked_to = to.unwrap_or(from);
     let last = asked_to.min(from.saturating_add(MAX_GET - 1));
+    // Numbers past the newest post are not looked for (no file, no look at `cur/`).
+    let newest = info.next_post.saturating_sub(1);
+    let upto = last.min(newest);
     let collected = {
         let archive = archive.clone();
-        tokio::task::spawn_blocking(move || digest::collect(&archive, from, last, None))
+        tokio::task::spawn_blocking(move || digest::collect(&archive, from, upto, None))
             .await
             .map_err(io::Error::other)
             .and_then(|r| r)
@@ -362,7 +378,7 @@ pub async fn get(ctx: &Ctx, req: &Request, file: Arc<File>, from: u64, to: Optio
         format!("Posts {from} to {asked_to} of <{}>:\n\n", req.list)
     };
     text.push_str(&digest::contents(&collected, Some((local, domain))));
-    if last < asked_to {
+    if last < asked_to && last < newest {
         text.push_str(&format!(
             "\nAt most {MAX_GET} posts go in one answer: posts {} to {asked_to} were not \
              sent. Ask for them with <{local}-get.{}_{asked_to}@{domain}>.\n",
@@ -370,10 +386,9 @@ pub async fn get(ctx: &Ctx, req: &Request, file: Arc<File>, from: u64, to: Optio
             last + 1
         ));
     }
-    if info.next_post <= asked_to {
+    if newest < asked_to {
         text.push_str(&format!(
-            "\nThe newest post of the list is number {}.\n",
-            info.next_post.saturating_sub(1)
+            "\nThe newest post of the list is number {newest}.\n"
         ));
     }
     let subject = if from == last {
@@ -480,9 +495,13 @@ mod tests {
         fs::write(&msg, b"Subject: hi\r\n\r\nbody\r\n").expect("write");
         let f = File::open(&msg).expect("open");
         let archive = dir.path().join("l@x").join("archive");
-        let size = write_post(&archive, 7, b"Subject: [l] hi\r\n", &f, 15).expect("store");
+        let body = [
+            Piece::File { from: 15, to: 21 },
+            Piece::Bytes(b"--\r\nfooter\r\n".to_vec()),
+        ];
+        let size = write_post(&archive, 7, b"Subject: [l] hi\r\n", &f, &body).expect("store");
         let stored = fs::read(archive.join("cur").join(post_name(7))).expect("read");
-        assert_eq!(stored, b"Subject: [l] hi\r\n\r\nbody\r\n");
+        assert_eq!(stored, b"Subject: [l] hi\r\n\r\nbody\r\n--\r\nfooter\r\n");
         assert_eq!(size, stored.len() as u64);
         assert!(archive.join("new").is_dir() && archive.join("tmp").is_dir());
         assert!(open_post(&archive, 7).expect("open").is_some());

@@ -10,7 +10,7 @@
 //! made 0700 and files 0600 (moat-lists' own). A post is written to a temporary file, synced,
 //! linked to its name (never replacing one) and the directory synced: a crash leaves either no
 //! post or the whole post. The message is copied in chunks, never whole in memory. The first
-//! line is our own, but is parsed bounded anyway.
+//! line is our own, but is parsed bounded anyway. At most `MAX_HELD` posts per list.
 
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, Write};
@@ -97,6 +97,24 @@ pub fn held_dir(data_dir: &Path, list: &str) -> io::Result<PathBuf> {
         ));
     }
     Ok(data_dir.join(list).join("held"))
+}
+
+/// The most posts held for one list: past it new posts wait in the queue (`Z`), so a flood
+/// of posts cannot fill the disk or the moderators' mailboxes.
+pub const MAX_HELD: usize = 5_000;
+
+/// How many posts `list` holds, counting no further than `MAX_HELD`.
+pub fn count(data_dir: &Path, list: &str) -> io::Result<usize> {
+    let dir = held_dir(data_dir, list)?;
+    match fs::read_dir(&dir) {
+        Ok(d) => Ok(d
+            .flatten()
+            .filter(|e| e.file_name().to_str().is_some_and(is_id))
+            .take(MAX_HELD)
+            .count()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(0),
+        Err(e) => Err(e),
+    }
 }
 
 /// Holds the message in `src` (read from its start) for `list`: its new ID.
@@ -458,6 +476,8 @@ mod tests {
                 .expect("open")
                 .is_none()
         );
+        assert_eq!(count(data.path(), "dev@x.test").expect("count"), 1);
+        assert_eq!(count(data.path(), "new@x.test").expect("count"), 0);
         let (again, _) = sweep(data.path(), 6_000, 3_500);
         assert!(again.is_empty());
     }

@@ -28,7 +28,7 @@
 //! | `web.rs` | the RFC 8058 one-click unsubscribe endpoint (HTTPS); `web/http.rs` its bounded HTTP/1.1 |
 //!
 //! The lists' data comes from moat-auth (`moat_common::client::list_store`): moat-lists opens
-//! no store. Moderation, the archive and digests are the next
+//! no store. The archive and digests are the next
 //! slice; until then mail for them is answered `Z` and waits in the queue.
 
 pub mod archive;

@@ -47,9 +47,10 @@ impl Busy {
     fn take(list: &str, id: &str) -> Option<Busy> {
         let key = format!("{list}/{id}");
         let mut busy = BUSY.lock().unwrap_or_else(|p| p.into_inner());
-        busy.get_or_insert_with(HashSet::new)
-            .insert(key.clone())
-            .then_some(Busy(key))
+        // `then`, not `then_some`: a `Busy` made and dropped here would lock `BUSY` again.
+        let free = busy.get_or_insert_with(HashSet::new).insert(key.clone());
+        drop(busy);
+        free.then(|| Busy(key))
     }
 }
 
@@ -114,6 +115,12 @@ pub async fn hold(
     };
     let (data_dir, list, src) = (ctx.data_dir.clone(), req.list.clone(), Arc::clone(file));
     let stored = tokio::task::spawn_blocking(move || -> std::io::Result<(String, Vec<u8>)> {
+        if held::count(&data_dir, &list)? >= held::MAX_HELD {
+            return Err(std::io::Error::other(format!(
+                "{} posts already held: the post waits in the queue",
+                held::MAX_HELD
+            )));
+        }
         let id = held::store(&data_dir, &list, &src, &meta)?;
         // One byte more than attached tells whether it was cut.
         let start = held::read_at(&src, 0, MAX_ATTACH + 1)?;
@@ -138,7 +145,17 @@ pub async fn hold(
             {id} can only expire (add one with `moat list add {} ADDRESS --moderator`)",
             req.list, req.list);
     } else {
-        let request = compose_request(ctx, req, info, &id, head, &start, size, now);
+        let request = compose_request(
+            req,
+            &id,
+            head,
+            &start,
+            size,
+            now,
+            &ctx.hostname,
+            ctx.policy.held_expiry_secs,
+            info.owner.is_some(),
+        );
         let (local, domain) = req.list_parts();
         let sender = format!("{local}-return@{domain}");
         for batch in moderators.chunks(MAX_RECIPIENTS) {
@@ -218,14 +235,15 @@ async fn notify_poster(ctx: &Ctx, req: &Request, head: &[u8], now: u64) {
 /// our own part; the attached post is as it came.
 #[allow(clippy::too_many_arguments)]
 fn compose_request(
-    ctx: &Ctx,
     req: &Request,
-    info: &ListInfo,
     id: &str,
     head: &[u8],
     start: &[u8],
     size: u64,
     now: u64,
+    hostname: &str,
+    expiry_secs: u64,
+    has_owner: bool,
 ) -> Vec<u8> {
     let (local, domain) = req.list_parts();
     let accept = format!("{local}-accept-{id}@{domain}");
@@ -249,7 +267,7 @@ fn compose_request(
         }
         boundary = format!("moat-{}", held::new_id().unwrap_or_else(|_| id.repeat(2)));
     }
-    let days = ctx.policy.held_expiry_secs.div_ceil(86_400);
+    let days = expiry_secs.div_ceil(86_400);
     let mut text = format!(
         "A post to the moderated list <{list}> waits for your decision.\n\
          \n\
@@ -274,7 +292,7 @@ fn compose_request(
             MAX_ATTACH / 1024
         ));
     }
-    if info.owner.is_none() {
+    if !has_owner {
         text.push_str(&format!(
             "\nMail to <{local}-owner@{domain}> reaches the moderators.\n"
         ));
@@ -289,10 +307,7 @@ fn compose_request(
     line(&format!("Reply-To: {accept}"));
     line(&format!("Subject: moderate: {subject}"));
     line(&format!("Date: {}", date::rfc5322(now)));
-    line(&format!(
-        "Message-ID: <{now}.{id}.moderate@{}>",
-        ctx.hostname
-    ));
+    line(&format!("Message-ID: <{now}.{id}.moderate@{hostname}>"));
     line("Auto-Submitted: auto-generated");
     line(&format!("List-Id: <{local}.{domain}>"));
     line("MIME-Version: 1.0");
@@ -507,6 +522,79 @@ mod tests {
         assert!(Busy::take("ops@x.test", "0123456789abcdef").is_some());
         drop(a);
         assert!(Busy::take("dev@x.test", "0123456789abcdef").is_some());
+    }
+
+    fn request(body: &[u8]) -> String {
+        let req = Request {
+            queue_id: "q1".into(),
+            list: "dev@x.test".into(),
+            extension: String::new(),
+            sender: "carol@y.test".into(),
+        };
+        let head = b"Subject: hello\r\n";
+        let mut start = head.to_vec();
+        start.extend_from_slice(b"\r\n");
+        start.extend_from_slice(body);
+        let size = start.len() as u64;
+        start.truncate(MAX_ATTACH + 1);
+        let m = compose_request(
+            &req,
+            "0123456789abcdef",
+            head,
+            &start,
+            size,
+            0,
+            "mx.x.test",
+            5 * 86_400,
+            false,
+        );
+        String::from_utf8(m).expect("utf8")
+    }
+
+    #[test]
+    fn moderation_request() {
+        let m = request(b"--moat-0123456789abcdef\r\nshort body\r\n");
+        assert!(
+            m.contains("\r\nReply-To: dev-accept-0123456789abcdef@x.test\r\n"),
+            "{m}"
+        );
+        assert!(m.contains("\r\nSubject: moderate: hello\r\n"), "{m}");
+        assert!(m.contains("<dev-reject-0123456789abcdef@x.test>"), "{m}");
+        assert!(m.contains("dropped after 5 day(s)"), "{m}");
+        assert!(
+            m.contains("<dev-owner@x.test> reaches the moderators"),
+            "{m}"
+        );
+        assert!(m.contains("Content-Type: message/rfc822\r\n"), "{m}");
+        assert!(m.contains("short body\r\n"), "{m}");
+        assert!(!m.contains("only its first"), "{m}");
+        // The post holds the first boundary tried: another is used.
+        let boundary = m
+            .split("boundary=\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .expect("boundary");
+        assert_ne!(boundary, "moat-0123456789abcdef");
+        assert!(m.ends_with(&format!("--{boundary}--\r\n")), "{m}");
+
+        // 200,000 bytes of 100-byte lines: cut at a line end within 64 KiB, and said so.
+        let line = format!("{}\r\n", "x".repeat(98));
+        let big = line.repeat(2000);
+        let m = request(big.as_bytes());
+        assert!(
+            m.contains("The post is 200018 bytes: only its first 64 KiB"),
+            "{}",
+            &m[..2000]
+        );
+        assert!(m.len() < MAX_ATTACH + 4096, "{}", m.len());
+        let attached = m
+            .split("Content-Transfer-Encoding: 8bit\r\n\r\n")
+            .nth(2)
+            .expect("part");
+        assert!(attached.starts_with("Subject: hello\r\n\r\nxxx"));
+        // Cut at a line end: the last line before the closing boundary is whole.
+        let (before_close, _) = attached.rsplit_once("\r\n--").expect("boundary");
+        assert!(before_close.ends_with(&format!("\n{}", "x".repeat(98))));
     }
 
     #[test]

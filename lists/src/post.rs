@@ -119,7 +119,8 @@ pub async fn send_post(
         Ok(m) => m,
         Err(verdict) => return verdict,
     };
-    if members.is_empty() {
+    // Without members a post is still numbered and archived when the archive or digests need it.
+    if members.is_empty() && !info.archive && !info.digest {
         info!(id = qid; "list=<{}> post from=<{}>: no members: nothing to send", req.list,
             req.sender);
         return Status::Ok("no members".into());
@@ -142,6 +143,12 @@ pub async fn send_post(
             "5.3.3 the list has more members than one post can reach ({MAX_BULK_RECIPIENTS})"
         ));
     }
+    if members.is_empty() {
+        info!(id = qid; "list=<{}> post {number} from=<{}>: no members: archived only",
+            req.list, req.sender);
+        archive::store(ctx, req, info, number, &new_head, file, &body).await;
+        return Status::Ok(format!("post {number} archived (no members)"));
+    }
     // One queued copy for every member: the queue fans it out and makes each VERP sender.
     let id = match inject(ctx, &new_head, file, &body, &sender, &members, one_click).await {
         Ok(Status::Ok(id)) => id,
@@ -156,7 +163,7 @@ pub async fn send_post(
     };
     info!(id = qid; "list=<{}> post {number} from=<{}> to {} member(s) as {id}", req.list,
         req.sender, members.len());
-    archive::store(ctx, req, info, number, &new_head, file, body_at).await;
+    archive::store(ctx, req, info, number, &new_head, file, &body).await;
     Status::Ok(format!("post {number} sent to {} member(s)", members.len()))
 }
 

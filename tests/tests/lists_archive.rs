@@ -15,7 +15,21 @@ fn stack() -> Stack {
         s.add_user(&format!("{user}@example.test"), &format!("{user}-secret"));
     }
     s.admin(&["list", "create", LIST, "--archive", "--digest"], "");
-    s.admin(&["list", "set", LIST, "--subject-prefix", "[dev]"], "");
+    let footer = s.data.join("footer.txt");
+    std::fs::write(&footer, "-- \nthe dev list footer\n").expect("footer");
+    let footer = footer.display().to_string();
+    s.admin(
+        &[
+            "list",
+            "set",
+            LIST,
+            "--subject-prefix",
+            "[dev]",
+            "--footer-file",
+            &footer,
+        ],
+        "",
+    );
     s.admin(&["list", "add", LIST, "alice@example.test"], "");
     s.admin(&["list", "add", LIST, "bob@example.test", "--digest"], "");
     s
@@ -123,6 +137,8 @@ fn archive_get_index_and_digest() {
         .unwrap_or_else(|e| panic!("post 1 not archived: {e}\n{}", s.log()));
     assert!(stored.contains("Subject: [dev] topic 1"), "{stored}");
     assert!(stored.contains("List-Id: <dev.example.test>"), "{stored}");
+    // As distributed: with the footer.
+    assert!(stored.contains("the dev list footer"), "{stored}");
     assert!(archive.join("new").is_dir() && archive.join("tmp").is_dir());
 
     // get.1: the first post, as a digest with one message part.
@@ -148,7 +164,7 @@ fn archive_get_index_and_digest() {
         ]
     );
 
-    // get.4_9: posts 4 and 5, and the text says 6 to 9 are not there.
+    // get.4_9: posts 4 and 5, and the text says 5 is the newest.
     send(
         &s,
         "alice@example.test",
@@ -159,7 +175,10 @@ fn archive_get_index_and_digest() {
     let answer = find(&got, "Subject: dev archive: posts 4 to 9").unwrap_or_else(|| {
         panic!("no get answer:\n{}", s.log());
     });
-    assert!(answer.contains("     6  (not in the archive)"), "{answer}");
+    assert!(
+        answer.contains("The newest post of the list is number 5."),
+        "{answer}"
+    );
     let parts = mime_parts(&s, "alice@example.test", "dev archive: posts 4 to 9");
     assert_eq!(
         parts[2..],
@@ -252,4 +271,58 @@ fn archive_get_index_and_digest() {
     let main = s.admin(&["list", "members", LIST, "--kind", "member"], "");
     assert!(!main.contains("carol@example.test"), "{main}");
     assert!(s.messages("dave@example.test").is_empty(), "{}", s.log());
+
+    // On a members-only list the archive is for members: dave (on no roster) is refused,
+    // carol (digest roster) gets the post.
+    s.admin(&["list", "set", LIST, "--members-only", "true"], "");
+    for who in ["dave", "carol"] {
+        send(
+            &s,
+            &format!("{who}@example.test"),
+            "dev-get.2@example.test",
+            &format!("From: {who}@example.test\r\nSubject: get\r\n"),
+        );
+    }
+    let dave = s.wait_messages("dave@example.test", 1);
+    assert!(
+        dave[0].contains("Only members may read the archive"),
+        "{}",
+        dave[0]
+    );
+    assert!(!dave[0].contains("multipart/digest"), "{}", dave[0]);
+    let carol = s.wait_messages("carol@example.test", 3);
+    assert!(
+        find(&carol, "Subject: dev archive: post 2").is_some(),
+        "{}",
+        s.log()
+    );
+
+    // A list whose only reader takes the digest: posts are numbered, archived, digested.
+    s.admin(&["list", "create", "solo@example.test", "--digest"], "");
+    s.admin(
+        &[
+            "list",
+            "add",
+            "solo@example.test",
+            "dave@example.test",
+            "--digest",
+        ],
+        "",
+    );
+    for i in 1..=5 {
+        send(
+            &s,
+            "alice@example.test",
+            "solo@example.test",
+            &format!("From: alice@example.test\r\nSubject: solo {i}\r\n"),
+        );
+        s.wait_log(&format!(
+            "list=<solo@example.test> post {i} from=<alice@example.test>: no members: archived only"
+        ));
+    }
+    s.wait_messages("dave@example.test", 2);
+    let parts = mime_parts(&s, "dave@example.test", "solo digest 1");
+    let mut want = vec!["multipart/digest".to_string(), "text/plain".to_string()];
+    want.extend((1..=5).map(|i| format!("message/rfc822 solo {i}")));
+    assert_eq!(parts, want, "{}", s.log());
 }

@@ -11,6 +11,10 @@
 //! time: the expiry (the message bounces then) and a delay notice still to come
 //! (`delay_notice.rs`, sent after the attempt that finds the message old enough).
 //!
+//! Scale (a list post: up to 100,000 recipients in one envelope): at most `SPAWN_AHEAD` delivery
+//! tasks of an attempt exist at once, remote groups are made in one pass (`by_domain`), and each
+//! result appends one done line, so an attempt is linear in its recipients.
+//!
 //! VERP (`verp.rs`): every recipient of such a message gets its own sender, so its remote groups
 //! hold one recipient each, moat-local gets that sender too (its Return-Path), and each failed
 //! recipient bounces on its own to its VERP address (a `B <id> <index>` line per bounce).
@@ -58,6 +62,10 @@ enum Verdict {
     Remote,
 }
 
+/// Delivery tasks of one attempt alive at once (at least twice `max_deliveries`): enough to keep
+/// every permit busy, few enough that a list post's recipients are not all tasks at once.
+const SPAWN_AHEAD: usize = 256;
+
 /// The deferral text when no moat-remote is configured.
 pub const NO_REMOTE: &str = "remote delivery is not available";
 
@@ -99,8 +107,36 @@ async fn try_attempt(
     let attempts = retry.map_or(0, |r| r.attempts) + 1;
     let env = Arc::new(env);
     let mut marks = done.marks.clone();
+    // At most `ahead` tasks exist at once (they wait for the shared permits): a list post's
+    // tens of thousands of recipients are not as many tasks in memory.
+    let ahead = SPAWN_AHEAD.max(2 * ctx.settings.max_deliveries);
+    let pending: Vec<usize> = (0..env.recipients.len())
+        .filter(|i| !marks.contains_key(i))
+        .collect();
     let mut tasks = JoinSet::new();
-    for index in (0..env.recipients.len()).filter(|i| !marks.contains_key(i)) {
+    let mut deferred = Vec::new();
+    let mut remote: Vec<usize> = Vec::new();
+    let mut sort = |joined: Result<(usize, Verdict), tokio::task::JoinError>| match joined {
+        Ok((index, Verdict::Done(mark))) => {
+            marks.insert(index, mark);
+            Ok(())
+        }
+        Ok((index, Verdict::Deferred(text))) => {
+            deferred.push((index, text));
+            Ok(())
+        }
+        Ok((index, Verdict::Remote)) => {
+            remote.push(index);
+            Ok(())
+        }
+        Err(e) => Err(std::io::Error::other(format!("delivery task failed: {e}"))),
+    };
+    for index in pending {
+        if tasks.len() >= ahead
+            && let Some(joined) = tasks.join_next().await
+        {
+            sort(joined)?;
+        }
         let (ctx, env, permits, id) = (
             Arc::clone(ctx),
             Arc::clone(&env),
@@ -112,33 +148,13 @@ async fn try_attempt(
             (index, verdict)
         });
     }
-    let mut deferred = Vec::new();
-    let mut remote: Vec<usize> = Vec::new();
     while let Some(joined) = tasks.join_next().await {
-        match joined {
-            Ok((index, Verdict::Done(mark))) => {
-                marks.insert(index, mark);
-            }
-            Ok((index, Verdict::Deferred(text))) => deferred.push((index, text)),
-            Ok((index, Verdict::Remote)) => remote.push(index),
-            Err(e) => return Err(std::io::Error::other(format!("delivery task failed: {e}"))),
-        }
+        sort(joined)?;
     }
     if !remote.is_empty() {
         remote.sort_unstable();
         let mut groups = JoinSet::new();
-        for indices in by_domain(&env, &remote) {
-            let (ctx, env, permits, id) = (
-                Arc::clone(ctx),
-                Arc::clone(&env),
-                Arc::clone(&permits),
-                id.to_string(),
-            );
-            groups.spawn(async move {
-                deliver_remote(&ctx, &id, &env, indices, attempts, permits).await
-            });
-        }
-        while let Some(joined) = groups.join_next().await {
+        let mut sort = |joined: Result<Vec<(usize, Verdict)>, tokio::task::JoinError>| {
             let results =
                 joined.map_err(|e| std::io::Error::other(format!("delivery task failed: {e}")))?;
             for (index, verdict) in results {
@@ -150,6 +166,26 @@ async fn try_attempt(
                     Verdict::Remote => deferred.push((index, NO_REMOTE.into())),
                 }
             }
+            Ok::<(), std::io::Error>(())
+        };
+        for indices in by_domain(&env, &remote) {
+            if groups.len() >= ahead
+                && let Some(joined) = groups.join_next().await
+            {
+                sort(joined)?;
+            }
+            let (ctx, env, permits, id) = (
+                Arc::clone(ctx),
+                Arc::clone(&env),
+                Arc::clone(&permits),
+                id.to_string(),
+            );
+            groups.spawn(async move {
+                deliver_remote(&ctx, &id, &env, indices, attempts, permits).await
+            });
+        }
+        while let Some(joined) = groups.join_next().await {
+            sort(joined)?;
         }
     }
     let now = date::now();
@@ -515,4 +551,59 @@ async fn queue_bounce(
     info!(id = &bid; "from=<> size={size} nrcpt=1 origin=bounce client=bounce of {id}");
     info!(id = id; "bounce {bid} queued to <{to}> for {count} recipient(s)");
     Ok(bid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use moat_common::client::queue::Origin;
+
+    fn envelope(recipients: Vec<String>, verp: bool) -> Envelope {
+        Envelope {
+            arrival: 1,
+            origin: Origin::Forward,
+            uid: 1,
+            size: 1,
+            client: String::new(),
+            sender: "list-return-1@lists.test".into(),
+            recipients,
+            dsn: Default::default(),
+            smtputf8: false,
+            verp,
+            one_click: None,
+        }
+    }
+
+    #[test]
+    fn remote_groups_per_domain_in_order_bounded_and_linear() {
+        // 20,000 recipients at 5,000 domains (4 each) and 300 at one domain.
+        let mut rcpts: Vec<String> = (0..20_000)
+            .map(|i| format!("m{i}@d{}.test", i % 5000))
+            .collect();
+        rcpts.extend((0..300).map(|i| format!("m{i}@BIG.test")));
+        let all: Vec<usize> = (0..rcpts.len()).collect();
+        let env = envelope(rcpts, false);
+        let started = std::time::Instant::now();
+        let groups = by_domain(&env, &all);
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+        assert_eq!(groups.len(), 5000 + 3);
+        assert!(groups.iter().all(|g| g.len() <= MAX_RECIPIENTS));
+        for g in &groups {
+            let domain = domain_of(&env.recipients[g[0]]);
+            assert!(g.iter().all(|i| domain_of(&env.recipients[*i]) == domain));
+            assert!(g.windows(2).all(|w| w[0] < w[1]), "envelope order");
+        }
+        let mut seen: Vec<usize> = groups.concat();
+        seen.sort_unstable();
+        assert_eq!(seen, all, "every recipient once");
+        let big: Vec<usize> = groups
+            .iter()
+            .filter(|g| domain_of(&env.recipients[g[0]]) == "big.test")
+            .map(Vec::len)
+            .collect();
+        assert_eq!(big, vec![100, 100, 100]);
+        // VERP: one sender per transaction, so one recipient per group.
+        let verp = envelope(env.recipients.clone(), true);
+        assert!(by_domain(&verp, &all).iter().all(|g| g.len() == 1));
+    }
 }
