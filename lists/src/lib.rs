@@ -28,8 +28,8 @@
 //! | `web.rs` | the RFC 8058 one-click unsubscribe endpoint (HTTPS); `web/http.rs` its bounded HTTP/1.1 |
 //!
 //! The lists' data comes from moat-auth (`moat_common::client::list_store`): moat-lists opens
-//! no store. The archive and digests are the next
-//! slice; until then mail for them is answered `Z` and waits in the queue.
+//! no store. Its own files (held posts, archives, digest state) live in `[paths] lists`, a
+//! folder only moat-lists can read. An extension that is no command is answered `Z`.
 
 pub mod archive;
 pub mod bounce;

@@ -38,9 +38,10 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Requests served at once; the rest wait in the listen backlog.
 const MAX_CONNECTIONS: usize = 32;
 
-/// The `Z` text for commands this slice does not handle yet (bounces, moderation, digests,
-/// the archive): the queue keeps the mail.
-pub const NOT_YET: &str = "4.3.0 list command not handled yet";
+/// The `Z` text for an extension moat-auth took as a list command and this moat-lists does not
+/// know (two versions of the grammar during an upgrade): the queue keeps the mail until a
+/// moat-lists that knows it runs.
+pub const NOT_YET: &str = "4.3.0 list command not known to this moat-lists";
 
 pub struct Daemon {
     ctx: Ctx,

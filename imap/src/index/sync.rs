@@ -61,7 +61,7 @@ const STABLE_AFTER_FINE: Duration = Duration::from_millis(100);
 /// Whether a stamp taken at `now_ns` may be trusted later (see `STABLE_AFTER`). An mtime on an
 /// exact second is taken as coming from a whole-second file system: it waits the long time.
 fn stable(stamp: &Stamp, now_ns: u64) -> bool {
-    let quiet = if stamp.mtime_ns % 1_000_000_000 == 0 {
+    let quiet = if stamp.mtime_ns.is_multiple_of(1_000_000_000) {
         STABLE_AFTER
     } else {
         STABLE_AFTER_FINE
