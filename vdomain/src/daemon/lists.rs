@@ -125,18 +125,14 @@ async fn answer(store: &Store, req: &Record) -> Result<Vec<String>, Status> {
             ]
         }
         b'M' => {
-            let offset: usize = text(1)?
+            let offset: u64 = text(1)?
                 .parse()
                 .map_err(|_| malformed("offset is not a number".into()))?;
-            let all = store
-                .list_members(&list, Some(kind))
+            let page = store
+                .list_members_page(&list, kind, offset, PAGE as u32)
                 .await
                 .map_err(|e| failed(&list, e))?;
-            all.into_iter()
-                .skip(offset)
-                .take(PAGE)
-                .map(|m| m.address)
-                .collect()
+            page.into_iter().map(|m| m.address).collect()
         }
         b'I' => {
             let yes = store

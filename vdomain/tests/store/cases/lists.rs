@@ -265,6 +265,23 @@ pub async fn list_members(ctx: Ctx) {
         .await
         .expect("mods");
     assert_eq!(mods.len(), 1);
+    // Pages of one roster, in the same order, ending short.
+    let mut pages = Vec::new();
+    for (offset, limit) in [(0, 1), (1, 5), (2, 5)] {
+        let page = s
+            .list_members_page(&dev, MemberKind::Member, offset, limit)
+            .await
+            .expect("page");
+        pages.push(page.into_iter().map(|m| m.address).collect::<Vec<_>>());
+    }
+    assert_eq!(
+        pages,
+        [
+            vec!["Bob.Smith@xn--bcher-kva.example".to_string()],
+            vec!["zed@remote.example".to_string()],
+            vec![],
+        ]
+    );
     assert_eq!(s.get_list(&dev).await.expect("counts").members, 2);
 
     assert!(
