@@ -22,8 +22,10 @@ use crate::cookie::{self, Action};
 use crate::reply::Reply;
 use crate::request::{Request, check_address};
 
-/// The longest local part a confirmation address may have (RFC 5321).
-const MAX_LOCAL: usize = 64;
+/// The longest confirmation address: RFC 5321's path of 256 octets less the angle brackets.
+/// Its local part may pass RFC 5321's 64 octets: moat-auth resolves list command addresses
+/// (`sc.`, `uc.`, `return-`) up to 255 (docs/LISTS.md, "Length"), as receivers should.
+const MAX_CONFIRM_ADDRESS: usize = 254;
 
 fn word(action: Action) -> &'static str {
     match action {
@@ -80,9 +82,9 @@ async fn request_for(
         action.tag(),
         encode_address(&address)
     );
-    if confirm_local.len() > MAX_LOCAL {
+    if confirm_local.len() + 1 + domain.len() > MAX_CONFIRM_ADDRESS {
         info!(id = qid; "list=<{}> {what} from=<{address}>: not confirmable: the confirmation \
-            address would be longer than {MAX_LOCAL} octets", req.list);
+            address would be longer than {MAX_CONFIRM_ADDRESS} octets", req.list);
         return Status::Ok("address too long to confirm".into());
     }
     // The digest roster has its own hourly allowance.
