@@ -44,6 +44,12 @@ const MAX_FROM: usize = 100;
 const MAX_SUBJECT: usize = 200;
 /// How many names of `cur/` are looked at for a post renamed by a mail client.
 const MAX_SCAN: usize = 100_000;
+/// The most directory entries one `get` looks at in all when posts are not under their
+/// expected name (`open_post`'s fallback), however many numbers it asks for.
+pub const SCAN_BUDGET: usize = 20_000;
+/// The most archive answers (`get`, `index`, and their refusals) one sender gets from one list
+/// per `throttle::WINDOW_SECS`: a forged sender cannot make the list mail an address without end.
+pub const MAX_ANSWERS: u32 = 5;
 
 /// `<data_dir>/<list>/`, or `None` for a list address that is no safe file name.
 pub fn list_dir(ctx: &Ctx, list: &str) -> Option<PathBuf> {
@@ -108,7 +114,7 @@ pub async fn store(
         }
     }
     if info.digest {
-        digest::after_post(ctx, &req.list, qid).await;
+        digest::wake(&req.list, qid);
     }
 }
 
@@ -253,7 +259,9 @@ fn read_index_tail(path: &Path, max: usize) -> io::Result<Vec<IndexLine>> {
 
 /// Opens archived post `n` of the archive at `archive`: by its name, else (a mail client changed
 /// its flags) the first `cur/` or `new/` name that starts with `<n>.post:`. `None` when absent.
-pub fn open_post(archive: &Path, n: u64) -> io::Result<Option<File>> {
+/// The fallback scan looks at no more than `budget` entries, and takes what it looked at from
+/// it; with the budget spent a post not under its name is taken as absent.
+pub fn open_post(archive: &Path, n: u64, budget: &mut usize) -> io::Result<Option<File>> {
     match File::open(archive.join("cur").join(post_name(n))) {
         Ok(f) => return Ok(Some(f)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -267,6 +275,10 @@ pub fn open_post(archive: &Path, n: u64) -> io::Result<Option<File>> {
             Err(e) => return Err(e),
         };
         for entry in entries.take(MAX_SCAN) {
+            if *budget == 0 {
+                return Ok(None);
+            }
+            *budget -= 1;
             let entry = entry?;
             if entry.file_name().to_string_lossy().starts_with(&prefix) {
                 let f = File::open(entry.path())?;
@@ -311,6 +323,21 @@ async fn notice(ctx: &Ctx, req: &Request, what: &str, subject: &str, body: &str)
     context::queued(req, what, &req.sender, reply.send(&ctx.queue_socket).await)
 }
 
+/// The throttle key of archive answers for the request's list (its own, so it never uses up a
+/// confirmation's hour).
+fn answers_key(req: &Request) -> String {
+    format!("archive {}", req.list)
+}
+
+/// An answer that was not queued gives its use of the hourly allowance back, so the queue's
+/// retry is answered.
+fn give_back(ctx: &Ctx, req: &Request, status: Status) -> Status {
+    if !matches!(status, Status::Ok(_)) {
+        ctx.throttle.undo(&answers_key(req), &req.sender);
+    }
+    status
+}
+
 /// The checks `get` and `index` share: the screen, the list, archive on, the reader allowed.
 /// `Ok(info)` to go on; `Err(verdict)` when answered already.
 async fn open_for_reading(
@@ -322,6 +349,27 @@ async fn open_for_reading(
     let qid = req.queue_id.as_str();
     context::screen(req, what, file).await?;
     let info = ctx.list(req).await?;
+    if !ctx
+        .throttle
+        .allow_up_to(&answers_key(req), &req.sender, date::now(), MAX_ANSWERS)
+    {
+        info!(id = qid; "list=<{}> {what} from=<{}>: not answered ({MAX_ANSWERS} archive \
+            answers already sent within the hour)", req.list, req.sender);
+        return Err(Status::Ok("archive answers used up for the hour".into()));
+    }
+    readable(ctx, req, info, what)
+        .await
+        .map_err(|verdict| give_back(ctx, req, verdict))
+}
+
+/// Archive on and the reader allowed: `Ok(info)`, else the answer (a notice) already sent.
+async fn readable(
+    ctx: &Ctx,
+    req: &Request,
+    info: ListInfo,
+    what: &str,
+) -> Result<ListInfo, Status> {
+    let qid = req.queue_id.as_str();
     let subject = format!("{what} for {}", req.list);
     if !info.archive {
         info!(id = qid; "list=<{}> {what} from=<{}>: the list keeps no archive", req.list,
@@ -344,11 +392,22 @@ async fn open_for_reading(
 /// `list-get.N@` / `list-get.N_M@`: posts N..=M (at most `MAX_GET`, at most
 /// `digest::MAX_BUNDLE_BYTES` of them) as one multipart/digest to the sender.
 pub async fn get(ctx: &Ctx, req: &Request, file: Arc<File>, from: u64, to: Option<u64>) -> Status {
-    let qid = req.queue_id.as_str();
     let info = match open_for_reading(ctx, req, file, "get").await {
         Ok(info) => info,
         Err(verdict) => return verdict,
     };
+    give_back(ctx, req, get_answer(ctx, req, &info, from, to).await)
+}
+
+/// `get` once its checks passed.
+async fn get_answer(
+    ctx: &Ctx,
+    req: &Request,
+    info: &ListInfo,
+    from: u64,
+    to: Option<u64>,
+) -> Status {
+    let qid = req.queue_id.as_str();
     let Some(archive) = archive_dir(ctx, &req.list) else {
         return Status::Ok("no archive folder".into());
     };
@@ -422,10 +481,15 @@ pub async fn get(ctx: &Ctx, req: &Request, file: Arc<File>, from: u64, to: Optio
 
 /// `list-index@`: the newest `INDEX_LINES` lines of the index, to the sender.
 pub async fn index(ctx: &Ctx, req: &Request, file: Arc<File>) -> Status {
-    let qid = req.queue_id.as_str();
     if let Err(verdict) = open_for_reading(ctx, req, file, "index").await {
         return verdict;
     }
+    give_back(ctx, req, index_answer(ctx, req).await)
+}
+
+/// `index` once its checks passed.
+async fn index_answer(ctx: &Ctx, req: &Request) -> Status {
+    let qid = req.queue_id.as_str();
     let Some(dir) = list_dir(ctx, &req.list) else {
         return Status::Ok("no archive folder".into());
     };
@@ -504,15 +568,23 @@ mod tests {
         assert_eq!(stored, b"Subject: [l] hi\r\n\r\nbody\r\n--\r\nfooter\r\n");
         assert_eq!(size, stored.len() as u64);
         assert!(archive.join("new").is_dir() && archive.join("tmp").is_dir());
-        assert!(open_post(&archive, 7).expect("open").is_some());
-        assert!(open_post(&archive, 8).expect("open").is_none());
+        let mut budget = SCAN_BUDGET;
+        assert!(open_post(&archive, 7, &mut budget).expect("open").is_some());
+        // Found by its name: nothing scanned.
+        assert_eq!(budget, SCAN_BUDGET);
+        assert!(open_post(&archive, 8, &mut budget).expect("open").is_none());
         // A mail client marked it answered: still found.
         fs::rename(
             archive.join("cur").join(post_name(7)),
             archive.join("cur").join("0000000007.post:2,RS"),
         )
         .expect("rename");
-        assert!(open_post(&archive, 7).expect("open").is_some());
+        let mut budget = SCAN_BUDGET;
+        assert!(open_post(&archive, 7, &mut budget).expect("open").is_some());
+        assert!(budget < SCAN_BUDGET);
+        // With the budget spent, a post not under its name is not looked for.
+        let mut spent = 0;
+        assert!(open_post(&archive, 7, &mut spent).expect("open").is_none());
         let index = dir.path().join("index");
         for n in 1..=150 {
             append_index(&index, &index_line(n, n, b"Subject: s\r\n")).expect("append");

@@ -2,17 +2,23 @@
 //! sender `list-return-N@` and the VERP flag, so a member's bounce comes back to
 //! `list-return-N-user=host@`; digests likewise from `list-return-dN@` (`digest.rs`), their
 //! bounces counting against the digest roster; a probe goes from
-//! `list-return-probe-user=host@` (`probe.rs`).
+//! `list-return-probe-COOKIE-user=host@` (`probe.rs`).
 //!
 //! - A bounce is a DSN (`multipart/report; report-type=delivery-status`) with a per-recipient
-//!   `Action: failed`, or, from the null sender, any message that is no DSN (qmail and other
-//!   old-style bounces). A DSN that fails nobody (`delayed`, `delivered`) is no bounce, and
-//!   neither is mail from a real sender that is no DSN (vacation replies go to Return-Path too).
+//!   `Action: failed`, or, from the null sender, a message that is no DSN (qmail and other
+//!   old-style bounces) unless it is marked automatic (`Auto-Submitted` other than `no`,
+//!   `Precedence: bulk/junk/list`: RFC 3834 responders may use the null sender) without looking
+//!   like a bounce (qmail-send's text, `X-Failed-Recipients`, a failure Subject). A DSN that
+//!   fails nobody (`delayed`, `delivered`) is no bounce, and neither is mail from a real sender
+//!   that is no DSN (vacation replies go to Return-Path too).
+//! - A bounce of post N (digest N) counts only when N is a post (digest) we sent: 1 up to the
+//!   list's newest; others are refused (logged, `K`).
 //! - A regular bounce is counted (`record_bounce`). Bounces older than the window are forgotten
 //!   first, and so is an outstanding probe older than the window that never bounced (the member
 //!   was reachable). At `bounce_threshold` with no probe outstanding, a probe goes.
-//! - A probe's bounce removes the member, if a probe is outstanding (a forged bounce alone
-//!   removes nobody: the probe has to have gone, which takes real bounces).
+//! - A probe's bounce removes the member only when its cookie is ours for that address, a probe
+//!   is outstanding, and both went within `bounce_window_secs`: the cookie is known only to
+//!   who got the probe, so forged bounces remove nobody.
 //!
 //! Everything is answered `K` (a `D` would bounce a bounce: a loop), except `Z` when the store
 //! or the queue cannot be reached (the queue retries; a retried bounce may be counted twice,
@@ -31,7 +37,7 @@ use moat_common::{date, info, warn};
 
 use crate::context::{Ctx, STORE_DOWN};
 use crate::header;
-use crate::probe::Probe;
+use crate::probe::{self, Probe};
 use crate::request::{Request, check_address};
 
 /// The most of a message read to classify it.
@@ -44,8 +50,8 @@ pub enum Rest {
     Post { number: u64, address: String },
     /// `dN-user=host`: digest N to digest subscriber `user@host` bounced.
     Digest { number: u64, address: String },
-    /// `probe-user=host`: the probe to `user@host` bounced.
-    Probe { address: String },
+    /// `probe-COOKIE-user=host`: the probe to `user@host` bounced (if the cookie is ours).
+    Probe { cookie: String, address: String },
     /// "" (replies of ours: help, confirmations) or anything else.
     Other,
 }
@@ -59,8 +65,21 @@ pub fn parse_rest(rest: &str) -> Rest {
             .then_some(address)
             .filter(|a| check_address(a).is_ok())
     };
-    if let Some(encoded) = rest.strip_prefix("probe-") {
-        return decode(encoded).map_or(Rest::Other, |address| Rest::Probe { address });
+    if let Some(tail) = rest.strip_prefix("probe-") {
+        let cookie = tail.get(..probe::COOKIE_LEN).filter(|c| {
+            c.bytes()
+                .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase())
+        });
+        let encoded = tail
+            .get(probe::COOKIE_LEN..)
+            .and_then(|t| t.strip_prefix('-'));
+        return match (cookie, encoded.and_then(decode)) {
+            (Some(cookie), Some(address)) => Rest::Probe {
+                cookie: cookie.to_string(),
+                address,
+            },
+            _ => Rest::Other,
+        };
     }
     let Some((n, encoded)) = rest.split_once('-') else {
         return Rest::Other;
@@ -126,6 +145,65 @@ pub fn classify(message: &[u8]) -> Report {
         }
     }
     Report::NotFailed
+}
+
+/// Whether a message that is no DSN, from the null sender, is a bounce: `Err(why not)` for an
+/// automatic message (an RFC 3834 auto-reply) that does not look like a bounce.
+pub fn plain_is_bounce(message: &[u8]) -> Result<(), String> {
+    let (head, body) = split_header(message);
+    if looks_like_bounce(head, body) {
+        return Ok(());
+    }
+    match header::automatic(head) {
+        Some(why) => Err(format!("an automatic message ({why}), no delivery report")),
+        None => Ok(()),
+    }
+}
+
+/// What old-style bounces say: qmail-send's text, Exim's `X-Failed-Recipients`, the usual
+/// Subjects of MTAs' failure notices.
+fn looks_like_bounce(head: &[u8], body: &[u8]) -> bool {
+    const SUBJECTS: [&str; 6] = [
+        "failure notice",
+        "undelivered mail",
+        "delivery status notification (failure)",
+        "mail delivery failed",
+        "undeliverable",
+        "returned mail",
+    ];
+    let qmail = b"Hi. This is the qmail-send program";
+    let body = &body[..body.len().min(4096)];
+    !header::values(head, "X-Failed-Recipients").is_empty()
+        || body.windows(qmail.len()).any(|w| w == qmail)
+        || header::values(head, "Subject").iter().any(|s| {
+            let s = s.to_ascii_lowercase();
+            SUBJECTS.iter().any(|f| s.contains(f))
+        })
+}
+
+/// Whether a probe's bounce removes the member: the probe (`issued`, from its cookie) and the
+/// outstanding probe on record both went within `window` seconds of `now`.
+pub fn probe_counts(
+    state: Option<&BounceState>,
+    issued: u64,
+    now: u64,
+    window: u64,
+) -> Result<(), &'static str> {
+    if now.saturating_sub(issued) > window {
+        return Err("the probe is older than the bounce window");
+    }
+    match state.and_then(|s| s.probe_sent_at) {
+        None => Err("no probe outstanding"),
+        Some(sent) if now.saturating_sub(sent) > window => {
+            Err("the outstanding probe is older than the bounce window")
+        }
+        Some(_) => Ok(()),
+    }
+}
+
+/// Whether post (digest) `number` is one we sent, `next` being the list's next number.
+pub fn sent_number(number: u64, next: u64) -> bool {
+    number >= 1 && number < next
 }
 
 /// The header (lines up to the first empty one) and the body after it; all header when there
@@ -291,26 +369,37 @@ pub async fn handle(ctx: &Ctx, req: &Request, file: Arc<File>, rest: &str) -> St
             return Status::Temporary("4.3.0 internal error".into());
         }
     };
-    let report = classify(&message);
-    let bounce = match report {
-        Report::Failed => true,
-        Report::NotFailed => false,
-        Report::Plain => req.sender.is_empty(),
+    let not_bounce = match classify(&message) {
+        Report::Failed => None,
+        Report::NotFailed => Some("a delivery report that fails nobody".to_string()),
+        Report::Plain if req.sender.is_empty() => plain_is_bounce(&message).err(),
+        Report::Plain => Some("not a delivery report, and not from the null sender".to_string()),
     };
-    if !bounce {
-        let why = match report {
-            Report::NotFailed => "a delivery report that fails nobody",
-            _ => "not a delivery report, and not from the null sender",
-        };
+    if let Some(why) = not_bounce {
         info!(id = qid; "list=<{}> return-{rest} from=<{}>: not a bounce ({why}): ignored",
             req.list, req.sender);
         return Status::Ok("not a bounce".into());
+    }
+    let info = match answer(req, "list settings", ctx.store.get(&req.list).await) {
+        Ok(info) => info,
+        Err(verdict) => return verdict,
+    };
+    let numbered = match &target {
+        Rest::Post { number, .. } => Some((*number, info.next_post, "post")),
+        Rest::Digest { number, .. } => Some((*number, info.next_digest, "digest")),
+        _ => None,
+    };
+    if let Some((number, next, what)) = numbered.filter(|(n, next, _)| !sent_number(*n, *next)) {
+        info!(id = qid; "list=<{}> return-{rest}: refused: no {what} {number} was sent \
+            (newest {})", req.list, next.saturating_sub(1));
+        return Status::Ok(format!("no {what} {number}: bounce refused"));
     }
     match target {
         Rest::Post { number, address } => {
             regular(
                 ctx,
                 req,
+                &info.secret,
                 Roster::Member,
                 &format!("post {number}"),
                 &address,
@@ -321,13 +410,21 @@ pub async fn handle(ctx: &Ctx, req: &Request, file: Arc<File>, rest: &str) -> St
             regular(
                 ctx,
                 req,
+                &info.secret,
                 Roster::Digest,
                 &format!("digest {number}"),
                 &address,
             )
             .await
         }
-        Rest::Probe { address } => probe_bounced(ctx, req, &address).await,
+        Rest::Probe { cookie, address } => {
+            let Some(issued) = probe::check_cookie(&info.secret, &address, &cookie) else {
+                info!(id = qid; "list=<{}> probe bounce for <{address}>: refused: cookie \
+                    does not match", req.list);
+                return Status::Ok("probe cookie does not match".into());
+            };
+            probe_bounced(ctx, req, &address, issued).await
+        }
         Rest::Other => Status::Ok("ignored".into()),
     }
 }
@@ -368,8 +465,15 @@ async fn state(
 }
 
 /// A bounce of `what` ("post N", "digest N") for `address` on `roster`.
-async fn regular(ctx: &Ctx, req: &Request, roster: Roster, what: &str, address: &str) -> Status {
-    match count(ctx, req, roster, what, address).await {
+async fn regular(
+    ctx: &Ctx,
+    req: &Request,
+    secret: &[u8; 32],
+    roster: Roster,
+    what: &str,
+    address: &str,
+) -> Status {
+    match count(ctx, req, secret, roster, what, address).await {
         Ok(s) | Err(s) => s,
     }
 }
@@ -377,6 +481,7 @@ async fn regular(ctx: &Ctx, req: &Request, roster: Roster, what: &str, address: 
 async fn count(
     ctx: &Ctx,
     req: &Request,
+    secret: &[u8; 32],
     roster: Roster,
     what: &str,
     address: &str,
@@ -411,12 +516,18 @@ async fn count(
     let probe = Probe {
         list,
         member: address,
+        secret,
+        sent_at: now,
         bounces: state.count,
         queue_id: qid,
         hostname: &ctx.hostname,
     };
     let sender = probe.envelope_sender();
-    if let Err(e) = check_address(&sender) {
+    if let Err(e) = check_address(&sender).and_then(|()| {
+        (sender.len() <= probe::MAX_SENDER)
+            .then_some(())
+            .ok_or_else(|| format!("its return address would pass {} octets", probe::MAX_SENDER))
+    }) {
         // Too long to be an envelope address: the member cannot be probed, so is kept.
         info!(id = qid; "list=<{list}> <{address}>: no probe ({e})");
         return Ok(Status::Ok("no probe possible".into()));
@@ -447,17 +558,24 @@ async fn count(
     }
 }
 
-/// The probe to `address` bounced: it goes from every roster where it has a probe outstanding.
-async fn probe_bounced(ctx: &Ctx, req: &Request, address: &str) -> Status {
+/// The probe to `address`, sent at `issued` (its cookie checked), bounced: the address goes
+/// from every roster where it has a probe outstanding, sent within the bounce window.
+async fn probe_bounced(ctx: &Ctx, req: &Request, address: &str, issued: u64) -> Status {
     let qid = req.queue_id.as_str();
     let list = req.list.as_str();
+    let now = date::now();
+    let window = ctx.policy.bounce_window_secs;
     let mut removed = 0;
+    let mut why_not = "no probe outstanding";
     for roster in [Roster::Member, Roster::Digest] {
-        let outstanding = match state(ctx, req, roster, address).await {
-            Ok(s) => s.is_some_and(|s| s.probe_sent_at.is_some()),
+        let state = match state(ctx, req, roster, address).await {
+            Ok(s) => s,
             Err(verdict) => return verdict,
         };
-        if !outstanding {
+        if let Err(why) = probe_counts(state.as_ref(), issued, now, window) {
+            if state.is_some() {
+                why_not = why;
+            }
             continue;
         }
         match answer(
@@ -475,8 +593,8 @@ async fn probe_bounced(ctx: &Ctx, req: &Request, address: &str) -> Status {
         }
     }
     if removed == 0 {
-        info!(id = qid; "list=<{list}> probe bounce for <{address}>: no probe outstanding: ignored");
-        return Status::Ok("no probe outstanding".into());
+        info!(id = qid; "list=<{list}> probe bounce for <{address}>: {why_not}: ignored");
+        return Status::Ok(format!("probe bounce not used: {why_not}"));
     }
     Status::Ok("removed after the probe bounced".into())
 }
@@ -508,12 +626,27 @@ mod tests {
                 address: "bob@far.example".into()
             }
         );
+        let cookie = "0123456789abcdef0123456789ab";
         assert_eq!(
-            parse_rest("probe-bob=far.example"),
+            parse_rest(&format!("probe-{cookie}-bob-x=far.example")),
             Rest::Probe {
-                address: "bob@far.example".into()
+                cookie: cookie.into(),
+                address: "bob-x@far.example".into()
             }
         );
+        // The probe address without a cookie (the old form, guessable) is no address of ours,
+        // nor one whose cookie is short, long or not lower-case alphanumeric.
+        for bad in [
+            "probe-bob=far.example".to_string(),
+            format!("probe-{}-bob=far.example", &cookie[1..]),
+            format!("probe-{cookie}0-bob=far.example"),
+            format!("probe-{}-bob=far.example", cookie.to_uppercase()),
+            format!("probe-{}.-bob=far.example", &cookie[1..]),
+            format!("probe-{cookie}-"),
+            format!("probe-{cookie}"),
+        ] {
+            assert_eq!(parse_rest(&bad), Rest::Other, "{bad}");
+        }
         for other in [
             "",
             "x",
@@ -612,6 +745,57 @@ mod tests {
             Report::NotFailed
         );
         assert_eq!(classify(b""), Report::Plain);
+    }
+
+    #[test]
+    fn null_sender_auto_replies_are_no_bounces() {
+        // An old-style bounce: no DSN, no marker.
+        assert_eq!(
+            plain_is_bounce(b"From: MAILER-DAEMON@x\r\nSubject: oops\r\n\r\nno such user\r\n"),
+            Ok(())
+        );
+        // RFC 3834 auto-replies (any spelling of the field name) and bulk mail: not counted.
+        for head in [
+            "Auto-Submitted: auto-replied\r\n",
+            "auto-submitted : Auto-Replied; owner-email=x@y\r\n",
+            "Precedence: junk\r\n",
+        ] {
+            let m = format!("From: bob@far.example\r\n{head}Subject: Away\r\n\r\nback monday\r\n");
+            assert!(plain_is_bounce(m.as_bytes()).is_err(), "{head}");
+        }
+        assert_eq!(
+            plain_is_bounce(b"Auto-Submitted: no\r\nSubject: x\r\n\r\nbody\r\n"),
+            Ok(())
+        );
+        // Marked automatic, but a bounce by its words: counted.
+        for m in [
+            "Auto-Submitted: auto-replied\r\nSubject: failure notice\r\n\r\nx\r\n",
+            "Auto-Submitted: auto-replied\r\nSubject: Mail delivery failed: returning message\r\n\r\n",
+            "Auto-Submitted: auto-generated\r\nSubject: Undelivered Mail Returned to Sender\r\n\r\n",
+            "Auto-Submitted: auto-replied\r\nX-Failed-Recipients: bob@far.example\r\n\r\n",
+            "Auto-Submitted: auto-replied\r\n\r\nHi. This is the qmail-send program at x.\r\n",
+        ] {
+            assert_eq!(plain_is_bounce(m.as_bytes()), Ok(()), "{m}");
+        }
+    }
+
+    #[test]
+    fn only_sent_numbers_and_fresh_probes_count() {
+        // next = 4: posts 1..=3 were sent.
+        assert!(sent_number(1, 4) && sent_number(3, 4));
+        assert!(!sent_number(4, 4) && !sent_number(0, 4) && !sent_number(u64::MAX, 4));
+        assert!(!sent_number(1, 1), "no post sent yet");
+        let s = |probe| BounceState {
+            count: 5,
+            first_bounce_at: Some(1),
+            probe_sent_at: probe,
+        };
+        assert_eq!(probe_counts(Some(&s(Some(990))), 990, 1000, 100), Ok(()));
+        assert!(probe_counts(Some(&s(None)), 990, 1000, 100).is_err());
+        assert!(probe_counts(None, 990, 1000, 100).is_err());
+        // A stale probe on record, or a cookie older than the window: ignored.
+        assert!(probe_counts(Some(&s(Some(800))), 990, 1000, 100).is_err());
+        assert!(probe_counts(Some(&s(Some(990))), 800, 1000, 100).is_err());
     }
 
     #[test]

@@ -7,11 +7,16 @@
 //! digest (since the oldest waiting post when there was none) and at least one post waits. It
 //! is one message, `Subject: LIST digest N`, a text/plain table of contents first, then each
 //! post as a `message/rfc822` part, injected once for every member of the digest roster (the
-//! queue's `MAX_BULK_RECIPIENTS` per injection) with VERP from `LIST-return-dN@DOMAIN` (a
+//! queue takes up to `MAX_BULK_RECIPIENTS` from moat-lists, a whole roster) with VERP from `LIST-return-dN@DOMAIN` (a
 //! bounce comes back as `LIST-return-dN-user=host@DOMAIN`: digest N, digest member
 //! user@host). The store records the
 //! digest (`record_digest`) only once the queue took it; a list without digest members records
-//! it and sends nothing.
+//! it and sends nothing. If `record_digest` fails after the queue took the digest (moat-auth
+//! down, or moat-lists stopped in between), the next digest carries the same posts again: the
+//! one window in which a post can reach a digest member twice.
+//!
+//! The check after a post runs outside the post's request (`wake`): the post's `K` never waits
+//! for a digest.
 //!
 //! Posts numbered but missing from the archive (a post whose injection failed and was retried
 //! under a new number, or still being distributed) end a digest, unless the next archived post
@@ -36,7 +41,7 @@ use moat_common::date;
 use moat_common::log::{Level, write as log};
 use moat_common::wire::Status;
 use ring::rand::{SecureRandom, SystemRandom};
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, Notify};
 
 use crate::archive;
 use crate::context::Ctx;
@@ -147,9 +152,10 @@ pub fn collect(
 fn collect_get(archive: &Path, from: u64, to: u64) -> io::Result<Collected> {
     let mut c = Collected::default();
     let mut bytes = 0u64;
+    let mut budget = archive::SCAN_BUDGET;
     for n in from..=to.min(from.saturating_add(MAX_POSTS - 1)) {
         c.through = n;
-        match archive::open_post(archive, n)? {
+        match archive::open_post(archive, n, &mut budget)? {
             None => c.entries.push(Entry::Missing(n)),
             Some(f) => {
                 let e = entry(n, f)?;
@@ -390,6 +396,27 @@ pub async fn send_bundle(
     injection.finish(sender, recipients).await
 }
 
+/// Lists waiting for the check after a post (`wake`), each with the queue id of its last post.
+static WOKEN: std::sync::Mutex<Vec<(String, String)>> = std::sync::Mutex::new(Vec::new());
+/// Tells `timer` that `WOKEN` has lists.
+static WAKE: Notify = Notify::const_new();
+/// The most lists waiting in `WOKEN`; past it the `TICK` check catches the rest.
+const MAX_WOKEN: usize = 1_000;
+
+/// After post `qid` was archived: `timer` checks `list` for a digest soon, outside the post's
+/// request (its `K` never waits on `LOCK` or on sending a digest).
+pub fn wake(list: &str, qid: &str) {
+    {
+        let mut woken = WOKEN.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(entry) = woken.iter_mut().find(|(l, _)| l == list) {
+            entry.1 = qid.to_string();
+        } else if woken.len() < MAX_WOKEN {
+            woken.push((list.to_string(), qid.to_string()));
+        }
+    }
+    WAKE.notify_one();
+}
+
 /// After post `qid` was archived: a digest, if enough posts wait.
 pub async fn after_post(ctx: &Ctx, list: &str, qid: &str) {
     let _one = LOCK.lock().await;
@@ -414,8 +441,21 @@ pub async fn after_post(ctx: &Ctx, list: &str, qid: &str) {
 /// Every `TICK`: each list folder under `data_dir` whose list has digests on gets its digest
 /// when one is due. Runs until the task is dropped.
 pub async fn timer(ctx: &Ctx) {
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The first tick of an interval is at once: the first full check waits a `TICK`.
+    tick.tick().await;
     loop {
-        tokio::time::sleep(TICK).await;
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = WAKE.notified() => {
+                let woken = std::mem::take(&mut *WOKEN.lock().unwrap_or_else(|p| p.into_inner()));
+                for (list, qid) in woken {
+                    after_post(ctx, &list, &qid).await;
+                }
+                continue;
+            }
+        }
         let dir = ctx.data_dir.clone();
         let lists = tokio::task::spawn_blocking(move || list_folders(&dir)).await;
         let lists = match lists {
@@ -564,25 +604,37 @@ async fn send(
             list_unsubscribe: &unsubscribe,
         };
         let sender = format!("{local}-return-d{number}@{domain}");
-        for batch in members.chunks(MAX_BULK_RECIPIENTS) {
-            match send_bundle(ctx, &bundle, collected, &sender, batch, true).await {
-                Ok(Status::Ok(id)) => ids.push(id),
-                Ok(Status::Permanent(why) | Status::Temporary(why)) => {
-                    log(
-                        Level::Warn,
-                        qid,
-                        format_args!("list=<{list}> digest {number}: the queue refused it: {why}"),
-                    );
-                    return;
-                }
-                Err(e) => {
-                    log(
-                        Level::Warn,
-                        qid,
-                        format_args!("list=<{list}> digest {number}: the queue: {e}"),
-                    );
-                    return;
-                }
+        // One injection for the whole roster: queued whole or not at all, so a failure never
+        // leaves part of the roster with a digest that is sent again.
+        if members.len() > MAX_BULK_RECIPIENTS {
+            log(
+                Level::Warn,
+                qid,
+                format_args!(
+                    "list=<{list}> digest {number}: {} digest members, one digest reaches at \
+                     most {MAX_BULK_RECIPIENTS}",
+                    members.len()
+                ),
+            );
+            return;
+        }
+        match send_bundle(ctx, &bundle, collected, &sender, &members, true).await {
+            Ok(Status::Ok(id)) => ids.push(id),
+            Ok(Status::Permanent(why) | Status::Temporary(why)) => {
+                log(
+                    Level::Warn,
+                    qid,
+                    format_args!("list=<{list}> digest {number}: the queue refused it: {why}"),
+                );
+                return;
+            }
+            Err(e) => {
+                log(
+                    Level::Warn,
+                    qid,
+                    format_args!("list=<{list}> digest {number}: the queue: {e}"),
+                );
+                return;
             }
         }
     }

@@ -113,12 +113,37 @@ fn judge(domain: &str, policy: &str) -> Verdict {
     }
 }
 
-/// Whether `a` and `b` have the same (simplified) organizational domain: relaxed DMARC
-/// alignment (RFC 7489 §3.1).
-pub fn same_organization(a: &str, b: &str) -> bool {
-    let a = a.trim_end_matches('.').to_ascii_lowercase();
-    let b = b.trim_end_matches('.').to_ascii_lowercase();
-    organizational(&a).unwrap_or(&a) == organizational(&b).unwrap_or(&b)
+/// Whether a post with From: domain `from` surely passes DMARC as it is when it goes from the
+/// list's domain `list` (SPF of `list-return-…@list`, DKIM `d=list`): relaxed alignment
+/// (RFC 7489 §3.1) needs the same organizational domain, which without the Public Suffix List
+/// is known only when one domain is the other or under it (`lists.x.co.uk` and `x.co.uk`;
+/// never two registrations under `co.uk`). The parent must have two labels at least (a bare
+/// TLD is never anyone's organization) and must not look like a country's public suffix
+/// (`co.uk`, `com.au`: `likely_suffix`). Anything else is looked up.
+pub fn aligned_with_list(from: &str, list: &str) -> bool {
+    let from = from.trim_end_matches('.').to_ascii_lowercase();
+    let list = list.trim_end_matches('.').to_ascii_lowercase();
+    let under = |child: &str, parent: &str| {
+        parent.contains('.')
+            && !parent.starts_with('.')
+            && !likely_suffix(parent)
+            && child
+                .strip_suffix(parent)
+                .is_some_and(|rest| rest.len() > 1 && rest.ends_with('.'))
+    };
+    !from.is_empty() && (from == list || under(&from, &list) || under(&list, &from))
+}
+
+/// Whether a two-label domain looks like a public suffix under a country code (`co.uk`,
+/// `com.au`, `ac.jp`): a guess without the Public Suffix List, used only to look up more.
+fn likely_suffix(domain: &str) -> bool {
+    const SECOND: [&str; 12] = [
+        "co", "com", "net", "org", "ac", "edu", "gov", "gob", "go", "ne", "or", "ltd",
+    ];
+    match domain.split_once('.') {
+        Some((second, tld)) => tld.len() == 2 && !tld.contains('.') && SECOND.contains(&second),
+        None => true,
+    }
 }
 
 /// The simplified organizational domain: the last two labels, when that is not `domain`.
@@ -301,12 +326,39 @@ mod tests {
         assert_eq!(organizational("a.b.example.org"), Some("example.org"));
         assert_eq!(organizational("example.org"), None);
         assert_eq!(organizational("localhost"), None);
-        assert!(same_organization("lists.example.org", "Example.org"));
-        assert!(!same_organization("example.org", "example.com"));
+        assert!(aligned_with_list("lists.example.org", "Example.org"));
+        assert!(aligned_with_list("example.org", "lists.example.org."));
+        assert!(!aligned_with_list("example.org", "example.com"));
         assert_eq!(
             judge("x", "reject"),
             Verdict::Munge("x publishes p=reject".into())
         );
         assert_eq!(judge("x", "none"), Verdict::Leave);
+    }
+
+    #[test]
+    fn alignment_under_multi_label_suffixes() {
+        let list = "lists.x.co.uk";
+        // The list's own domain, its organization and its subdomains: no lookup needed.
+        for from in ["lists.x.co.uk", "x.co.uk", "X.Co.UK", "a.lists.x.co.uk"] {
+            assert!(aligned_with_list(from, list), "{from}");
+        }
+        // Other registrations under co.uk, look-alikes, and the suffix itself: looked up.
+        for from in [
+            "y.co.uk",
+            "mail.y.co.uk",
+            "evil-x.co.uk",
+            "xx.co.uk",
+            "co.uk",
+            "uk",
+            "other.x.co.uk",
+            "",
+        ] {
+            assert!(!aligned_with_list(from, list), "{from}");
+        }
+        assert!(!aligned_with_list("example.org", "org"));
+        assert!(aligned_with_list("example.org", "lists.example.org"));
+        assert!(aligned_with_list("example.de", "lists.example.de"));
+        assert!(!aligned_with_list("com.au", "lists.x.com.au"));
     }
 }

@@ -107,7 +107,11 @@ pub fn values(header: &[u8], name: &str) -> Vec<String> {
         let Some(colon) = line.iter().position(|&b| b == b':') else {
             continue;
         };
-        if line[..colon].eq_ignore_ascii_case(name.as_bytes()) {
+        // Trimmed as in `is_named`: the obsolete syntax allows blanks before the colon.
+        if line[..colon]
+            .trim_ascii()
+            .eq_ignore_ascii_case(name.as_bytes())
+        {
             current = Some(
                 String::from_utf8_lossy(&line[colon + 1..])
                     .trim()
@@ -189,6 +193,16 @@ mod tests {
             Some("Precedence: bulk")
         );
         assert_eq!(automatic(b"Precedence: first-class\n"), None);
+        // Obsolete syntax (RFC 5322 §4.5): blanks between the field name and the colon.
+        assert_eq!(
+            automatic(b"Subject: hi\r\nAuto-Submitted : auto-replied\r\n").as_deref(),
+            Some("Auto-Submitted: auto-replied")
+        );
+        assert_eq!(
+            automatic(b"Precedence\t: bulk\r\n").as_deref(),
+            Some("Precedence: bulk")
+        );
+        assert_eq!(values(b"X : a\r\n", "X"), vec!["a"]);
         assert_eq!(values(b"X: a\r\nx: b\r\n c\r\n", "X"), vec!["a", "b c"]);
     }
 }

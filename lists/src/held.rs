@@ -10,7 +10,11 @@
 //! made 0700 and files 0600 (moat-lists' own). A post is written to a temporary file, synced,
 //! linked to its name (never replacing one) and the directory synced: a crash leaves either no
 //! post or the whole post. The message is copied in chunks, never whole in memory. The first
-//! line is our own, but is parsed bounded anyway. At most `MAX_HELD` posts per list.
+//! line is our own, but is parsed bounded anyway. Per list at most `MAX_HELD` posts,
+//! `MAX_HELD_BYTES` bytes of held files and `MAX_HELD_PER_SENDER` posts of one envelope
+//! sender (`store` checks all three in one bounded scan of the folder; over one, the post is
+//! not held and the caller answers `Z`: it waits in the queue until moderators make room or
+//! the queue gives up on it).
 
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, Write};
@@ -117,9 +121,92 @@ pub fn count(data_dir: &Path, list: &str) -> io::Result<usize> {
     }
 }
 
-/// Holds the message in `src` (read from its start) for `list`: its new ID.
+/// The most bytes of held files for one list (1 GiB): with `MAX_HELD`, what a flood of big
+/// posts to a moderated list can take of the disk.
+pub const MAX_HELD_BYTES: u64 = 1 << 30;
+
+/// The most posts held for one envelope sender on one list: one sender cannot take the whole
+/// of `MAX_HELD` and crowd out everyone else's posts.
+pub const MAX_HELD_PER_SENDER: usize = 20;
+
+/// The caps `store` checks.
+#[derive(Debug, Clone, Copy)]
+struct Caps {
+    posts: usize,
+    bytes: u64,
+    per_sender: usize,
+}
+
+const CAPS: Caps = Caps {
+    posts: MAX_HELD,
+    bytes: MAX_HELD_BYTES,
+    per_sender: MAX_HELD_PER_SENDER,
+};
+
+/// Whether holding `new_bytes` more from `sender` stays within `caps`: one scan of the
+/// list's held folder, reading at most `caps.posts` files' first lines. `Err` of kind
+/// `QuotaExceeded`, with a sentence for the log, when it does not.
+fn check_caps(dir: &Path, sender: &str, new_bytes: u64, caps: Caps) -> io::Result<()> {
+    let over = |what: String| Err(io::Error::new(io::ErrorKind::QuotaExceeded, what));
+    let entries = match fs::read_dir(dir) {
+        Ok(d) => d,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let (mut posts, mut bytes, mut mine) = (0usize, new_bytes, 0usize);
+    for entry in entries.flatten() {
+        if !entry.file_name().to_str().is_some_and(is_id) {
+            continue;
+        }
+        posts += 1;
+        if posts >= caps.posts {
+            return over(format!("{} posts already held", caps.posts));
+        }
+        let Ok(file) = File::open(entry.path()) else {
+            continue;
+        };
+        bytes = bytes.saturating_add(file.metadata().map_or(0, |m| m.len()));
+        if bytes > caps.bytes {
+            return over(format!("held posts would pass {} bytes", caps.bytes));
+        }
+        if first_line(&file).is_ok_and(|(m, _)| m.sender.eq_ignore_ascii_case(sender)) {
+            mine += 1;
+            if mine >= caps.per_sender {
+                return over(format!(
+                    "{} posts from <{sender}> already held",
+                    caps.per_sender
+                ));
+            }
+        }
+    }
+    if bytes > caps.bytes {
+        return over(format!("held posts would pass {} bytes", caps.bytes));
+    }
+    Ok(())
+}
+
+/// Holds the message in `src` (read from its start) for `list`: its new ID. Over a cap
+/// (`MAX_HELD`, `MAX_HELD_BYTES`, `MAX_HELD_PER_SENDER`) nothing is written and the error is
+/// of kind `QuotaExceeded`.
 pub fn store(data_dir: &Path, list: &str, src: &File, meta: &Meta) -> io::Result<String> {
+    store_within(data_dir, list, src, meta, CAPS)
+}
+
+fn store_within(
+    data_dir: &Path,
+    list: &str,
+    src: &File,
+    meta: &Meta,
+    caps: Caps,
+) -> io::Result<String> {
     let dir = held_dir(data_dir, list)?;
+    let first_line_len = MAX_FIRST_LINE as u64;
+    check_caps(
+        &dir,
+        &meta.sender,
+        src.metadata()?.len().saturating_add(first_line_len),
+        caps,
+    )?;
     if !dir.is_dir() {
         DirBuilder::new().recursive(true).mode(0o700).create(&dir)?;
         // The new directories' entries must last too.
@@ -445,6 +532,73 @@ mod tests {
                 .expect("open")
                 .is_none()
         );
+    }
+
+    #[test]
+    fn caps_on_posts_bytes_and_senders() {
+        let data = tempfile::tempdir().expect("tempdir");
+        let (d, list) = (data.path(), "dev@x.test");
+        let src = message(b"Subject: hi\r\n\r\nbody\r\n");
+        let held = || fs::read_dir(d.join("dev@x.test/held")).map_or(0, |r| r.count());
+        let quota = |r: io::Result<String>| {
+            r.expect_err("over a cap").kind() == io::ErrorKind::QuotaExceeded
+        };
+        // Per sender: the third post of one sender (any letter case) is refused, another
+        // sender's is held.
+        let caps = Caps {
+            posts: 10,
+            bytes: 1 << 20,
+            per_sender: 2,
+        };
+        for _ in 0..2 {
+            store_within(d, list, &src, &meta("spam@y.test", 1), caps).expect("held");
+        }
+        assert!(quota(store_within(
+            d,
+            list,
+            &src,
+            &meta("SPAM@y.test", 1),
+            caps
+        )));
+        store_within(d, list, &src, &meta("ann@y.test", 1), caps).expect("another sender");
+        assert_eq!(held(), 3);
+        // Posts: 4 held, a cap of 4 refuses the next.
+        let caps = Caps { posts: 4, ..caps };
+        store_within(d, list, &src, &meta("bob@y.test", 1), caps).expect("fourth");
+        assert!(quota(store_within(
+            d,
+            list,
+            &src,
+            &meta("carl@y.test", 1),
+            caps
+        )));
+        // Bytes: the held files plus the new post over the cap refuse it; nothing is written.
+        let used: u64 = fs::read_dir(d.join("dev@x.test/held"))
+            .expect("dir")
+            .flatten()
+            .map(|e| e.metadata().expect("meta").len())
+            .sum();
+        let big = message(&vec![b'x'; 4096]);
+        let caps = Caps {
+            posts: 100,
+            bytes: used + 4096,
+            per_sender: 100,
+        };
+        assert!(quota(store_within(
+            d,
+            list,
+            &big,
+            &meta("dan@y.test", 1),
+            caps
+        )));
+        assert_eq!(held(), 4, "nothing written over a cap");
+        let caps = Caps {
+            bytes: used + 4096 + MAX_FIRST_LINE as u64,
+            ..caps
+        };
+        store_within(d, list, &big, &meta("dan@y.test", 1), caps).expect("fits");
+        // Another list has its own caps.
+        store_within(d, "ops@x.test", &src, &meta("spam@y.test", 1), caps).expect("ops");
     }
 
     #[test]

@@ -12,10 +12,11 @@
 //! | `help.rs` | `list-help`: the help text, mailed to the sender |
 //! | `subscribe.rs` | `list-subscribe`/`-unsubscribe` and their `sc.`/`uc.` confirmations |
 //! | `cookie.rs` | the confirmation cookies (HMAC-SHA256 with the list's secret) |
-//! | `throttle.rs` | one confirmation per address, list and hour |
+//! | `throttle.rs` | hourly allowances: one confirmation per address and list, 5 archive answers |
 //! | `post.rs` | posts: checks, list headers, numbering, one VERP injection for all members |
 //! | `bounce.rs` | `list-return-…`: which mail is a bounce, counting, probes, removal |
 //! | `probe.rs` | the warning probe to a member whose mail bounced |
+//! | `replay.rs` | replay records: a post the queue delivers again is not sent twice |
 //! | `reply.rs` | composing and injecting the manager's own messages |
 //! | `archive.rs` | the archive Maildir and index of each list; `list-get.N[_M]`, `list-index` |
 //! | `digest.rs` | digests (count and timer), the multipart/digest bundle `get` shares |
@@ -46,6 +47,7 @@ pub mod moderate;
 pub mod owner;
 pub mod post;
 pub mod probe;
+pub mod replay;
 pub mod reply;
 pub mod request;
 pub mod rewrite;

@@ -21,7 +21,7 @@ use std::fs::File;
 use std::sync::{Arc, Mutex};
 
 use moat_common::client::list_store::{ListInfo, Roster};
-use moat_common::client::queue::{Injection, MAX_RECIPIENTS, Origin};
+use moat_common::client::queue::{Injection, MAX_BULK_RECIPIENTS, Origin};
 use moat_common::wire::Status;
 use moat_common::{date, info, warn};
 
@@ -29,6 +29,7 @@ use crate::context::{self, Ctx, store_result};
 use crate::header;
 use crate::held::{self, Meta};
 use crate::post;
+use crate::replay;
 use crate::reply::Reply;
 use crate::request::Request;
 
@@ -158,7 +159,9 @@ pub async fn hold(
         );
         let (local, domain) = req.list_parts();
         let sender = format!("{local}-return@{domain}");
-        for batch in moderators.chunks(MAX_RECIPIENTS) {
+        // One injection for every moderator (the queue takes a whole roster from moat-lists),
+        // so a failure cannot leave some moderators asked twice on the retry.
+        for batch in moderators.chunks(MAX_BULK_RECIPIENTS) {
             let queued = send_raw(ctx, &request, &sender, batch).await;
             let failed = match queued {
                 Ok(Status::Ok(new_id)) => {
@@ -183,6 +186,8 @@ pub async fn hold(
             }
         }
     }
+    // Held once per queue id: a delivery the queue repeats finds this record (post.rs).
+    post::remember(ctx, req, &req.queue_id, &format!("held {id}")).await;
     notify_poster(ctx, req, head, now).await;
     Some(Status::Ok(format!("held for moderation as {id}")))
 }
@@ -431,6 +436,22 @@ pub async fn accept(ctx: &Ctx, req: &Request, file: Arc<File>, id: &str) -> Stat
         Ok(v) => v,
         Err(verdict) => return verdict,
     };
+    // Sent before but not removed (a crash, a failed removal): not sent again.
+    let key = replay::accept_key(id);
+    match post::done(ctx, req, &key).await {
+        Ok(Some(what)) => {
+            remove_held(ctx, req, id).await;
+            info!(id = qid; "list=<{}> held post {id}: already accepted as {what}: not sent \
+                again", req.list);
+            return Status::Ok(format!("already accepted ({what})"));
+        }
+        Ok(None) => {}
+        Err(e) => {
+            warn!(id = qid; "list=<{}> held post {id}: cannot read its replay record: {e}",
+                req.list);
+            return Status::Temporary("4.3.0 cannot check the held post".into());
+        }
+    }
     let info = match ctx.list(req).await {
         Ok(info) => info,
         Err(verdict) => return verdict,
@@ -445,7 +466,7 @@ pub async fn accept(ctx: &Ctx, req: &Request, file: Arc<File>, id: &str) -> Stat
     let body_at = held.body_start();
     let head = held.head;
     let file = Arc::new(held.file);
-    match post::send_post(ctx, &post_req, &info, &head, &file, body_at).await {
+    match post::send_post(ctx, &post_req, &info, &head, &file, body_at, &key).await {
         Status::Ok(text) => {
             remove_held(ctx, req, id).await;
             info!(id = qid; "list=<{}> held post {id} from=<{}> accepted by <{}>: {text}",

@@ -14,7 +14,9 @@
 //! in, so it cannot add a header line. The body is streamed from the descriptor in chunks,
 //! never held whole. The post is one injection with every member (the queue takes up to
 //! `MAX_BULK_RECIPIENTS` from moat-lists): it is queued whole or not at all, so a retry after a
-//! failure sends no member a second copy.
+//! failure sends no member a second copy. Once queued it is recorded under its queue id
+//! (`replay.rs`): a delivery the queue repeats after a timeout is answered `K` and not sent
+//! again. The post number is taken last, after every check that can answer `Z`.
 
 use std::fs::File;
 use std::sync::Arc;
@@ -29,6 +31,7 @@ use crate::archive;
 use crate::context::{self, Ctx, store_result};
 use crate::header;
 use crate::moderate;
+use crate::replay;
 use crate::request::Request;
 use crate::{footer, rewrite};
 
@@ -44,6 +47,25 @@ pub async fn distribute(ctx: &Ctx, req: &Request, file: Arc<File>) -> Status {
         info!(id = qid; "list=<{}> post from=<{}>: dropped (from the list's own address: a \
             loop)", req.list, req.sender);
         return Status::Ok("dropped (from the list itself)".into());
+    }
+    // A delivery the queue repeats (its wait timed out after the post went out) is not sent
+    // again: one handling per queue id at a time, and a record once done (replay.rs).
+    let Some(_busy) = replay::Busy::take(&req.list, qid) else {
+        info!(id = qid; "list=<{}> post from=<{}>: already being handled: later", req.list,
+            req.sender);
+        return Status::Temporary("4.3.0 the post is being handled".into());
+    };
+    match done(ctx, req, qid).await {
+        Ok(Some(what)) => {
+            info!(id = qid; "list=<{}> post from=<{}>: already distributed as {what}: not \
+                sent again", req.list, req.sender);
+            return Status::Ok(format!("already done ({what})"));
+        }
+        Ok(None) => {}
+        Err(e) => {
+            warn!(id = qid; "list=<{}> post: cannot read its replay record: {e}", req.list);
+            return Status::Temporary("4.3.0 cannot check the post".into());
+        }
     }
     let (head, body_at) = match context::read_header(req, Arc::clone(&file)).await {
         Ok(h) => h,
@@ -96,11 +118,37 @@ pub async fn distribute(ctx: &Ctx, req: &Request, file: Arc<File>) -> Status {
     {
         return verdict;
     }
-    send_post(ctx, req, &info, &head, &file, body_at).await
+    send_post(ctx, req, &info, &head, &file, body_at, qid).await
+}
+
+/// The replay record for `key` on the request's list (`replay::lookup`).
+pub async fn done(ctx: &Ctx, req: &Request, key: &str) -> std::io::Result<Option<String>> {
+    let (dir, list, key) = (ctx.data_dir.clone(), req.list.clone(), key.to_string());
+    tokio::task::spawn_blocking(move || replay::lookup(&dir, &list, &key))
+        .await
+        .map_err(std::io::Error::other)
+        .and_then(|r| r)
+}
+
+/// Records `what` for `key` on the request's list (`replay::record`); a failure is logged:
+/// the work is done either way.
+pub async fn remember(ctx: &Ctx, req: &Request, key: &str, what: &str) {
+    let (dir, list) = (ctx.data_dir.clone(), req.list.clone());
+    let (k, w) = (key.to_string(), what.to_string());
+    let recorded = tokio::task::spawn_blocking(move || replay::record(&dir, &list, &k, &w))
+        .await
+        .map_err(std::io::Error::other)
+        .and_then(|r| r);
+    if let Err(e) = recorded {
+        warn!(id = req.queue_id.as_str(); "list=<{}> {what}: no replay record for {key}: {e}",
+            req.list);
+    }
 }
 
 /// A post that passed the checks (or a held post a moderator accepted, `req.sender` its
-/// poster): numbered, given the list's header, injected for every member.
+/// poster): numbered, given the list's header, injected for every member. `done_key` names its
+/// replay record (the queue id, or `replay::accept_key`), written once it is queued and
+/// archived.
 pub async fn send_post(
     ctx: &Ctx,
     req: &Request,
@@ -108,6 +156,7 @@ pub async fn send_post(
     head: &[u8],
     file: &Arc<File>,
     body_at: u64,
+    done_key: &str,
 ) -> Status {
     let qid = req.queue_id.as_str();
     let (local, domain) = req.list_parts();
@@ -125,28 +174,32 @@ pub async fn send_post(
             req.sender);
         return Status::Ok("no members".into());
     }
-    let number = match store_result(req, "post number", ctx.store.next_post(&req.list).await) {
-        Ok(n) => n,
-        Err(verdict) => return verdict,
-    };
-    let (new_head, body) = match rewrite::prepare(ctx, req, info, head, file, body_at).await {
-        Ok(prepared) => prepared,
-        Err(verdict) => return verdict,
-    };
-    let sender = format!("{local}-return-{number}@{domain}");
-    let one_click = one_click(ctx, req, info);
-    let new_head = one_click_header(&new_head, one_click.is_some());
     if members.len() > MAX_BULK_RECIPIENTS {
-        warn!(id = qid; "list=<{}> post {number}: {} members, one post reaches at most {}",
-            req.list, members.len(), MAX_BULK_RECIPIENTS);
+        warn!(id = qid; "list=<{}> post from=<{}>: {} members, one post reaches at most {}",
+            req.list, req.sender, members.len(), MAX_BULK_RECIPIENTS);
         return Status::Permanent(format!(
             "5.3.3 the list has more members than one post can reach ({MAX_BULK_RECIPIENTS})"
         ));
     }
+    // Everything that can fail without the number comes first, so a `Z` and the queue's retry
+    // burn no post number (digests wait `digest::SETTLE_SECS` for a gap). The header does not
+    // carry the number: only the VERP sender does.
+    let (new_head, body) = match rewrite::prepare(ctx, req, info, head, file, body_at).await {
+        Ok(prepared) => prepared,
+        Err(verdict) => return verdict,
+    };
+    let one_click = one_click(ctx, req, info);
+    let new_head = one_click_header(&new_head, one_click.is_some());
+    let number = match store_result(req, "post number", ctx.store.next_post(&req.list).await) {
+        Ok(n) => n,
+        Err(verdict) => return verdict,
+    };
+    let sender = format!("{local}-return-{number}@{domain}");
     if members.is_empty() {
         info!(id = qid; "list=<{}> post {number} from=<{}>: no members: archived only",
             req.list, req.sender);
         archive::store(ctx, req, info, number, &new_head, file, &body).await;
+        remember(ctx, req, done_key, &format!("post {number}")).await;
         return Status::Ok(format!("post {number} archived (no members)"));
     }
     // One queued copy for every member: the queue fans it out and makes each VERP sender.
@@ -163,6 +216,9 @@ pub async fn send_post(
     };
     info!(id = qid; "list=<{}> post {number} from=<{}> to {} member(s) as {id}", req.list,
         req.sender, members.len());
+    // Recorded as soon as it is queued: a crash before the archive store then costs the
+    // archive one post, never the members a second copy.
+    remember(ctx, req, done_key, &format!("post {number}")).await;
     archive::store(ctx, req, info, number, &new_head, file, &body).await;
     Status::Ok(format!("post {number} sent to {} member(s)", members.len()))
 }

@@ -94,9 +94,10 @@ pub async fn prepare(
     let mut munge = None;
     let (_, list_domain) = req.list_parts();
     for domain in from_domains(head) {
-        // The list's own organizational domain: the post's SPF (list-return-…@) and DKIM
-        // (d=the list's domain) align with that From:, so DMARC passes as it is.
-        if dmarc::same_organization(&domain, list_domain) {
+        // The list's own domain, one under it or one it is under: the post's SPF
+        // (list-return-…@) and DKIM (d=the list's domain) align with that From:, so DMARC
+        // passes as it is. Any other domain is looked up (`dmarc::aligned_with_list`).
+        if dmarc::aligned_with_list(&domain, list_domain) {
             continue;
         }
         if let Verdict::Munge(why) = dmarc::check(ctx.nameserver.as_deref(), qid, &domain).await {

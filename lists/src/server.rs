@@ -31,7 +31,7 @@ use crate::throttle::Throttle;
 use crate::web::Web;
 use crate::{archive, digest};
 use crate::{bounce, help, post, subscribe};
-use crate::{held, moderate, owner};
+use crate::{held, moderate, owner, replay};
 
 /// How long moat-local may take to send its request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -126,6 +126,7 @@ impl Daemon {
             self.ctx.data_dir.clone(),
             self.ctx.policy.held_expiry_secs,
         ));
+        let replay_sweeper = tokio::spawn(sweep_replay(self.ctx.data_dir.clone()));
         let shared = Arc::new((self.ctx, self.peers_local, self.own_uid));
         let web = self
             .web
@@ -149,6 +150,7 @@ impl Daemon {
         )
         .await;
         sweeper.abort();
+        replay_sweeper.abort();
         if let Some(web) = web {
             let _ = web.await;
         }
@@ -171,7 +173,8 @@ async fn sweep_held(data_dir: PathBuf, max_age: u64) {
             Ok((expired, problems)) => {
                 for e in expired {
                     info!(
-                        "list=<{}> held post {} from=<{}>: expired unmoderated (held {}s                         ago): removed",
+                        "list=<{}> held post {} from=<{}>: expired unmoderated \
+                         (held {}s ago): removed",
                         e.list,
                         e.id,
                         e.sender.as_deref().unwrap_or("?"),
@@ -183,6 +186,30 @@ async fn sweep_held(data_dir: PathBuf, max_age: u64) {
                 }
             }
             Err(e) => warn!("held posts sweep: {e}"),
+        }
+    }
+}
+
+/// Removes replay records older than `replay::MAX_AGE_SECS` now and every `SWEEP_EVERY`;
+/// aborted at shutdown.
+async fn sweep_replay(data_dir: PathBuf) {
+    let mut tick = tokio::time::interval(SWEEP_EVERY);
+    loop {
+        tick.tick().await;
+        let dir = data_dir.clone();
+        let now = moat_common::date::now();
+        let swept =
+            tokio::task::spawn_blocking(move || replay::sweep(&dir, now, replay::MAX_AGE_SECS));
+        match swept.await {
+            Ok((removed, problems)) => {
+                if removed > 0 {
+                    info!("replay records sweep: {removed} record(s) older than 7 days removed");
+                }
+                for p in problems {
+                    warn!("replay records sweep: {p}");
+                }
+            }
+            Err(e) => warn!("replay records sweep: {e}"),
         }
     }
 }

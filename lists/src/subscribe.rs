@@ -130,7 +130,12 @@ async fn request_for(
         hostname: &ctx.hostname,
     };
     let what = format!("{what} confirmation request");
-    context::queued(req, &what, &address, reply.send(&ctx.queue_socket).await)
+    let status = context::queued(req, &what, &address, reply.send(&ctx.queue_socket).await);
+    // Not sent: the hour's allowance is given back, so the queue's retry sends it.
+    if !matches!(status, Status::Ok(_)) {
+        ctx.throttle.undo(&throttle_key, &address);
+    }
+    status
 }
 
 /// `list-sc.COOKIE-user=host@` / `list-uc.…`: check the cookie, then change the roster and tell

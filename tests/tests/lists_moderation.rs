@@ -333,6 +333,23 @@ fn held_posts_expire() {
     s.wait_log(&format!(
         "held post {id} from=<carol@example.test>: expired"
     ));
+    // One line, one space apart: "expired unmoderated (held Ns ago): removed".
+    let log = s.log();
+    let line = log
+        .lines()
+        .find(|l| {
+            l.contains(&format!(
+                "held post {id} from=<carol@example.test>: expired"
+            ))
+        })
+        .expect("expiry line");
+    let tail = line
+        .split_once(": expired unmoderated (held ")
+        .map(|(_, t)| t)
+        .expect("expiry words");
+    let (secs, rest) = tail.split_once("s ago): removed").expect("held time");
+    assert!(secs.parse::<u64>().is_ok_and(|n| n >= 2), "{line}");
+    assert!(rest.trim().is_empty(), "{line}");
     send(
         &s,
         "alice@example.test",

@@ -10,8 +10,11 @@ use crate::wire::{Record, Status};
 
 /// Member addresses per page of the `M` reply (moat-auth's `lists::PAGE`).
 pub const PAGE: usize = 150;
-/// The most members read for one post (bounds memory; a bigger list is an open item).
+/// The most addresses read from one roster (bounds memory). A bigger roster is refused
+/// with [`ROSTER_TOO_LARGE`] rather than cut short.
 pub const MAX_MEMBERS: usize = 100_000;
+/// The `Status::Permanent` text of [`ListStore::members`] for a roster over [`MAX_MEMBERS`].
+pub const ROSTER_TOO_LARGE: &str = "5.3.3 roster larger than 100000";
 /// moat-auth's `D` text for a list that does not exist.
 pub const NO_SUCH_LIST: &str = "no such list";
 
@@ -115,7 +118,11 @@ impl ListStore {
             .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, "bad list info"))
     }
 
-    /// Every address on `roster`, sorted, read page by page on one connection.
+    /// Every address on `roster`, sorted, read page by page on one connection. Each page
+    /// asks for the addresses after the last one of the previous page (keyset paging), so a
+    /// subscription while the roster is read skips or repeats no one. A roster of more than
+    /// [`MAX_MEMBERS`] is not read at all: `Err(Status::Permanent(..))` (see
+    /// [`ROSTER_TOO_LARGE`]), never a silently truncated list.
     pub async fn members(
         &self,
         list: &str,
@@ -123,19 +130,29 @@ impl ListStore {
     ) -> std::io::Result<Answer<Vec<String>>> {
         with_timeout(self.timeout, async {
             let mut conn = Conn::connect(&self.path).await?;
-            let mut all = Vec::new();
+            let mut all: Vec<String> = Vec::new();
             loop {
+                let after = all.last().map_or("", String::as_str);
                 let req = Record::new(b'M')
                     .field(list)
-                    .field(all.len().to_string())
+                    .field(after)
                     .field(roster.as_str());
                 let page = match self.ask(&mut conn, &req).await? {
                     Ok(r) => texts(&r),
                     Err(s) => return Ok(Err(s)),
                 };
                 let n = page.len();
+                if n > PAGE {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        "roster page longer than the page size",
+                    ));
+                }
                 all.extend(page);
-                if n < PAGE || all.len() >= MAX_MEMBERS {
+                if all.len() > MAX_MEMBERS {
+                    return Ok(Err(Status::Permanent(ROSTER_TOO_LARGE.into())));
+                }
+                if n < PAGE {
                     return Ok(Ok(all));
                 }
             }
@@ -398,6 +415,93 @@ mod tests {
         assert!(with(6, "ab").is_none());
         assert!(with(7, "everyone").is_none());
         assert!(parse_info(&s(&good[..13])).is_none());
+    }
+
+    /// A moat-auth stand-in that answers `M` from `roster` (sorted) by keyset, records the
+    /// `after` field of each request, and subscribes `late` once the first page is out.
+    async fn serve_roster(
+        listener: tokio::net::UnixListener,
+        mut roster: Vec<String>,
+        late: Option<String>,
+        afters: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    ) {
+        let (stream, _) = listener.accept().await.expect("accept");
+        let mut conn = Conn::new(stream);
+        while let Some(req) = conn.recv().await.expect("recv") {
+            assert_eq!(req.kind, b'M');
+            let after = String::from_utf8(req.fields[1].clone()).expect("utf-8");
+            afters.lock().expect("lock").push(after.clone());
+            let key = after.to_lowercase();
+            let start = roster.partition_point(|a| a.to_lowercase() <= key);
+            let page: Vec<&String> = roster[start..].iter().take(PAGE).collect();
+            let reply = page
+                .iter()
+                .fold(Status::Ok(String::new()).to_record(), |r, a| r.field(a));
+            conn.send(&reply).await.expect("send");
+            if let Some(a) = late.as_ref().filter(|_| after.is_empty()) {
+                roster.push(a.clone());
+                roster.sort_by_key(|a| a.to_lowercase());
+            }
+        }
+    }
+
+    fn roster_of(n: usize) -> Vec<String> {
+        (0..n).map(|i| format!("m{i:06}@example.test")).collect()
+    }
+
+    async fn read_roster(
+        n: usize,
+        late: Option<&str>,
+    ) -> (Answer<Vec<String>>, Vec<String>, Vec<String>) {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("auth.sock");
+        let listener = tokio::net::UnixListener::bind(&path).expect("bind");
+        let afters = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let roster = roster_of(n);
+        let server = tokio::spawn(serve_roster(
+            listener,
+            roster.clone(),
+            late.map(str::to_owned),
+            afters.clone(),
+        ));
+        let got = ListStore::new(&path)
+            .members("dev@example.test", Roster::Member)
+            .await
+            .expect("members");
+        server.await.expect("server");
+        let afters = afters.lock().expect("lock").clone();
+        (got, roster, afters)
+    }
+
+    #[tokio::test]
+    async fn members_paged_by_key() {
+        let (got, roster, afters) = read_roster(2 * PAGE + 7, None).await;
+        assert_eq!(got, Ok(roster.clone()));
+        assert_eq!(
+            afters,
+            ["", roster[PAGE - 1].as_str(), roster[2 * PAGE - 1].as_str()]
+        );
+        // A roster of exactly one page still asks once more, and gets an empty page.
+        let (got, roster, afters) = read_roster(PAGE, None).await;
+        assert_eq!(got, Ok(roster.clone()));
+        assert_eq!(afters.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn members_subscribed_meanwhile_skip_no_one() {
+        // "a..." sorts before the whole first page: by offset, the second page would have
+        // started one address early and repeated m000149.
+        let (got, roster, _) = read_roster(2 * PAGE, Some("aaa@example.test")).await;
+        let got = got.expect("roster");
+        assert_eq!(got, roster);
+    }
+
+    #[tokio::test]
+    async fn members_over_the_cap_refused() {
+        let (got, _, _) = read_roster(MAX_MEMBERS + 1, None).await;
+        assert_eq!(got, Err(Status::Permanent(ROSTER_TOO_LARGE.into())));
+        let (got, roster, _) = read_roster(MAX_MEMBERS, None).await;
+        assert_eq!(got.expect("at the cap").len(), roster.len());
     }
 
     #[test]

@@ -14,8 +14,12 @@ use crate::wire::{Record, Status};
 pub const HANDLE: u8 = b'L';
 
 /// How long moat-local waits for moat-lists. A post is injected into the queue once, whatever
-/// the number of members, so this bounds one queue injection of one message, with room.
-pub const TIMEOUT: Duration = Duration::from_secs(300);
+/// the number of members, so this bounds one queue injection of one message, with room. It is
+/// shorter than the queue's wait for moat-local (`conn::DEFAULT_TIMEOUT`, `LocalClient`): a
+/// slow moat-lists gives the queue a clean `Z` from moat-local, not a timeout while moat-local
+/// still waits (moat-lists' replay records keep a retry from sending a finished post again).
+pub const TIMEOUT: Duration = Duration::from_secs(100);
+const _: () = assert!(TIMEOUT.as_secs() + 10 < crate::conn::DEFAULT_TIMEOUT.as_secs());
 
 #[derive(Debug, Clone)]
 pub struct ListsClient {

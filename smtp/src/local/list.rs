@@ -20,6 +20,9 @@ use crate::local::settings::Settings;
 
 /// The `Z` text for mail to a list while no list manager takes it.
 pub const LIST_MANAGER_DOWN: &str = "4.3.0 list manager not running";
+/// The `Z` text when moat-lists did not answer within `lists::TIMEOUT` (shorter than the
+/// queue's wait for moat-local, so the queue gets this answer, not a timeout of its own).
+pub const LIST_MANAGER_SLOW: &str = "4.3.0 list manager did not answer in time";
 
 /// The RCPT-time verdict for list target `target` of `recipient`: accepted when moat-lists is
 /// configured (what it does with the message is decided at delivery), else deferred.
@@ -67,7 +70,11 @@ pub async fn deliver(
         Err(e) => {
             warn!(id = qid; "deferred rcpt=<{}>: mailing list <{}> ({}): moat-lists: {e}",
                 req.recipient, target.address, command(extension));
-            Status::Temporary(LIST_MANAGER_DOWN.into())
+            if e.kind() == std::io::ErrorKind::TimedOut {
+                Status::Temporary(LIST_MANAGER_SLOW.into())
+            } else {
+                Status::Temporary(LIST_MANAGER_DOWN.into())
+            }
         }
     }
 }

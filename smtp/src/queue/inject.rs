@@ -2,7 +2,8 @@
 //! per recipient NOTIFY;ORCPT] (RFC 3461, see `client::queue::Dsn`), optional `U` [] (the MAIL
 //! FROM carried SMTPUTF8), optional `V` [] (VERP: one sender per recipient, `verp.rs`),
 //! optional `W` [one-click attribute] (a list post's RFC 8058 URL base and key, checked by
-//! `OneClick::decode`; only from moat-local's and moat-lists' uids, see `trusted`),
+//! `OneClick::decode`; only from moat-lists' uid (`peers_lists`) or the queue's own, see
+//! `may_one_click`: anyone else is answered `D` 5.7.1),
 //! optional `R` [recipients...] records, `E` [sender, recipients...] (the envelope's recipients
 //! are the `R` records' in order, then `E`'s: a list post's membership needs several records),
 //! answered `K` [queue id] only after the store committed the message (`store::Draft::commit`).
@@ -60,6 +61,11 @@ fn trusted(ctx: &Ctx, uid: u32) -> bool {
     uid == ctx.own_uid
         || ctx.settings.peers_smtpd.contains(&uid)
         || ctx.settings.peers_local.contains(&uid)
+}
+
+/// Who may attach a one-click attribute (`W`): moat-lists (`peers_lists`) and the queue.
+fn may_one_click(ctx: &Ctx, uid: u32) -> bool {
+    uid == ctx.own_uid || ctx.settings.peers_lists.contains(&uid)
 }
 
 async fn receive(
@@ -141,9 +147,11 @@ async fn receive(
             b'W' if one_click.is_none() && record.fields.len() == 1 => {
                 let parsed = record.text(0).map_err(|e| e.to_string());
                 match parsed.and_then(OneClick::decode) {
-                    // Per-recipient headers in mail from an untrusted peer would let it make
-                    // our delivery agents write lines of its choice: only list posts have them.
-                    Ok(oc) if trusted(ctx, peer.uid) => one_click = Some(oc),
+                    // Per-recipient headers in mail from any other peer would let it make
+                    // our delivery agents write lines of its choice: only list posts have
+                    // them, so only moat-lists (and the queue itself) may send them; not
+                    // moat-smtpd, whose mail comes from anyone.
+                    Ok(oc) if may_one_click(ctx, peer.uid) => one_click = Some(oc),
                     Ok(_) => {
                         problem.get_or_insert(Status::Permanent(
                             "5.7.1 one-click attribute not allowed".into(),

@@ -125,11 +125,9 @@ async fn answer(store: &Store, req: &Record) -> Result<Vec<String>, Status> {
             ]
         }
         b'M' => {
-            let offset: u64 = text(1)?
-                .parse()
-                .map_err(|_| malformed("offset is not a number".into()))?;
+            // Keyset paging: field 1 is the last address of the previous page ("" = start).
             let page = store
-                .list_members_page(&list, kind, offset, PAGE as u32)
+                .list_members_page(&list, kind, text(1)?, PAGE as u32)
                 .await
                 .map_err(|e| failed(&list, e))?;
             page.into_iter().map(|m| m.address).collect()

@@ -71,10 +71,10 @@ impl ListCommand {
             return Some(C::UnsubscribeConfirm { cookie, address });
         }
         if let Some(id) = ext.strip_prefix("accept-") {
-            return (!id.is_empty()).then(|| C::Accept(id.to_owned()));
+            return held_id(id).then(|| C::Accept(id.to_owned()));
         }
         if let Some(id) = ext.strip_prefix("reject-") {
-            return (!id.is_empty()).then(|| C::Reject(id.to_owned()));
+            return held_id(id).then(|| C::Reject(id.to_owned()));
         }
         if let Some(rest) = ext.strip_prefix("return-") {
             return Some(C::Return(rest.to_owned()));
@@ -156,9 +156,20 @@ fn cookie_and_address(rest: &str) -> Option<(String, String)> {
     Some((cookie.to_owned(), verp_decode(encoded)?))
 }
 
-/// A post number: ASCII digits only (no sign, no spaces), at least 1.
+/// A held post's id as moat-lists makes and parses it (lists/src/command.rs): 1 to 64 of
+/// `[a-z0-9]`. Anything else is not a command address at all, so mail to it is refused at
+/// RCPT instead of waiting in the queue for a command moat-lists cannot read.
+fn held_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+}
+
+/// A post number as moat-lists parses it: 1 to 19 ASCII digits (no sign, no spaces), at
+/// least 1.
 fn number(s: &str) -> Option<u64> {
-    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+    if s.is_empty() || s.len() > 19 || !s.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
     s.parse().ok().filter(|n| *n >= 1)
@@ -205,8 +216,8 @@ mod tests {
                     address: "a=b@c.example".into(),
                 },
             ),
-            ("accept-17.abc", C::Accept("17.abc".into())),
-            ("reject-17.abc", C::Reject("17.abc".into())),
+            ("accept-17abc", C::Accept("17abc".into())),
+            ("reject-17abc", C::Reject("17abc".into())),
             ("return", C::Return(String::new())),
             (
                 "return-12-bob=example.org",
@@ -231,6 +242,23 @@ mod tests {
     }
 
     #[test]
+    fn held_ids_match_moat_lists() {
+        let longest = "a9".repeat(32);
+        assert_eq!(
+            ListCommand::parse(&format!("accept-{longest}")),
+            Some(C::Accept(longest.clone()))
+        );
+        assert_eq!(ListCommand::parse(&format!("reject-{longest}x")), None);
+        assert_eq!(
+            ListCommand::parse("get.9999999999999999999"),
+            Some(C::Get {
+                from: 9_999_999_999_999_999_999,
+                to: None
+            })
+        );
+    }
+
+    #[test]
     fn not_commands() {
         for ext in [
             "subscribe-x",
@@ -249,6 +277,12 @@ mod tests {
             "get.-1",
             "get.9_3",
             "get.1_",
+            "get.00000000000000000001",
+            "get.1_99999999999999999999",
+            "accept-17.abc",
+            "accept-a_b",
+            "reject-x-y",
+            "accept-AB",
             "digest",
             "tag",
         ] {

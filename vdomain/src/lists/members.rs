@@ -82,33 +82,33 @@ impl Store {
         rows.iter().map(|r| member_from_row(&list, r)).collect()
     }
 
-    /// Up to `limit` addresses of one roster from position `offset`, in the order of
-    /// [`Store::list_members`]: one page of a roster read in pages (moat-lists reads a roster
-    /// of 10,000 in 67 pages; reading the whole roster for each page made that quadratic).
+    /// Up to `limit` addresses of one roster that sort after `after` (by lower-cased
+    /// address; `""` starts at the beginning), in the order of [`Store::list_members`]: one
+    /// page of a roster read in pages. Keyset paging: the next page starts after the last
+    /// address of this one, so a subscription or removal between pages neither skips nor
+    /// repeats anyone else, and each page is one range scan of the unique index on
+    /// `(list_id, kind, lower(address))` however deep into the roster it is.
     pub async fn list_members_page(
         &self,
         list: &Address,
         kind: MemberKind,
-        offset: u64,
+        after: &str,
         limit: u32,
     ) -> Result<Vec<Member>, StoreError> {
         let list = db::renormalize(list)?;
         let mut conn = self.pool.acquire().await?;
         let id = require_list(&mut conn, &list).await?;
-        let offset = i64::try_from(offset).map_err(|_| {
-            StoreError::InvalidValue(format!("roster offset {offset} is too large"))
-        })?;
         let sql = format!(
             "SELECT {MEMBER_COLUMNS} FROM list_members
-             WHERE list_id = $1 AND kind = $2
+             WHERE list_id = $1 AND kind = $2 AND lower(address) > lower($3)
              ORDER BY lower(address)
-             LIMIT $3 OFFSET $4"
+             LIMIT $4"
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(id)
             .bind(kind.as_str())
+            .bind(after)
             .bind(i64::from(limit))
-            .bind(offset)
             .fetch_all(&mut *conn)
             .await?;
         rows.iter().map(|r| member_from_row(&list, r)).collect()
