@@ -99,7 +99,11 @@ async fn request_for(
     }
     let confirm = format!("{confirm_local}@{domain}");
     let from = format!("{local}-help@{domain}");
-    let subject = format!("confirm {what} to {}", req.list);
+    let preposition = match action {
+        Action::Subscribe => "to",
+        Action::Unsubscribe => "from",
+    };
+    let subject = format!("confirm {what} {preposition} {}", req.list);
     let body = format!(
         "Someone, hopefully you, asked to {what} <{address}> {} the {}mailing list <{}>.\n\
          \n\
