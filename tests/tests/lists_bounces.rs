@@ -425,7 +425,7 @@ fn forged_bounces_remove_nobody() {
     assert!(members(&s).contains(&BOB.to_string()), "{}", s.log());
     // The next bounce starts over.
     send(&s, "", &format!("dev-return-1-{bob}"), forged);
-    s.wait_log("<bob@far.example> earlier bounces (2) forgotten");
+    s.wait_log("<bob@far.example>: earlier bounces (2) forgotten");
     let once = "bounce of post 1 for <bob@far.example> (member): 1 of 2";
     let deadline = Instant::now() + Duration::from_secs(30);
     while s.log().matches(once).count() < 2 {
