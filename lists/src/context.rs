@@ -5,7 +5,9 @@ use std::fs::File;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use moat_common::client::list_store::{Answer, ListInfo, ListStore, NO_SUCH_LIST};
+use moat_common::client::list_store::{
+    Answer, ListInfo, ListStore, NO_SUCH_LIST, ROSTER_TOO_LARGE,
+};
 use moat_common::wire::Status;
 use moat_common::{info, warn};
 
@@ -78,6 +80,11 @@ pub fn store_result<T>(
         Ok(Err(Status::Permanent(t))) if t == NO_SUCH_LIST => {
             info!(id = qid; "list=<{}>: no such list", req.list);
             Err(Status::Permanent("5.1.1 no such mailing list".into()))
+        }
+        // Not the store's fault and not going to change by waiting: the sender is told.
+        Ok(Err(Status::Permanent(t))) if t == ROSTER_TOO_LARGE => {
+            warn!(id = qid; "list=<{}>: {what}: {t}", req.list);
+            Err(Status::Permanent(t))
         }
         Ok(Err(s)) => {
             let t = match &s {
