@@ -574,6 +574,23 @@ fn parse_remote(raw: RawRemote, base: &Path) -> Result<Remote, String> {
     })
 }
 
+/// The first `nameserver` line of /etc/resolv.conf (a world-readable system file), else
+/// 127.0.0.1:53: the resolver moat-remote and moat-lists use when `[remote] nameserver` is not
+/// set.
+pub fn system_nameserver() -> std::net::SocketAddr {
+    std::fs::read_to_string("/etc/resolv.conf")
+        .ok()
+        .and_then(|text| {
+            text.lines().find_map(|l| {
+                let mut words = l.split_whitespace();
+                (words.next() == Some("nameserver"))
+                    .then(|| words.next().and_then(parse_nameserver))
+                    .flatten()
+            })
+        })
+        .unwrap_or_else(|| std::net::SocketAddr::from(([127, 0, 0, 1], 53)))
+}
+
 /// `IP` or `IP:PORT` (port 53 by default).
 pub fn parse_nameserver(text: &str) -> Option<std::net::SocketAddr> {
     let text = text.trim();

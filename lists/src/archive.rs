@@ -53,11 +53,7 @@ pub const MAX_ANSWERS: u32 = 5;
 
 /// `<data_dir>/<list>/`, or `None` for a list address that is no safe file name.
 pub fn list_dir(ctx: &Ctx, list: &str) -> Option<PathBuf> {
-    let safe = !list.is_empty()
-        && !list.starts_with('.')
-        && list.len() <= 255
-        && !list.bytes().any(|b| b == b'/' || b == 0);
-    safe.then(|| ctx.data_dir.join(list))
+    crate::context::list_folder(&ctx.data_dir, list).ok()
 }
 
 /// The archive Maildir of `list`.

@@ -152,3 +152,22 @@ pub fn queued(req: &Request, what: &str, to: &str, result: std::io::Result<Statu
         }
     }
 }
+
+/// `<data_dir>/<list>/`, the folder of one list's own files (held posts, replay records, the
+/// archive), after checking again that the list address is a safe file name: it crossed a
+/// socket, and a `/`, `..` or NUL would lead out of `data_dir`.
+pub fn list_folder(data_dir: &std::path::Path, list: &str) -> std::io::Result<PathBuf> {
+    let safe = !list.is_empty()
+        && list.len() <= 255
+        && list.contains('@')
+        && !list.starts_with('.')
+        && !list.contains("..")
+        && !list.bytes().any(|b| b == b'/' || b == 0);
+    if !safe {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("bad list address {list:?}"),
+        ));
+    }
+    Ok(data_dir.join(list))
+}

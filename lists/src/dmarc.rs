@@ -27,7 +27,7 @@ use hickory_resolver::TokioResolver;
 use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig};
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::proto::rr::RData;
-use moat_common::config::parse_nameserver;
+use moat_common::config::{parse_nameserver, system_nameserver};
 use moat_common::{info, warn};
 
 /// How long an answer is kept.
@@ -207,22 +207,6 @@ fn build(server: SocketAddr) -> Result<TokioResolver, String> {
     builder.options_mut().timeout = Duration::from_secs(5);
     builder.options_mut().attempts = 1;
     builder.build().map_err(|e| e.to_string())
-}
-
-/// The first `nameserver` of /etc/resolv.conf (world-readable), else 127.0.0.1:53, as
-/// moat-remote does.
-fn system_nameserver() -> SocketAddr {
-    std::fs::read_to_string("/etc/resolv.conf")
-        .ok()
-        .and_then(|text| {
-            text.lines().find_map(|l| {
-                let mut words = l.split_whitespace();
-                (words.next() == Some("nameserver"))
-                    .then(|| words.next().and_then(parse_nameserver))
-                    .flatten()
-            })
-        })
-        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 53)))
 }
 
 /// `_dmarc.<domain>`'s DMARC record; `Err` for a failed lookup (not for "no such name").

@@ -86,21 +86,9 @@ pub fn new_id() -> io::Result<String> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-/// `<data_dir>/<list>/held`, after checking the list address again.
+/// `<data_dir>/<list>/held` (`context::list_folder` checks the list address again).
 pub fn held_dir(data_dir: &Path, list: &str) -> io::Result<PathBuf> {
-    let ok = !list.is_empty()
-        && list.contains('@')
-        && !list.contains('/')
-        && !list.contains('\0')
-        && !list.contains("..")
-        && !list.starts_with('.');
-    if !ok {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("bad list address {list:?}"),
-        ));
-    }
-    Ok(data_dir.join(list).join("held"))
+    Ok(crate::context::list_folder(data_dir, list)?.join("held"))
 }
 
 /// The most posts held for one list: past it new posts wait in the queue (`Z`), so a flood

@@ -76,21 +76,9 @@ fn check_key(key: &str) -> io::Result<()> {
     check_queue_id(tail).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))
 }
 
-/// `<data_dir>/<list>/done`, after checking the list address again.
+/// `<data_dir>/<list>/done` (`context::list_folder` checks the list address again).
 fn done_dir(data_dir: &Path, list: &str) -> io::Result<PathBuf> {
-    let ok = !list.is_empty()
-        && list.contains('@')
-        && !list.contains('/')
-        && !list.contains('\0')
-        && !list.contains("..")
-        && !list.starts_with('.');
-    if !ok {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("bad list address {list:?}"),
-        ));
-    }
-    Ok(data_dir.join(list).join("done"))
+    Ok(crate::context::list_folder(data_dir, list)?.join("done"))
 }
 
 /// The record for `key` on `list`, if there is one (`post N`, `held ID`).

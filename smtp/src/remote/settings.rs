@@ -12,7 +12,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use moat_common::config::{Route, TlsPolicy, parse_nameserver};
+use moat_common::config::{Route, TlsPolicy, parse_nameserver, system_nameserver};
 use moat_common::conn::parse_uids;
 use moat_common::daemon::settings::number;
 
@@ -117,22 +117,6 @@ impl Settings {
             None => domain.to_string(),
         }
     }
-}
-
-/// The first `nameserver` line of /etc/resolv.conf (a world-readable system file), else
-/// 127.0.0.1:53.
-fn system_nameserver() -> SocketAddr {
-    std::fs::read_to_string("/etc/resolv.conf")
-        .ok()
-        .and_then(|text| {
-            text.lines().find_map(|l| {
-                let mut words = l.split_whitespace();
-                (words.next() == Some("nameserver"))
-                    .then(|| words.next().and_then(parse_nameserver))
-                    .flatten()
-            })
-        })
-        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 53)))
 }
 
 #[cfg(test)]
