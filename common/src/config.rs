@@ -14,9 +14,12 @@ use queue::RawQueue;
 pub use queue::{DEFAULT_DELAY_WARNING_SECS, DEFAULT_RETRY_SCHEDULE, MAX_RETRY_ENTRIES};
 mod lists;
 mod routes;
+mod submission;
 pub use lists::Lists;
 use lists::RawLists;
 pub use routes::{MAX_AUTH_USER, MAX_ROUTES_WITH_AUTH, Route, RouteAuth, check_auth_user};
+use submission::RawSubmission;
+pub use submission::Submission;
 
 /// Where the quickstart keeps everything, relative to the current directory.
 pub const QUICKSTART_DIR: &str = "moat-data";
@@ -68,6 +71,7 @@ pub struct Config {
     pub imap: Imap,
     pub remote: Remote,
     pub lists: Lists,
+    pub submission: Submission,
 }
 
 /// How moat-remote uses STARTTLS with a destination.
@@ -342,6 +346,8 @@ struct RawConfig {
     remote: RawRemote,
     #[serde(default)]
     lists: RawLists,
+    #[serde(default)]
+    submission: RawSubmission,
 }
 
 #[derive(Deserialize, Default)]
@@ -507,6 +513,7 @@ impl Config {
             imap: raw.imap,
             remote,
             lists,
+            submission: raw.submission.parse(),
         })
     }
 }

@@ -79,6 +79,8 @@ pub struct Options<'a> {
     pub drop_content_fields: bool,
     /// Fields added at the end (the footer's MIME fields).
     pub extra: &'a [u8],
+    /// The list keeps an archive: RFC 2369 `List-Archive` names its index command.
+    pub archive: bool,
 }
 
 /// The new header and body of a post: the DMARC lookup, the footer's plan and the rewrite.
@@ -136,6 +138,7 @@ pub async fn prepare(
             munge: munge.is_some(),
             drop_content_fields,
             extra: &fields,
+            archive: info.archive,
         },
     );
     info!(id = qid; "list=<{}> post from=<{}>: From: {}; Reply-To policy {}; footer {how}",
@@ -220,6 +223,10 @@ pub fn rewrite(head: &[u8], o: &Options) -> Vec<u8> {
         format!("List-Owner: <mailto:{local}-owner@{domain}>"),
         "Precedence: list".to_string(),
     ] {
+        push_line(&mut out, line.as_bytes());
+    }
+    if o.archive {
+        let line = format!("List-Archive: <mailto:{local}-index@{domain}>");
         push_line(&mut out, line.as_bytes());
     }
     let fields = header::fields(head);
@@ -407,6 +414,7 @@ mod tests {
             munge,
             drop_content_fields: false,
             extra: b"",
+            archive: false,
         }
     }
 
@@ -434,6 +442,19 @@ mod tests {
         assert!(!out.contains("<evil>") && !out.contains("bulk"), "{out}");
         assert_eq!(out.matches("Precedence:").count(), 1);
         assert!(!out.contains("Reply-To"), "{out}");
+        assert!(!out.contains("List-Archive"), "{out}");
+        let archived = run(
+            head,
+            &Options {
+                archive: true,
+                ..opts("", ReplyTo::None, false)
+            },
+        );
+        assert!(
+            archived.contains("List-Archive: <mailto:dev-index@x.test>\r\n"),
+            "{archived}"
+        );
+        assert_eq!(archived.matches("List-Archive").count(), 1);
         let reply = run(
             b"Subject: Re: [DEV] hello\r\n",
             &opts("[dev] ", ReplyTo::None, false),

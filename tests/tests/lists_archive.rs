@@ -130,6 +130,13 @@ fn archive_get_index_and_digest() {
     let alice = s.messages("alice@example.test");
     assert_eq!(alice.len(), 5, "{}", s.log());
     assert!(!alice.iter().any(|m| m.contains("multipart/digest")));
+    // RFC 2369: an archived list names where its archive is.
+    assert!(
+        alice
+            .iter()
+            .all(|m| m.contains("List-Archive: <mailto:dev-index@example.test>")),
+        "{alice:?}"
+    );
 
     // The archive is a Maildir named by post number.
     let archive = s.data.join("lists").join(LIST).join("archive");

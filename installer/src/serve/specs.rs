@@ -325,6 +325,10 @@ pub fn items<'a>(
                 ),
                 ("timeout_command_secs", l.timeout_command_secs.to_string()),
                 ("timeout_data_secs", l.timeout_data_secs.to_string()),
+                (
+                    "sender_login_match",
+                    config.submission.sender_login_match.to_string(),
+                ),
             ]);
         }
         // The mail-access servers: the same descriptors and settings under their own names.

@@ -57,6 +57,9 @@ pub struct SessionConfig {
     pub plaintext_auth: bool,
     /// MAIL requires an authenticated session (submission ports 587 and 465).
     pub require_auth: bool,
+    /// After AUTH, ask the driver whether the user may use the MAIL FROM address
+    /// (`Event::CheckSender`; moat-smtpd's `sender_login_match`).
+    pub check_sender: bool,
     /// Offer BINARYMIME (BODY=BINARYMIME over BDAT). Off by default: remote delivery cannot
     /// down-convert a binary body for a next hop without it.
     pub binarymime: bool,
@@ -72,6 +75,7 @@ impl SessionConfig {
             auth: false,
             plaintext_auth: false,
             require_auth: false,
+            check_sender: false,
             binarymime: false,
             limits: Limits::default(),
         }

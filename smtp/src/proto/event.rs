@@ -24,6 +24,10 @@ pub enum Event {
     CheckRecipient(Recipient),
     /// Check these credentials. Answer with `Session::auth_verdict`.
     Authenticate(Credentials),
+    /// May the authenticated user send as this MAIL FROM? Asked only when the listener's
+    /// `SessionConfig::check_sender` is on and the session is authenticated. Answer with
+    /// `Session::sender_verdict`; the transaction opens only on `SenderVerdict::Accept`.
+    CheckSender(ReversePath),
     /// A message body starts: open a queue injection. Body bytes follow through the sink.
     MessageStart,
     /// The body is complete and valid: commit the message with this envelope, then answer
@@ -101,6 +105,35 @@ impl RcptVerdict {
     }
 }
 
+/// The answer to `Event::CheckSender`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SenderVerdict {
+    /// 250 2.1.0
+    Accept,
+    /// 553 5.7.1, counts as an error: the address is not the login's (the login as moat-auth
+    /// spells it).
+    NotOwned(String),
+    /// 451 4.3.0 (moat-auth unreachable)
+    TempFail,
+}
+
+impl SenderVerdict {
+    /// The reply to `MAIL FROM:<from>`.
+    pub fn reply(&self, from: &ReversePath) -> Reply {
+        match self {
+            SenderVerdict::Accept => Reply::new(250, Some((2, 1, 0)), "Sender OK"),
+            SenderVerdict::NotOwned(login) => Reply::new(
+                553,
+                Some((5, 7, 1)),
+                &format!("{from}: sender address not owned by user {login}"),
+            ),
+            SenderVerdict::TempFail => {
+                Reply::temp_failure("Sender check failed temporarily; try again later")
+            }
+        }
+    }
+}
+
 /// The answer to `Event::Authenticate`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthVerdict {
@@ -167,6 +200,16 @@ mod tests {
         assert_eq!(
             code(RcptVerdict::RelayDenied.reply()),
             (550, Some((5, 7, 1)))
+        );
+        let from = ReversePath::Null;
+        let refused = SenderVerdict::NotOwned("alice@x.test".into()).reply(&from);
+        assert_eq!(
+            refused.to_string(),
+            "553 5.7.1 <>: sender address not owned by user alice@x.test\r\n"
+        );
+        assert_eq!(
+            code(SenderVerdict::TempFail.reply(&from)),
+            (451, Some((4, 3, 0)))
         );
         assert_eq!(code(AuthVerdict::Ok.reply()), (235, Some((2, 7, 0))));
         assert_eq!(code(AuthVerdict::Invalid.reply()), (535, Some((5, 7, 8))));

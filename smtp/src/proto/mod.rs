@@ -28,6 +28,7 @@
 //!     match session.next_event(&mut body) {           // body: Vec<u8> drained after each call
 //!         Reply(r)            => out.push(r),           // batch; flush on NeedInput/StartTls/Close
 //!         NeedInput           => { flush(out); session.receive(read()) }
+//!         CheckSender(from)   => session.sender_verdict(ask_moat_auth(from)),
 //!         CheckRecipient(r)   => session.recipient_verdict(ask_moat_auth(r)),
 //!         Authenticate(c)     => session.auth_verdict(ask_moat_auth(c)),
 //!         MessageStart        => open_injection(),
@@ -56,7 +57,9 @@ pub mod session;
 pub use auth::{Credentials, Mechanism, Secret};
 pub use command::{Command, ParseError};
 pub use config::{Limits, SessionConfig};
-pub use event::{AuthVerdict, Envelope, Event, MessageVerdict, RcptVerdict, Recipient};
+pub use event::{
+    AuthVerdict, Envelope, Event, MessageVerdict, RcptVerdict, Recipient, SenderVerdict,
+};
 pub use line::{LineEvent, LineReader};
 pub use params::{BodyType, MailAuth, MailParams, Notify, Orcpt, RcptParams, Ret};
 pub use path::{Domain, ForwardPath, LocalPart, Path, PathError, ReversePath};

@@ -31,7 +31,9 @@ use super::bdat::{BdatBody, Chunk};
 use super::command::{self, Command, ParseError};
 use super::config::SessionConfig;
 use super::data::DataDecoder;
-use super::event::{AuthVerdict, Envelope, Event, MessageVerdict, RcptVerdict, Recipient};
+use super::event::{
+    AuthVerdict, Envelope, Event, MessageVerdict, RcptVerdict, Recipient, SenderVerdict,
+};
 use super::line::{LineEvent, LineReader};
 use super::params::MailParams;
 use super::path::{Domain, ReversePath};
@@ -76,6 +78,8 @@ enum BadLine {
 
 #[derive(Debug)]
 enum Pending {
+    /// MAIL, waiting for `sender_verdict` before the transaction opens.
+    Mail(ReversePath, MailParams),
     Rcpt(Recipient),
     Auth(Credentials),
     Message(Envelope),
@@ -84,6 +88,7 @@ enum Pending {
 impl Pending {
     fn event(&self) -> Event {
         match self {
+            Pending::Mail(from, _) => Event::CheckSender(from.clone()),
             Pending::Rcpt(r) => Event::CheckRecipient(r.clone()),
             Pending::Auth(c) => Event::Authenticate(c.clone()),
             Pending::Message(e) => Event::MessageEnd(e.clone()),
@@ -231,6 +236,22 @@ impl Session {
             RcptVerdict::OverQuota | RcptVerdict::TempFail | RcptVerdict::Other(_) => {
                 self.reply(reply)
             }
+        }
+    }
+
+    /// The answer to [`Event::CheckSender`].
+    pub fn sender_verdict(&mut self, verdict: SenderVerdict) {
+        let Some(Pending::Mail(from, params)) =
+            self.pending.take_if(|p| matches!(p, Pending::Mail(..)))
+        else {
+            debug_assert!(false, "sender_verdict without CheckSender");
+            return;
+        };
+        let reply = verdict.reply(&from);
+        match verdict {
+            SenderVerdict::Accept => self.open_transaction(from, params),
+            SenderVerdict::NotOwned(_) => self.error(reply),
+            SenderVerdict::TempFail => self.reply(reply),
         }
     }
 
@@ -599,6 +620,7 @@ mod tests {
             match s.next_event(&mut Vec::new()) {
                 Event::NeedInput => return out,
                 e @ (Event::CheckRecipient(_)
+                | Event::CheckSender(_)
                 | Event::Authenticate(_)
                 | Event::MessageEnd(_)
                 | Event::Close

@@ -35,7 +35,8 @@ use super::stream::Stream;
 use super::tls::TlsInfo;
 use crate::proto::reply::Enhanced;
 use crate::proto::{
-    Domain, Envelope, Event, MessageVerdict, Phase, RcptVerdict, Reply, ReversePath, Session,
+    Domain, Envelope, Event, MessageVerdict, Phase, RcptVerdict, Reply, ReversePath, SenderVerdict,
+    Session,
 };
 use moat_common::date::{now, rfc5322};
 
@@ -198,6 +199,10 @@ impl Connection {
                     }
                     self.session.recipient_verdict(verdict);
                 }
+                Event::CheckSender(from) => {
+                    let verdict = self.check_sender(&from).await;
+                    self.session.sender_verdict(verdict);
+                }
                 Event::Authenticate(creds) => {
                     let (verdict, user) = self
                         .server
@@ -242,6 +247,26 @@ impl Connection {
                 }
             }
         }
+    }
+
+    /// The answer to `CheckSender`: the sender must be the login's (`policy.rs`); refusals and
+    /// failures are logged.
+    async fn check_sender(&self, from: &ReversePath) -> SenderVerdict {
+        // The session asks only after AUTH, and only we record the user moat-auth named.
+        let Some(user) = self.user.as_deref() else {
+            warn!("session={}: sender check without a login", self.id);
+            return SenderVerdict::TempFail;
+        };
+        let verdict = self.server.policy.sender(from, user).await;
+        if verdict != SenderVerdict::Accept {
+            info!(
+                "reject MAIL FROM {from} from {} user={user} session={}: {}",
+                self.client(),
+                self.id,
+                verdict.reply(from).to_string().trim_end()
+            );
+        }
+        verdict
     }
 
     /// Writes the pending replies, within the command timeout.

@@ -65,6 +65,8 @@ impl Service {
         cfg.starttls = server.tls.is_some();
         cfg.limits.message_size = s.max_message_size.saturating_sub(HEADROOM).max(1);
         cfg.limits.recipients = s.max_recipients;
+        // Any listener where a client logged in (port 25 offers no AUTH today).
+        cfg.check_sender = s.sender_login_match;
         cfg
     }
 }

@@ -5,7 +5,9 @@
 //! `max_connections_per_ip` (20), `timeout_command_secs` (300, RFC 5321 4.5.3.2: greeting,
 //! MAIL, RCPT, and every other command), `timeout_data_secs` (180: the DATA/BDAT block),
 //! `timeout_tls_secs` (30: one TLS handshake), `drain_secs` (55: how long open transactions may
-//! run on after SIGTERM before they get 421; the supervisor kills us at 60).
+//! run on after SIGTERM before they get 421; the supervisor kills us at 60),
+//! `sender_login_match` (`true`: after AUTH, MAIL FROM must be an address of the login; see
+//! `policy.rs`).
 //!
 //! SECURITY: settings come from the supervisor, which is trusted; they are still parsed
 //! strictly (a typo in a number is an error at start, not a silent default), and the host name
@@ -15,7 +17,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use moat_common::daemon::settings::{count, number, required, valid_hostname};
+use moat_common::daemon::settings::{count, flag, number, required, valid_hostname};
 use moat_common::warn;
 
 /// The most recipients the queue takes in one envelope (moat-queue's `MAX_RECIPIENTS`).
@@ -33,6 +35,8 @@ pub struct Settings {
     pub max_connections_per_ip: u32,
     pub timeouts: Timeouts,
     pub drain: Duration,
+    /// After AUTH, MAIL FROM must be owned by the login (`[submission] sender_login_match`).
+    pub sender_login_match: bool,
 }
 
 /// How long a client may take (RFC 5321 4.5.3.2, as total deadlines: see `clock.rs`).
@@ -92,6 +96,7 @@ impl Settings {
                 tls: secs("timeout_tls_secs", 30)?,
             },
             drain: secs("drain_secs", 55)?,
+            sender_login_match: flag(get, "sender_login_match", true)?,
         })
     }
 }
@@ -123,12 +128,16 @@ mod tests {
         assert_eq!(s.max_recipients, 100);
         assert_eq!(s.timeouts, Timeouts::default());
         assert_eq!(s.drain, Duration::from_secs(55));
+        assert!(s.sender_login_match, "on unless turned off");
         let mut pairs = BASE.to_vec();
         pairs.push(("timeout_command_secs", "2"));
         pairs.push(("max_connections_per_ip", "3"));
         let s = Settings::from_lookup(&lookup(&pairs)).expect("settings");
         assert_eq!(s.timeouts.command, Duration::from_secs(2));
         assert_eq!(s.max_connections_per_ip, 3);
+        pairs.push(("sender_login_match", "false"));
+        let s = Settings::from_lookup(&lookup(&pairs)).expect("settings");
+        assert!(!s.sender_login_match);
         pairs.push(("max_recipients", "5000"));
         let s = Settings::from_lookup(&lookup(&pairs)).expect("settings");
         assert_eq!(s.max_recipients, 1000, "clamped to what the queue takes");
@@ -142,6 +151,7 @@ mod tests {
             ("hostname", "mx example"),
             ("hostname", "mx.example.test\r\n250 fake"),
             ("max_connections", "99999999999"),
+            ("sender_login_match", "yes please"),
         ] {
             let mut pairs = BASE.to_vec();
             pairs.retain(|(k, _)| *k != key);

@@ -476,3 +476,154 @@ async fn an_unreachable_queue_is_a_temporary_failure() {
     assert!(c.reply().await.starts_with("451 4.3.0 "));
     assert!(c.reply().await.starts_with("250 "));
 }
+
+/// A fake moat-auth `R` for the sender check. ours.test: alice, her sub-addresses (`+`),
+/// info@ (an alias of alice), team@ (alice and bob), no catch-all. catchall.test: alice, and
+/// a catch-all to alice; info@ there is an alias of alice and carol. flaky@ours.test: `Z`.
+async fn fake_resolver(path: std::path::PathBuf) {
+    let listener = tokio::net::UnixListener::bind(path).expect("bind auth");
+    let mailbox = |address: &str, detail: Option<&str>| Target {
+        kind: TargetKind::Mailbox,
+        address: address.into(),
+        maildir: String::new(),
+        quota: None,
+        detail: detail.map(str::to_string),
+    };
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            return;
+        };
+        tokio::spawn(async move {
+            let mut conn = Conn::new(stream);
+            let Ok(Some(req)) = conn.recv().await else {
+                return;
+            };
+            let address = req.text(0).unwrap_or("").to_ascii_lowercase();
+            let (local, domain) = address.split_once('@').unwrap_or(("", ""));
+            let (base, tag) = match local.split_once('+') {
+                Some((b, t)) => (b, Some(t)),
+                None => (local, None),
+            };
+            let targets: Vec<Target> = match (domain, base) {
+                (_, "flaky") => {
+                    let z = Status::Temporary("user store unavailable".into());
+                    let _ = conn.send(&z.to_record()).await;
+                    return;
+                }
+                ("ours.test", "alice") => vec![mailbox("alice@ours.test", tag)],
+                ("ours.test", "bob") => vec![mailbox("bob@ours.test", tag)],
+                ("ours.test", "info") => vec![mailbox("alice@ours.test", tag)],
+                ("ours.test", "team") => vec![
+                    mailbox("alice@ours.test", tag),
+                    mailbox("bob@ours.test", tag),
+                ],
+                ("catchall.test", "alice") => vec![mailbox("alice@catchall.test", tag)],
+                ("catchall.test", "info") => vec![
+                    mailbox("alice@catchall.test", tag),
+                    mailbox("carol@catchall.test", tag),
+                ],
+                ("catchall.test", _) => vec![mailbox("alice@catchall.test", None)],
+                _ => Vec::new(),
+            };
+            let reply = if targets.is_empty() {
+                let why = if domain == "ours.test" {
+                    "no such user"
+                } else {
+                    "not a local domain"
+                };
+                Status::Permanent(why.into()).to_record()
+            } else {
+                targets
+                    .iter()
+                    .fold(Status::Ok("targets".into()).to_record(), |r, t| {
+                        t.push_fields(r)
+                    })
+            };
+            let _ = conn.send(&reply).await;
+        });
+    }
+}
+
+#[tokio::test]
+async fn senders_must_be_owned_by_the_login() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    tokio::spawn(fake_resolver(tmp.path().join("auth.sock")));
+    tokio::task::yield_now().await;
+    let sock = |name: &str| tmp.path().join(name).display().to_string();
+    let map: HashMap<&str, String> = [
+        ("hostname", "mx.test".to_string()),
+        ("auth_socket", sock("auth.sock")),
+        ("queue_socket", sock("queue.sock")),
+        ("local_socket", sock("local.sock")),
+    ]
+    .into_iter()
+    .collect();
+    let settings = Settings::from_lookup(&|k| map.get(k).cloned()).expect("settings");
+    let p = policy::Policy::new(&settings);
+    let from = |a: &str| {
+        crate::proto::path::parse_reverse_path(&format!("<{a}>"))
+            .expect("path")
+            .0
+    };
+    use crate::proto::SenderVerdict as V;
+    let not_owned = |login: &str| V::NotOwned(login.to_string());
+    let alice = "alice@ours.test";
+    for owned in [
+        "alice@ours.test",
+        "ALICE@Ours.Test",
+        "alice+lists@ours.test",
+        "info@ours.test",
+        "info+x@ours.test",
+        "team@ours.test",
+    ] {
+        assert_eq!(p.sender(&from(owned), alice).await, V::Accept, "{owned}");
+    }
+    for foreign in [
+        "bob@ours.test",
+        "bob+alice@ours.test",
+        "nobody@ours.test",
+        "alice@far.test",
+    ] {
+        assert_eq!(
+            p.sender(&from(foreign), alice).await,
+            not_owned(alice),
+            "{foreign}"
+        );
+    }
+    assert_eq!(
+        p.sender(&crate::proto::ReversePath::Null, alice).await,
+        not_owned(alice)
+    );
+    // The catch-all delivers anything@catchall.test to alice: that is not hers to send as,
+    // but her own address, her sub-addresses and an alias with other targets are.
+    let alice = "alice@catchall.test";
+    for owned in [
+        "alice@catchall.test",
+        "alice+x@catchall.test",
+        "info@catchall.test",
+    ] {
+        assert_eq!(p.sender(&from(owned), alice).await, V::Accept, "{owned}");
+    }
+    assert_eq!(
+        p.sender(&from("anything@catchall.test"), alice).await,
+        not_owned(alice)
+    );
+    // moat-auth answering Z, or not there at all: try later.
+    assert_eq!(
+        p.sender(&from("flaky@ours.test"), "alice@ours.test").await,
+        V::TempFail
+    );
+    let mut gone = map.clone();
+    gone.insert("auth_socket", sock("nothing.sock"));
+    let settings = Settings::from_lookup(&|k| gone.get(k).cloned()).expect("settings");
+    let p = policy::Policy::new(&settings);
+    assert_eq!(
+        p.sender(&from("info@ours.test"), "alice@ours.test").await,
+        V::TempFail
+    );
+    assert_eq!(
+        p.sender(&from("alice@ours.test"), "alice@ours.test").await,
+        V::Accept,
+        "the login itself needs no lookup"
+    );
+}

@@ -4,7 +4,7 @@
 
 use moat_smtp::proto::{
     AuthVerdict, Credentials, Envelope, Event, MessageVerdict, RcptVerdict, Recipient, Reply,
-    Session, SessionConfig,
+    SenderVerdict, Session, SessionConfig,
 };
 
 pub type RcptPolicy = Box<dyn FnMut(&Recipient) -> RcptVerdict>;
@@ -148,6 +148,8 @@ impl Harness {
                     let v = (self.rcpt_policy)(&r);
                     self.session.recipient_verdict(v);
                 }
+                // SessionConfig::check_sender is off in these tests: never asked.
+                Event::CheckSender(_) => self.session.sender_verdict(SenderVerdict::Accept),
                 Event::Authenticate(c) => {
                     let v = (self.auth_policy)(&c);
                     self.auth_checks.push(c);

@@ -50,6 +50,15 @@ impl Session {
         if !from.is_ascii() && !params.smtputf8 {
             return self.error(non_ascii());
         }
+        if self.cfg.check_sender && self.user.is_some() {
+            self.pending = Some(Pending::Mail(from, params));
+            return;
+        }
+        self.open_transaction(from, params);
+    }
+
+    /// MAIL accepted: the transaction opens.
+    pub(super) fn open_transaction(&mut self, from: ReversePath, params: MailParams) {
         self.txn = Some(Transaction {
             from,
             params,
@@ -259,7 +268,95 @@ fn no_recipients() -> Reply {
 #[cfg(test)]
 mod tests {
     use super::super::tests::{codes, events, session};
-    use crate::proto::event::{Event, RcptVerdict};
+    use crate::proto::event::{AuthVerdict, Event, RcptVerdict, SenderVerdict};
+    use crate::proto::path::ReversePath;
+    use crate::proto::{Session, SessionConfig};
+
+    /// A submission session with the sender check on, logged in as bob.
+    fn checked_session() -> Session {
+        let mut cfg = SessionConfig::submission("mx.test");
+        cfg.check_sender = true;
+        let mut s = Session::new(cfg, true);
+        // "\0bob\0pw"
+        events(&mut s, "EHLO c\r\nAUTH PLAIN AGJvYgBwdw==\r\n");
+        s.auth_verdict(AuthVerdict::Ok);
+        events(&mut s, "");
+        s
+    }
+
+    #[test]
+    fn sender_check_holds_the_transaction_until_its_verdict() {
+        let mut s = checked_session();
+        let ev = events(&mut s, "MAIL FROM:<bob@x.test>\r\nRCPT TO:<c@d>\r\n");
+        assert!(
+            matches!(ev.last(), Some(Event::CheckSender(ReversePath::Path(p))) if p.to_string() == "bob@x.test")
+        );
+        // Pipelined RCPT waits; no transaction is open yet.
+        assert!(s.sender().is_none());
+        assert!(matches!(
+            s.next_event(&mut Vec::new()),
+            Event::CheckSender(_)
+        ));
+        s.sender_verdict(SenderVerdict::Accept);
+        let ev = events(&mut s, "");
+        assert_eq!(codes(&ev), vec![250]);
+        assert!(matches!(ev.last(), Some(Event::CheckRecipient(_))));
+        assert!(s.sender().is_some());
+    }
+
+    #[test]
+    fn refused_sender_is_553_and_an_error_and_opens_nothing() {
+        let mut s = checked_session();
+        let ev = events(&mut s, "MAIL FROM:<>\r\nRCPT TO:<c@d>\r\n");
+        assert!(matches!(
+            ev.last(),
+            Some(Event::CheckSender(ReversePath::Null))
+        ));
+        s.sender_verdict(SenderVerdict::NotOwned("bob@x.test".into()));
+        let ev = events(&mut s, "");
+        let Some(Event::Reply(r)) = ev.first() else {
+            panic!("no reply: {ev:?}");
+        };
+        assert_eq!(
+            r.to_string(),
+            "553 5.7.1 <>: sender address not owned by user bob@x.test\r\n"
+        );
+        assert_eq!(codes(&ev), vec![553, 503], "the pipelined RCPT has no MAIL");
+        assert_eq!(s.errors(), 2);
+        s.receive(b"MAIL FROM:<bob@x.test>\r\n");
+        assert!(matches!(
+            s.next_event(&mut Vec::new()),
+            Event::CheckSender(_)
+        ));
+        s.sender_verdict(SenderVerdict::TempFail);
+        assert_eq!(codes(&events(&mut s, "")), vec![451]);
+        assert!(s.sender().is_none());
+        assert_eq!(
+            s.errors(),
+            2,
+            "a temporary failure is not the client's error"
+        );
+    }
+
+    #[test]
+    fn no_sender_check_without_login_or_when_off() {
+        // Port 25: nobody logged in, nothing to check.
+        let mut cfg = SessionConfig::new("mx.test");
+        cfg.check_sender = true;
+        let mut s = Session::new(cfg, false);
+        assert_eq!(
+            codes(&events(&mut s, "EHLO c\r\nMAIL FROM:<x@y>\r\n")),
+            vec![250, 250]
+        );
+        // Logged in, the check off (sender_login_match = false).
+        let mut s = Session::new(SessionConfig::submission("mx.test"), true);
+        events(&mut s, "EHLO c\r\nAUTH PLAIN AGJvYgBwdw==\r\n");
+        s.auth_verdict(AuthVerdict::Ok);
+        assert_eq!(
+            codes(&events(&mut s, "MAIL FROM:<x@y>\r\n")),
+            vec![235, 250]
+        );
+    }
 
     #[test]
     fn size_parameter_refusal_is_not_an_error() {
