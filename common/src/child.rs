@@ -14,10 +14,12 @@ use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use thiserror::Error;
 
+use crate::confine::{self, Enforced, Grant};
 use crate::fdpass::{recv_with_fds, send_with_fds};
 use crate::privilege;
 use crate::wire::{Record, WireError};
@@ -70,7 +72,60 @@ impl Setup {
             rustix::thread::set_no_new_privs(true).map_err(std::io::Error::from)?;
         }
         privilege::assert_not_root()?;
+        setup.confine()?;
         Ok(setup)
+    }
+
+    /// Applies the Landlock ruleset the supervisor named (`landlock_read`, `landlock_write`:
+    /// one path a line), logs how much of it the kernel enforces, and runs the tests'
+    /// `confinement_self_test`. Without those settings (a child started by hand) nothing is done.
+    fn confine(&self) -> Result<(), SetupError> {
+        let (Some(read), Some(write)) = (
+            self.get_opt("landlock_read"),
+            self.get_opt("landlock_write"),
+        ) else {
+            return Ok(());
+        };
+        let lines = |text: &'_ str| {
+            text.lines()
+                .filter(|l| !l.is_empty())
+                .map(PathBuf::from)
+                .collect::<Vec<_>>()
+        };
+        let (read, write) = (lines(read), lines(write));
+        let rules: Vec<(PathBuf, Grant)> = read
+            .iter()
+            .map(|p| (p.clone(), Grant::Read))
+            .chain(write.iter().map(|p| (p.clone(), Grant::ReadWrite)))
+            .collect();
+        let enforced = confine::apply(&rules, self.get_opt("run_dir").map(Path::new))?;
+        if enforced == Enforced::Not && self.get_opt("allow_unconfined") != Some("true") {
+            return Err(SetupError::Bad(
+                "Landlock is not available in this kernel: refusing to run unconfined (set \
+                 [security] allow_unconfined = true to accept that)"
+                    .into(),
+            ));
+        }
+        let show = |paths: &[PathBuf]| {
+            paths
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        if enforced == Enforced::Not {
+            crate::warn!("landlock {enforced}: running without a file-system sandbox");
+        } else {
+            crate::info!(
+                "landlock {enforced}: read-only [{}], read-write [{}]",
+                show(&read),
+                show(&write)
+            );
+        }
+        for path in lines(self.get_opt("confinement_self_test").unwrap_or_default()) {
+            crate::info!("{}", confine::self_test(&path));
+        }
+        Ok(())
     }
 
     /// Reads setup records from `control` until `G`.

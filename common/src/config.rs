@@ -14,6 +14,9 @@ use queue::RawQueue;
 pub use queue::{DEFAULT_DELAY_WARNING_SECS, DEFAULT_RETRY_SCHEDULE, MAX_RETRY_ENTRIES};
 mod lists;
 mod routes;
+mod security;
+use security::RawSecurity;
+pub use security::Security;
 mod submission;
 pub use lists::Lists;
 use lists::RawLists;
@@ -72,6 +75,7 @@ pub struct Config {
     pub remote: Remote,
     pub lists: Lists,
     pub submission: Submission,
+    pub security: Security,
 }
 
 /// How moat-remote uses STARTTLS with a destination.
@@ -348,6 +352,8 @@ struct RawConfig {
     lists: RawLists,
     #[serde(default)]
     submission: RawSubmission,
+    #[serde(default)]
+    security: RawSecurity,
 }
 
 #[derive(Deserialize, Default)]
@@ -473,6 +479,7 @@ impl Config {
         let queue = raw.queue.parse().map_err(invalid)?;
         let remote = parse_remote(raw.remote, base).map_err(invalid)?;
         let lists = raw.lists.parse().map_err(invalid)?;
+        let security = raw.security.parse().map_err(invalid)?;
         for addr in raw
             .listen
             .smtp
@@ -514,6 +521,7 @@ impl Config {
             remote,
             lists,
             submission: raw.submission.parse(),
+            security,
         })
     }
 }

@@ -7,6 +7,7 @@
 pub mod child;
 pub mod client;
 pub mod config;
+pub mod confine;
 pub mod conn;
 pub mod daemon;
 pub mod date;

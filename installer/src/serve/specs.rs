@@ -369,8 +369,84 @@ pub fn items<'a>(
             }
         }
     }
+    let (read, write) = landlock_paths(role, config);
+    let lines = |paths: Vec<PathBuf>| {
+        paths
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    settings.extend([
+        ("landlock_read", lines(read)),
+        ("landlock_write", lines(write)),
+        // Unprivileged (`moat up` as a developer), every program runs as that one user anyway:
+        // a kernel without Landlock loses nothing the quickstart had, so it only warns. As
+        // root, the separation is the product and the config must say so explicitly.
+        (
+            "allow_unconfined",
+            (config.security.allow_unconfined || !accounts.privileged).to_string(),
+        ),
+        (
+            "confinement_self_test",
+            config.security.self_test.join("\n"),
+        ),
+    ]);
     fds.into_iter()
         .filter_map(|(name, fd)| fd.map(|fd| Item::Fd(name, fd)))
         .chain(settings.into_iter().map(|(k, v)| Item::Setting(k, v)))
         .collect()
+}
+
+/// The Landlock ruleset of `role` (`moat_common::confine`): the paths it may read, and those it
+/// may also change. Everything else on disk is refused, including exec. Every program may read
+/// what its libraries open lazily (found with strace on the test stacks): its own `/proc/self`
+/// (thread count, status, cgroup), the CPU count and quota (std, num_cpus), glibc's overcommit
+/// mode, and the time-zone files. The sockets in `run_dir` are reached by connect(2), which the
+/// child grants itself.
+fn landlock_paths(role: Role, config: &Config) -> (Vec<PathBuf>, Vec<PathBuf>) {
+    let mut read: Vec<PathBuf> = [
+        "/proc/self",
+        "/sys/fs/cgroup",
+        "/sys/devices/system/cpu/online",
+        "/proc/sys/vm/overcommit_memory",
+        "/etc/localtime",
+        "/usr/share/zoneinfo",
+    ]
+    .into_iter()
+    .map(PathBuf::from)
+    .collect();
+    // The resolver (hickory) also loads the system's CA store when it is built.
+    let dns = || {
+        [
+            "/etc/resolv.conf",
+            "/etc/hosts",
+            "/etc/ssl",
+            "/etc/pki",
+            "/usr/share/ca-certificates",
+            "/usr/local/share/ca-certificates",
+        ]
+        .map(PathBuf::from)
+    };
+    let write = match role {
+        Role::Smtpd => vec![],
+        Role::Queue => vec![config.queue_dir.clone()],
+        Role::Local | Role::Pop3d | Role::Imapd => vec![config.mail_root.clone()],
+        // SQLite keeps its journal and WAL files next to the database; PostgreSQL needs none.
+        Role::Auth => config
+            .store_url
+            .strip_prefix("sqlite:")
+            .and_then(|db| std::path::Path::new(db).parent())
+            .map(|folder| vec![folder.to_path_buf()])
+            .unwrap_or_default(),
+        Role::Remote => {
+            read.extend(dns());
+            vec![]
+        }
+        Role::Lists => {
+            read.extend(dns());
+            vec![config.lists_dir.clone()]
+        }
+    };
+    (read, write)
 }

@@ -1,0 +1,179 @@
+//! Landlock, checked from inside each running program (as root, as CI runs): with
+//! `[security] self_test`, every child tries, once confined, to read and to write each listed
+//! path and logs what happened. moat-smtpd must reach neither a Maildir, nor the store, nor the
+//! queue; moat-remote not the queue; moat-imapd must not write the queue; moat-lists must not
+//! read a Maildir; and no program may read `moat.toml` or touch a world-writable file and folder
+//! that only Landlock keeps it from. The paths each one needs stay open (the allowed side).
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+
+use moat_common::privilege;
+use moat_tests::{Mode, Stack};
+
+const PROGRAMS: [&str; 8] = [
+    "moat-smtpd",
+    "moat-queue",
+    "moat-local",
+    "moat-auth",
+    "moat-remote",
+    "moat-lists",
+    "moat-pop3d",
+    "moat-imapd",
+];
+
+/// The first regular file beneath `dir`.
+fn first_file(dir: &Path) -> Option<PathBuf> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir).ok()?.flatten().collect();
+    entries.sort_by_key(|e| e.file_name());
+    entries.into_iter().find_map(|e| {
+        let path = e.path();
+        if path.is_dir() {
+            first_file(&path)
+        } else {
+            Some(path)
+        }
+    })
+}
+
+/// What `program` (its current pid) logged about `path`: "read …, write …".
+fn outcome(s: &Stack, program: &str, path: &Path) -> String {
+    let pid = s
+        .pid_of(program)
+        .unwrap_or_else(|| panic!("{program} is not running"));
+    let prefix = format!(
+        "{program}[{pid}]: confinement self-test {}: ",
+        path.display()
+    );
+    s.wait_log(&prefix);
+    s.log()
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .map(str::to_string)
+        .unwrap_or_default()
+}
+
+fn assert_denied(s: &Stack, program: &str, path: &Path, what: &str) {
+    let got = outcome(s, program, path);
+    let part = got
+        .split(", ")
+        .find(|p| p.starts_with(what))
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        part.starts_with(&format!("{what} denied")) && part.contains("os error 13"),
+        "{program} must not {what} {}: {got}",
+        path.display()
+    );
+}
+
+fn assert_allowed(s: &Stack, program: &str, path: &Path, what: &str) {
+    let got = outcome(s, program, path);
+    assert!(
+        got.split(", ").any(|p| p == format!("{what} allowed")),
+        "{program} must {what} {}: {got}",
+        path.display()
+    );
+}
+
+#[test]
+fn each_program_reaches_only_its_own_paths() {
+    if !privilege::is_root() {
+        println!("not root: the confinement checks need root (CI runs as root)");
+        return;
+    }
+    let mut s = Stack::start_with(Mode::Serve);
+    s.add_domain("example.test");
+    s.add_user("alice@example.test", "alice-secret");
+    // One message in alice's Maildir, one stuck in the queue (nothing answers DNS).
+    s.python_ok(
+        r#"
+import os, smtplib, ssl
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+with smtplib.SMTP("127.0.0.1", int(os.environ["SMTP_PORT"]), timeout=30) as c:
+    c.sendmail("bob@elsewhere.test", ["alice@example.test"], b"Subject: in\r\n\r\nhi\r\n")
+with smtplib.SMTP("127.0.0.1", int(os.environ["SUBMISSION_PORT"]), timeout=30) as c:
+    c.starttls(context=ctx)
+    c.login("alice@example.test", "alice-secret")
+    c.sendmail("alice@example.test", ["bob@elsewhere.test"], b"Subject: out\r\n\r\nhi\r\n")
+print("sent")
+"#,
+    );
+    s.wait_messages("alice@example.test", 1);
+    let mail_file = first_file(&s.maildir("alice@example.test")).expect("a Maildir file");
+    let queue = s.data.join("queue");
+    let queue_file = first_file(&queue.join("env")).expect("a queued message");
+    let store = s.data.join("db/users.db");
+    let lists = s.data.join("lists");
+    // Open to everyone by mode: only Landlock can refuse them.
+    let config = s.config.clone();
+    let probe_file = s.data.join("probe-file");
+    std::fs::write(&probe_file, "probe\n").expect("probe");
+    std::fs::set_permissions(&probe_file, std::fs::Permissions::from_mode(0o666)).expect("chmod");
+    let probe_dir = s.data.join("probe-dir");
+    std::fs::create_dir(&probe_dir).expect("probe dir");
+    std::fs::set_permissions(&probe_dir, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+
+    let paths = [
+        &mail_file,
+        &queue,
+        &queue_file,
+        &store,
+        &lists,
+        &config,
+        &probe_file,
+        &probe_dir,
+    ];
+    let list = paths
+        .iter()
+        .map(|p| format!("{:?}", p.display().to_string()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut toml = std::fs::read_to_string(&s.config).expect("config");
+    toml.push_str(&format!("[security]\nself_test = [{list}]\n"));
+    std::fs::write(&s.config, toml).expect("config");
+    s.restart();
+
+    for program in PROGRAMS {
+        let pid = s.pid_of(program).expect("running");
+        s.wait_log(&format!("{program}[{pid}]: landlock enforced"));
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+        assert!(status.contains("NoNewPrivs:\t1"), "{program}: {status}");
+        assert!(
+            status.contains("CapEff:\t0000000000000000"),
+            "{program}: {status}"
+        );
+        assert_denied(&s, program, &config, "read");
+        assert_denied(&s, program, &probe_file, "read");
+        assert_denied(&s, program, &probe_file, "write");
+        assert_denied(&s, program, &probe_dir, "read");
+        assert_denied(&s, program, &probe_dir, "write");
+    }
+    for path in [&mail_file, &store, &queue, &queue_file] {
+        assert_denied(&s, "moat-smtpd", path, "read");
+    }
+    assert_denied(&s, "moat-remote", &queue, "read");
+    assert_denied(&s, "moat-remote", &queue_file, "read");
+    assert_denied(&s, "moat-imapd", &queue, "write");
+    assert_denied(&s, "moat-imapd", &store, "read");
+    assert_denied(&s, "moat-lists", &mail_file, "read");
+    assert_denied(&s, "moat-auth", &mail_file, "read");
+
+    // What each one needs is still there.
+    assert_allowed(&s, "moat-local", &mail_file, "read");
+    assert_allowed(&s, "moat-imapd", &mail_file, "read");
+    assert_allowed(&s, "moat-queue", &queue_file, "read");
+    assert_allowed(&s, "moat-queue", &queue, "write");
+    assert_allowed(&s, "moat-auth", &store, "write");
+    assert_allowed(&s, "moat-lists", &lists, "write");
+    // And mail still flows after the restart, through every confined program.
+    s.python_ok(
+        r#"
+import os, smtplib
+with smtplib.SMTP("127.0.0.1", int(os.environ["SMTP_PORT"]), timeout=30) as c:
+    c.sendmail("bob@elsewhere.test", ["alice@example.test"], b"Subject: again\r\n\r\nhi\r\n")
+print("sent")
+"#,
+    );
+    s.wait_messages("alice@example.test", 2);
+}
