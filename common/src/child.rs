@@ -72,6 +72,12 @@ impl Setup {
             rustix::thread::set_no_new_privs(true).map_err(std::io::Error::from)?;
         }
         privilege::assert_not_root()?;
+        // Not dumpable: no core file with keys, passwords or mail in it, and no ptrace or
+        // /proc/PID/mem from another process of the same user (moat-local, moat-imapd and
+        // moat-pop3d share one). The kernel does this on a uid change, but the supervisor
+        // already spawned us as our user, so nothing changes here and exec left it dumpable.
+        rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
+            .map_err(std::io::Error::from)?;
         setup.confine()?;
         Ok(setup)
     }

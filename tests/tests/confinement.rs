@@ -139,6 +139,12 @@ print("sent")
         s.wait_log(&format!("{program}[{pid}]: landlock enforced"));
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
         assert!(status.contains("NoNewPrivs:\t1"), "{program}: {status}");
+        // Not dumpable: the kernel gives its /proc files to root, so a process of the same
+        // user can neither read its memory nor ptrace it.
+        let owner = std::os::unix::fs::MetadataExt::uid(
+            &std::fs::metadata(format!("/proc/{pid}/environ")).expect("environ"),
+        );
+        assert_eq!(owner, 0, "{program}: /proc/{pid}/environ is not root's");
         assert!(
             status.contains("CapEff:\t0000000000000000"),
             "{program}: {status}"
