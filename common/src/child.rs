@@ -128,8 +128,12 @@ impl Setup {
                 show(&write)
             );
         }
-        for path in lines(self.get_opt("confinement_self_test").unwrap_or_default()) {
-            crate::info!("{}", confine::self_test(&path));
+        let self_test = lines(self.get_opt("confinement_self_test").unwrap_or_default());
+        for path in &self_test {
+            crate::info!("{}", confine::self_test(path));
+        }
+        if !self_test.is_empty() {
+            crate::info!("{}", confine::exec_self_test());
         }
         Ok(())
     }

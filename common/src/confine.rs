@@ -120,6 +120,26 @@ pub fn apply(rules: &[(PathBuf, Grant)], unix_sockets: Option<&Path>) -> std::io
     })
 }
 
+/// The program the exec self-test tries to start: present on every Linux system, harmless.
+pub const EXEC_PROBE: &str = "/bin/true";
+
+/// Tries to start [`EXEC_PROBE`] and says what happened (the `confinement_self_test`
+/// setting): a confined program must not be able to spawn anything (qmail's smtpd could not
+/// either), so an attacker who owns it cannot run a shell.
+pub fn exec_self_test() -> String {
+    let result = std::process::Command::new(EXEC_PROBE)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status();
+    let verdict = match result {
+        Ok(status) => format!("allowed ({status})"),
+        Err(e) if e.kind() == ErrorKind::PermissionDenied => format!("denied ({e})"),
+        Err(e) => format!("failed ({e})"),
+    };
+    format!("confinement self-test exec {EXEC_PROBE}: {verdict}")
+}
+
 /// Tries to read and to write `path` (a folder: list it, create and remove a file in it) and
 /// says what happened, for the `confinement_self_test` setting the tests use.
 pub fn self_test(path: &Path) -> String {

@@ -139,6 +139,18 @@ print("sent")
         s.wait_log(&format!("{program}[{pid}]: landlock enforced"));
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
         assert!(status.contains("NoNewPrivs:\t1"), "{program}: {status}");
+        // No program may start another (Landlock's exec right is not granted anywhere).
+        let exec = format!("{program}[{pid}]: confinement self-test exec /bin/true: ");
+        s.wait_log(&exec);
+        let log = s.log();
+        let verdict = log
+            .lines()
+            .find_map(|l| l.strip_prefix(exec.as_str()))
+            .unwrap_or_default();
+        assert!(
+            verdict.starts_with("denied") && verdict.contains("os error 13"),
+            "{program} could start /bin/true: {verdict}"
+        );
         // Not dumpable: the kernel gives its /proc files to root, so a process of the same
         // user can neither read its memory nor ptrace it.
         let owner = std::os::unix::fs::MetadataExt::uid(
