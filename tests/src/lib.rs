@@ -2,6 +2,7 @@
 //! folder on free loopback ports, driven by real clients (Python's smtplib, swaks, lettre), and
 //! inspected through the CLI and the Maildirs on disk, as an admin would.
 
+pub mod dkim;
 pub mod dns;
 pub mod imap_raw;
 pub mod peer;
@@ -411,6 +412,19 @@ impl Stack {
             .env("IMAPS_PORT", self.imaps.to_string())
             .output()
             .expect("run python3")
+    }
+
+    /// Sends `message` (header, empty line, body) from `sender` to `rcpt` over SMTP on port 25
+    /// with Python's smtplib; a refusal fails the test.
+    pub fn send_smtp(&self, sender: &str, rcpt: &str, message: &str) {
+        self.python_ok(&format!(
+            r#"
+import os, smtplib
+c = smtplib.SMTP("127.0.0.1", int(os.environ["SMTP_PORT"]), timeout=30)
+c.sendmail({sender:?}, [{rcpt:?}], {message:?}.encode())
+c.quit()
+"#
+        ));
     }
 
     /// Runs `script` like `python` and returns its stdout; a failing script fails the test with

@@ -4,82 +4,13 @@
 //! python3-dkim, Ed25519 through python3-nacl), resolving the selectors from the printed
 //! records only (no DNS server is asked).
 
-use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::os::unix::fs::PermissionsExt as _;
 use std::process::{Command, Stdio};
 
-use moat_tests::peer::{PYTHON, Peer};
+use moat_tests::dkim::{parse_zone, verdicts};
+use moat_tests::peer::Peer;
 use moat_tests::{Mode, Stack, bin_dir};
-
-/// dkimpy's verdict on every DKIM-Signature of a message, topmost first:
-/// `rsa-sha256=True ed25519-sha256=True`.
-const VERIFY: &str = r#"
-import json, re, sys
-import dkim
-records = json.loads(sys.argv[1])
-message = open(sys.argv[2], "rb").read()
-def dns(name, timeout=5):
-    value = records.get(name.decode().rstrip(".").lower())
-    return value.encode() if value is not None else None
-d = dkim.DKIM(message)
-verdicts = []
-for i, (k, v) in enumerate(h for h in d.headers if h[0].lower() == b"dkim-signature"):
-    algorithm = re.search(rb"a=([a-z0-9-]+)", v).group(1).decode()
-    try:
-        ok = d.verify(idx=i, dnsfunc=dns)
-    except dkim.ValidationError as e:
-        # A changed body: dkimpy raises "body hash mismatch" instead of returning False.
-        print(e, file=sys.stderr)
-        ok = False
-    verdicts.append("%s=%s" % (algorithm, ok))
-print(" ".join(verdicts))
-"#;
-
-fn verify(records: &BTreeMap<String, String>, message: &[u8]) -> String {
-    let tmp = tempfile::NamedTempFile::new().expect("tempfile");
-    std::fs::write(tmp.path(), message).expect("write message");
-    let json = serde_json::to_string(records).expect("json");
-    let out = Command::new(PYTHON)
-        .arg("-c")
-        .arg(VERIFY)
-        .arg(json)
-        .arg(tmp.path())
-        .output()
-        .expect("run dkimpy (apt-get install python3-dkim python3-nacl)");
-    assert!(
-        out.status.success(),
-        "dkimpy: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-/// One zone-file line: name (no trailing dot), type, data.
-type ZoneLine = (String, String, String);
-
-/// The TXT records of `moat domain dns` output, name (no trailing dot) → joined strings; and
-/// every line.
-fn parse_zone(text: &str) -> (BTreeMap<String, String>, Vec<ZoneLine>) {
-    let mut txt = BTreeMap::new();
-    let mut all = Vec::new();
-    for line in text
-        .lines()
-        .filter(|l| !l.starts_with(';') && !l.is_empty())
-    {
-        let fields: Vec<&str> = line.splitn(5, '\t').collect();
-        let [name, _ttl, "IN", kind, data] = fields.as_slice() else {
-            panic!("not a zone line: {line:?}");
-        };
-        let name = name.trim_end_matches('.').to_string();
-        if *kind == "TXT" {
-            let joined: String = data.split('"').skip(1).step_by(2).collect();
-            txt.insert(name.clone(), joined);
-        }
-        all.push((name, kind.to_string(), data.to_string()));
-    }
-    (txt, all)
-}
 
 fn dkim_headers(message: &[u8]) -> usize {
     String::from_utf8_lossy(message)
@@ -195,7 +126,7 @@ with smtplib.SMTP("127.0.0.1", int(os.environ["SUBMISSION_PORT"]), timeout=30) a
         String::from_utf8_lossy(signed)
     );
     assert_eq!(
-        verify(&records, signed),
+        verdicts(&records, signed),
         "rsa-sha256=True ed25519-sha256=True"
     );
     let mut tampered = signed.clone();
@@ -205,7 +136,7 @@ with smtplib.SMTP("127.0.0.1", int(os.environ["SUBMISSION_PORT"]), timeout=30) a
         .expect("body");
     tampered[at] = b'J';
     assert_eq!(
-        verify(&records, &tampered),
+        verdicts(&records, &tampered),
         "rsa-sha256=False ed25519-sha256=False"
     );
     // A changed signed header breaks the signatures themselves (the body hash still matches).
@@ -216,7 +147,7 @@ with smtplib.SMTP("127.0.0.1", int(os.environ["SUBMISSION_PORT"]), timeout=30) a
         .expect("subject");
     tampered[at + 9] = b'S';
     assert_eq!(
-        verify(&records, &tampered),
+        verdicts(&records, &tampered),
         "rsa-sha256=False ed25519-sha256=False"
     );
 
@@ -245,7 +176,7 @@ with smtplib.SMTP("127.0.0.1", int(os.environ["SUBMISSION_PORT"]), timeout=30) a
     );
     let got = peer.wait(2, &s);
     assert_eq!(
-        verify(&records, &got[1].1),
+        verdicts(&records, &got[1].1),
         "rsa-sha256=True ed25519-sha256=True"
     );
 

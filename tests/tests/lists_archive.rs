@@ -35,23 +35,9 @@ fn stack() -> Stack {
     s
 }
 
-/// Sends one message to `rcpt` from `sender` with `headers` over SMTP (port 25).
+/// Sends a message with `headers` and a short body over SMTP (port 25).
 fn send(s: &Stack, sender: &str, rcpt: &str, headers: &str) {
-    let script = format!(
-        r#"
-import os, smtplib
-c = smtplib.SMTP("127.0.0.1", int(os.environ["SMTP_PORT"]), timeout=30)
-c.sendmail({sender:?}, [{rcpt:?}], {headers:?}.encode() + b"\r\nbody text\r\n")
-c.quit()
-"#
-    );
-    let out = s.python(&script);
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        s.log()
-    );
+    s.send_smtp(sender, rcpt, &format!("{headers}\r\nbody text\r\n"));
 }
 
 /// Parses the message of `address` whose Subject contains `subject` with Python's email

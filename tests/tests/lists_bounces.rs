@@ -16,25 +16,6 @@ use moat_tests::{Mode, Stack};
 
 const BOB: &str = "bob@far.example";
 
-/// Sends `message` from `sender` to `rcpt` over SMTP (port 25).
-fn send(s: &Stack, sender: &str, rcpt: &str, message: &str) {
-    let script = format!(
-        r#"
-import os, smtplib
-c = smtplib.SMTP("127.0.0.1", int(os.environ["SMTP_PORT"]), timeout=30)
-c.sendmail({sender:?}, [{rcpt:?}], {message:?}.encode())
-c.quit()
-"#
-    );
-    let out = s.python(&script);
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        s.log()
-    );
-}
-
 /// The addresses on dev's member roster (`moat list members`, its table's first column).
 fn members(s: &Stack) -> Vec<String> {
     s.admin(
@@ -49,8 +30,7 @@ fn members(s: &Stack) -> Vec<String> {
 }
 
 fn post(s: &Stack, subject: &str) {
-    send(
-        s,
+    s.send_smtp(
         "alice@example.test",
         "dev@example.test",
         &format!("From: alice@example.test\r\nSubject: {subject}\r\n\r\nhello list\r\n"),
@@ -143,16 +123,13 @@ fn two_bounces_send_a_probe_whose_bounce_removes_the_member() {
 
     // A vacation reply from a real sender, and a delay notice from the null sender, to the
     // same bounce address: accepted, not counted.
-    send(
-        &s,
+    s.send_smtp(
         "alice@example.test",
         "dev-return-1-bob=far.example@example.test",
         "From: alice@example.test\r\nSubject: Out of office\r\n\r\nBack on Monday.\r\n",
     );
     s.wait_log("not a bounce (not a delivery report, and not from the null sender): ignored");
-    send(
-        &s,
-        "",
+    s.send_smtp("",
         "dev-return-1-bob=far.example@example.test",
         "From: MAILER-DAEMON@far.example\r\nSubject: Delayed Mail\r\n\
          Content-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\r\n\r\n\
@@ -273,8 +250,7 @@ fn long_bounce_addresses_reach_the_list() {
         member.replace('@', "=").to_uppercase()
     );
     assert!(verp.split('@').next().is_some_and(|l| l.len() > 64));
-    send(
-        &s,
+    s.send_smtp(
         "",
         &verp,
         "From: MAILER-DAEMON@far.example\r\nSubject: failure notice\r\n\r\n\
@@ -296,30 +272,26 @@ fn long_bounce_addresses_reach_the_list() {
         "",
     );
     let plain_bounce = "From: MAILER-DAEMON@far.example\r\nSubject: failure notice\r\n\r\nno.\r\n";
-    send(
-        &s,
+    s.send_smtp(
         "",
         "dev-return-d1-carol=far.example@example.test",
         plain_bounce,
     );
     s.wait_log("bounce of digest 1 for <carol@far.example> (digest): 1 of 5");
-    send(
-        &s,
+    s.send_smtp(
         "",
         "dev-return-1-nobody=far.example@example.test",
         plain_bounce,
     );
     s.wait_log("bounce of post 1 for <nobody@far.example>: not on the member roster: ignored");
     // Bounces of a post or digest never sent (numbers past the newest) are refused.
-    send(
-        &s,
+    s.send_smtp(
         "",
         &verp.replace("dev-return-1-", "dev-return-2-"),
         plain_bounce,
     );
     s.wait_log("refused: no post 2 was sent (newest 1)");
-    send(
-        &s,
+    s.send_smtp(
         "",
         "dev-return-d2-carol=far.example@example.test",
         plain_bounce,
@@ -379,13 +351,12 @@ fn forged_bounces_remove_nobody() {
     let forged = "From: MAILER-DAEMON@far.example\r\nSubject: failure notice\r\n\r\nno.\r\n";
     let bob = "bob=far.example@example.test";
     // Post 5 and digest 1 were never sent.
-    send(&s, "", &format!("dev-return-5-{bob}"), forged);
+    s.send_smtp("", &format!("dev-return-5-{bob}"), forged);
     s.wait_log("return-5-bob=far.example: refused: no post 5 was sent (newest 1)");
-    send(&s, "", &format!("dev-return-d1-{bob}"), forged);
+    s.send_smtp("", &format!("dev-return-d1-{bob}"), forged);
     s.wait_log("return-d1-bob=far.example: refused: no digest 1 was sent (newest 0)");
     // An auto-reply from the null sender (obsolete field syntax included) is no bounce.
-    send(
-        &s,
+    s.send_smtp(
         "",
         &format!("dev-return-1-{bob}"),
         "From: bob@far.example\r\nAuto-Submitted : auto-replied\r\nSubject: Away\r\n\r\n\
@@ -396,7 +367,7 @@ fn forged_bounces_remove_nobody() {
 
     // Two forged bounces of post 1 reach the threshold: a probe goes (the peer takes it).
     for _ in 0..2 {
-        send(&s, "", &format!("dev-return-1-{bob}"), forged);
+        s.send_smtp("", &format!("dev-return-1-{bob}"), forged);
     }
     s.wait_log("bounce of post 1 for <bob@far.example> (member): 2 of 2");
     let sender = probe_sender(&s, BOB);
@@ -407,11 +378,11 @@ fn forged_bounces_remove_nobody() {
     );
 
     // The probe address without its cookie, or with a made-up one: bob stays.
-    send(&s, "", &format!("dev-return-probe-{bob}"), forged);
+    s.send_smtp("", &format!("dev-return-probe-{bob}"), forged);
     s.wait_log("return-probe-bob=far.example from=<>: not a bounce address of ours: ignored");
     let fake = format!("dev-return-probe-{}-{bob}", "0".repeat(28));
     assert_ne!(fake, sender);
-    send(&s, "", &fake, forged);
+    s.send_smtp("", &fake, forged);
     s.wait_log("probe bounce for <bob@far.example>: refused: cookie does not match");
     wait_queue_empty(&s);
     assert!(members(&s).contains(&BOB.to_string()), "{}", s.log());
@@ -419,12 +390,12 @@ fn forged_bounces_remove_nobody() {
 
     // The real probe's bounce, after the window: ignored (bob read the probe meanwhile).
     std::thread::sleep(Duration::from_secs(11));
-    send(&s, "", &sender, forged);
+    s.send_smtp("", &sender, forged);
     s.wait_log("probe bounce for <bob@far.example>: the probe is older than the bounce window");
     wait_queue_empty(&s);
     assert!(members(&s).contains(&BOB.to_string()), "{}", s.log());
     // The next bounce starts over.
-    send(&s, "", &format!("dev-return-1-{bob}"), forged);
+    s.send_smtp("", &format!("dev-return-1-{bob}"), forged);
     s.wait_log("<bob@far.example>: earlier bounces (2) forgotten");
     let once = "bounce of post 1 for <bob@far.example> (member): 1 of 2";
     let deadline = Instant::now() + Duration::from_secs(30);

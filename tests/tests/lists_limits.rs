@@ -8,17 +8,13 @@ use moat_tests::{Mode, Stack};
 
 const LIST: &str = "dev@example.test";
 
-/// Sends one message to `rcpt` from `sender` over SMTP (port 25).
+/// Sends a message with `subject` and a short body over SMTP (port 25).
 fn send(s: &Stack, sender: &str, rcpt: &str, subject: &str) {
-    let script = format!(
-        r#"
-import os, smtplib
-c = smtplib.SMTP("127.0.0.1", int(os.environ["SMTP_PORT"]), timeout=30)
-c.sendmail({sender:?}, [{rcpt:?}], b"Subject: {subject}\r\n\r\nbody text\r\n")
-c.quit()
-"#
+    s.send_smtp(
+        sender,
+        rcpt,
+        &format!("Subject: {subject}\r\n\r\nbody text\r\n"),
     );
-    s.python_ok(&script);
 }
 
 #[test]

@@ -36,23 +36,9 @@ fn moderated(extra: &str) -> Stack {
     s
 }
 
-/// Sends one message to `rcpt` from `sender` with `headers` and `body` over SMTP (port 25).
+/// Sends `headers`, the empty line and `body` over SMTP (port 25).
 fn send(s: &Stack, sender: &str, rcpt: &str, headers: &str, body: &str) {
-    let script = format!(
-        r#"
-import os, smtplib
-c = smtplib.SMTP("127.0.0.1", int(os.environ["SMTP_PORT"]), timeout=30)
-c.sendmail({sender:?}, [{rcpt:?}], {headers:?}.encode() + b"\r\n" + {body:?}.encode())
-c.quit()
-"#
-    );
-    let out = s.python(&script);
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        s.log()
-    );
+    s.send_smtp(sender, rcpt, &format!("{headers}\r\n{body}"));
 }
 
 /// The message in `address`'s Maildir whose text holds `needle` (waits 30 s at most).

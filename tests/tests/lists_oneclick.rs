@@ -6,27 +6,9 @@
 
 use std::process::Command;
 
+use moat_tests::dkim::{parse_zone, verdicts};
 use moat_tests::peer::Peer;
 use moat_tests::{Mode, Stack, free_ports};
-
-/// Sends one message to `rcpt` from `sender` over SMTP (port 25).
-fn send(s: &Stack, sender: &str, rcpt: &str, message: &str) {
-    let script = format!(
-        r#"
-import os, smtplib
-c = smtplib.SMTP("127.0.0.1", int(os.environ["SMTP_PORT"]), timeout=30)
-c.sendmail({sender:?}, [{rcpt:?}], {message:?}.encode())
-c.quit()
-"#
-    );
-    let out = s.python(&script);
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        s.log()
-    );
-}
 
 /// Runs curl (insecure: the stack's certificate is self-signed) and returns (status, body).
 fn curl(args: &[&str]) -> (u16, String) {
@@ -90,8 +72,7 @@ fn one_click_unsubscribe_over_https() {
     s.admin(&["list", "add", "dev@example.test", "bob@far.example"], "");
     s.wait_log("one-click endpoint on 127.0.0.1:");
 
-    send(
-        &s,
+    s.send_smtp(
         "alice@example.test",
         "dev@example.test",
         "From: alice@example.test\r\nTo: dev@example.test\r\nSubject: hello\r\n\
@@ -170,45 +151,6 @@ fn one_click_unsubscribe_over_https() {
     assert_ne!(code, 200);
 }
 
-/// dkimpy's verdict on every DKIM-Signature of a message, as in tests/tests/dkim.rs.
-const VERIFY: &str = r#"
-import json, re, sys
-import dkim
-records = json.loads(sys.argv[1])
-message = open(sys.argv[2], "rb").read()
-def dns(name, timeout=5):
-    value = records.get(name.decode().rstrip(".").lower())
-    return value.encode() if value is not None else None
-d = dkim.DKIM(message)
-verdicts = []
-for i, (k, v) in enumerate(h for h in d.headers if h[0].lower() == b"dkim-signature"):
-    algorithm = re.search(rb"a=([a-z0-9-]+)", v).group(1).decode()
-    try:
-        ok = d.verify(idx=i, dnsfunc=dns)
-    except dkim.ValidationError as e:
-        print(e, file=sys.stderr)
-        ok = False
-    verdicts.append("%s=%s" % (algorithm, ok))
-print(" ".join(verdicts))
-"#;
-
-/// The TXT records of `moat domain dns` output: name (no trailing dot) → joined strings.
-fn txt_records(zone: &str) -> std::collections::BTreeMap<String, String> {
-    zone.lines()
-        .filter(|l| !l.starts_with(';'))
-        .filter_map(|line| {
-            let fields: Vec<&str> = line.splitn(5, '\t').collect();
-            match fields.as_slice() {
-                [name, _, "IN", "TXT", data] => Some((
-                    name.trim_end_matches('.').to_string(),
-                    data.split('"').skip(1).step_by(2).collect(),
-                )),
-                _ => None,
-            }
-        })
-        .collect()
-}
-
 /// RFC 8058 §4: the per-recipient fields are covered by the list's DKIM signatures, which
 /// still verify on the copy the remote member receives.
 #[test]
@@ -229,13 +171,12 @@ fn the_signed_remote_copy_covers_the_one_click_fields() {
     s.admin(&["list", "create", "dev@example.test"], "");
     s.admin(&["list", "add", "dev@example.test", "bob@far.example"], "");
     s.admin(&["dkim", "generate", "example.test"], "");
-    let records = txt_records(&s.admin(&["domain", "dns", "example.test"], ""));
+    let (records, _) = parse_zone(&s.admin(&["domain", "dns", "example.test"], ""));
     moat_tests::signal(s.moat_pid(), rustix::process::Signal::HUP);
     s.wait_log("DKIM: signing as example.test");
     s.wait_log("the replaced moat-remote finished");
 
-    send(
-        &s,
+    s.send_smtp(
         "alice@example.test",
         "dev@example.test",
         "From: alice@example.test\r\nTo: dev@example.test\r\nSubject: signed\r\n\r\nhi\r\n",
@@ -254,20 +195,6 @@ fn the_signed_remote_copy_covers_the_one_click_fields() {
         .unwrap_or_else(|| panic!("signed: {text}"))
         .to_ascii_lowercase();
     assert!(signature.contains("list-unsubscribe-post"), "{text}");
-    let tmp = tempfile::NamedTempFile::new().expect("tempfile");
-    std::fs::write(tmp.path(), &got).expect("write");
-    let out = Command::new(moat_tests::peer::PYTHON)
-        .arg("-c")
-        .arg(VERIFY)
-        .arg(serde_json::to_string(&records).expect("json"))
-        .arg(tmp.path())
-        .output()
-        .expect("dkimpy");
-    let verdict = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    assert_eq!(
-        verdict,
-        "rsa-sha256=True ed25519-sha256=True",
-        "{}\n{text}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let verdict = verdicts(&records, &got);
+    assert_eq!(verdict, "rsa-sha256=True ed25519-sha256=True", "{text}");
 }

@@ -4,27 +4,14 @@
 //! multipart/signed: checked with Python's `email` package), DMARC From: rewriting against a
 //! loopback DNS server, and DKIM signatures as the list's domain checked with dkimpy.
 
-use std::collections::BTreeMap;
-
+use moat_tests::dkim::{parse_zone, verdicts_with_domains};
 use moat_tests::dns::DnsServer;
-use moat_tests::peer::{PYTHON, Peer};
+use moat_tests::peer::Peer;
 use moat_tests::{Mode, Stack};
 use serde_json::Value;
 
 const FOOTER: &str =
     "-- \nthe dev list: https://lists.example.test/dev\nleave: dev-unsubscribe@example.test\n";
-
-/// Sends `message` (CRLF lines) from `sender` to `rcpt` on port 25.
-fn send(s: &Stack, sender: &str, rcpt: &str, message: &str) {
-    s.python_ok(&format!(
-        r#"
-import os, smtplib
-c = smtplib.SMTP("127.0.0.1", int(os.environ["SMTP_PORT"]), timeout=30)
-c.sendmail({sender:?}, [{rcpt:?}], {message:?}.encode())
-c.quit()
-"#
-    ));
-}
 
 /// Python's reading of the message in `address`'s Maildir whose decoded Subject holds
 /// `marker`: subject (decoded), raw subject, From, Reply-To, Cc, X-Original-From, the
@@ -110,8 +97,7 @@ fn prefix_reply_to_and_footer() {
     );
 
     // 1. text/plain: the prefix is encoded and decodes right; Reply-To the list; footer last.
-    send(
-        &s,
+    s.send_smtp(
         "alice@example.test",
         "dev@example.test",
         "From: Alice <alice@example.test>\r\nReply-To: elsewhere@example.test\r\n\
@@ -142,8 +128,7 @@ fn prefix_reply_to_and_footer() {
     );
     // A reply carrying the encoded prefix is not prefixed twice.
     let raw_subject = m["raw_subject"].as_str().expect("raw").to_string();
-    send(
-        &s,
+    s.send_smtp(
         "alice@example.test",
         "dev@example.test",
         &format!("From: alice@example.test\r\nSubject: Re: {raw_subject}\r\n\r\nme too\r\n"),
@@ -152,8 +137,7 @@ fn prefix_reply_to_and_footer() {
     assert_eq!(m["subject"], "Re: [dév] plain one", "{m}");
 
     // 2. multipart/mixed: the footer is a part of its own before the closing boundary.
-    send(
-        &s,
+    s.send_smtp(
         "alice@example.test",
         "dev@example.test",
         "From: alice@example.test\r\nSubject: mixed one\r\nMIME-Version: 1.0\r\n\
@@ -180,8 +164,7 @@ fn prefix_reply_to_and_footer() {
     let signed_body = "--SIG\r\nContent-Type: text/plain\r\n\r\nsigned words\r\n--SIG\r\n\
                        Content-Type: application/pgp-signature\r\n\r\n-----BEGIN PGP \
                        SIGNATURE-----\r\nAAAA\r\n-----END PGP SIGNATURE-----\r\n--SIG--\r\n";
-    send(
-        &s,
+    s.send_smtp(
         "alice@example.test",
         "dev@example.test",
         &format!(
@@ -196,8 +179,7 @@ fn prefix_reply_to_and_footer() {
 
     // 4. reply_to = poster: Reply-To is the From:, the poster's own Reply-To replaced.
     set(&s, &["--reply-to", "poster", "--no-footer"]);
-    send(
-        &s,
+    s.send_smtp(
         "alice@example.test",
         "dev@example.test",
         "From: Alice <alice@example.test>\r\nReply-To: elsewhere@example.test\r\n\
@@ -231,8 +213,7 @@ fn dmarc_reject_domains_are_rewritten() {
         "[remote]\nnameserver = \"127.0.0.1:{}\"\n",
         dns.port
     ));
-    send(
-        &s,
+    s.send_smtp(
         "ann@strict.test",
         "dev@example.test",
         "From: Ann Example <ann@strict.test>\r\nSubject: strict one\r\n\r\nhi\r\n",
@@ -250,8 +231,7 @@ fn dmarc_reject_domains_are_rewritten() {
     assert_eq!(m["original_from"], "Ann Example <ann@strict.test>", "{m}");
     s.wait_log("strict.test publishes p=reject");
 
-    send(
-        &s,
+    s.send_smtp(
         "rob@relaxed.test",
         "dev@example.test",
         "From: Rob <rob@relaxed.test>\r\nSubject: relaxed one\r\n\r\nhi\r\n",
@@ -262,8 +242,7 @@ fn dmarc_reject_domains_are_rewritten() {
     assert!(m["original_from"].is_null(), "{m}");
 
     // A subdomain without a record of its own: the parent's sp= applies.
-    send(
-        &s,
+    s.send_smtp(
         "sub@mail.parent.test",
         "dev@example.test",
         "From: sub@mail.parent.test\r\nSubject: sub one\r\n\r\nhi\r\n",
@@ -275,8 +254,7 @@ fn dmarc_reject_domains_are_rewritten() {
     );
 
     // The list's own domain is never rewritten (it aligns with the list's SPF and DKIM).
-    send(
-        &s,
+    s.send_smtp(
         "alice@example.test",
         "dev@example.test",
         "From: Alice <alice@example.test>\r\nSubject: local one\r\n\r\nhi\r\n",
@@ -284,30 +262,6 @@ fn dmarc_reject_domains_are_rewritten() {
     let m = inspect(&s, "bob@example.test", "local one");
     assert_eq!(m["from"], "Alice <alice@example.test>", "{m}");
 }
-
-/// dkimpy's verdicts on every DKIM-Signature of a message (`rsa-sha256=True ...`) and their
-/// d= tags, the keys taken from `records` (name → TXT) only.
-const VERIFY: &str = r#"
-import json, re, sys
-import dkim
-records = json.loads(sys.argv[1])
-message = open(sys.argv[2], "rb").read()
-def dns(name, timeout=5):
-    value = records.get(name.decode().rstrip(".").lower())
-    return value.encode() if value is not None else None
-d = dkim.DKIM(message)
-out = []
-for i, (k, v) in enumerate(h for h in d.headers if h[0].lower() == b"dkim-signature"):
-    algorithm = re.search(rb"a=([a-z0-9-]+)", v).group(1).decode()
-    domain = re.search(rb"d=([^;\s]+)", v).group(1).decode()
-    try:
-        ok = d.verify(idx=i, dnsfunc=dns)
-    except dkim.ValidationError as e:
-        print(e, file=sys.stderr)
-        ok = False
-    out.append("%s:%s=%s" % (domain, algorithm, ok))
-print(" ".join(out))
-"#;
 
 #[test]
 fn list_posts_are_dkim_signed_as_the_list_domain() {
@@ -319,14 +273,7 @@ fn list_posts_are_dkim_signed_as_the_list_domain() {
     ));
     s.admin(&["dkim", "generate", "example.test"], "");
     let zone = s.admin(&["domain", "dns", "example.test"], "");
-    let mut records = BTreeMap::new();
-    for line in zone.lines().filter(|l| !l.starts_with(';')) {
-        let fields: Vec<&str> = line.splitn(5, '\t').collect();
-        if let [name, _, "IN", "TXT", data] = fields.as_slice() {
-            let joined: String = data.split('"').skip(1).step_by(2).collect();
-            records.insert(name.trim_end_matches('.').to_string(), joined);
-        }
-    }
+    let (records, _) = parse_zone(&zone);
     moat_tests::signal(s.moat_pid(), rustix::process::Signal::HUP);
     s.wait_log("DKIM: signing as example.test");
     s.wait_log("the replaced moat-remote finished");
@@ -336,8 +283,7 @@ fn list_posts_are_dkim_signed_as_the_list_domain() {
     );
     set(&s, &["--subject-prefix", "[dev]"]);
 
-    send(
-        &s,
+    s.send_smtp(
         "alice@example.test",
         "dev@example.test",
         "From: Alice <alice@example.test>\r\nTo: dev@example.test\r\nSubject: signed post\r\n\
@@ -351,27 +297,12 @@ fn list_posts_are_dkim_signed_as_the_list_domain() {
             .any(|l| l.contains("dev-return-1-carol=far.example@example.test")),
         "{envelope:?}"
     );
-    let tmp = tempfile::NamedTempFile::new().expect("tempfile");
-    std::fs::write(tmp.path(), message).expect("write");
-    let out = std::process::Command::new(PYTHON)
-        .arg("-c")
-        .arg(VERIFY)
-        .arg(serde_json::to_string(&records).expect("json"))
-        .arg(tmp.path())
-        .output()
-        .expect("run dkimpy (apt-get install python3-dkim python3-nacl)");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let verdicts = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let verdicts = verdicts_with_domains(&records, message);
     assert_eq!(
         verdicts,
         "example.test:rsa-sha256=True example.test:ed25519-sha256=True",
-        "{}\n{}",
-        String::from_utf8_lossy(message),
-        String::from_utf8_lossy(&out.stderr)
+        "{}",
+        String::from_utf8_lossy(message)
     );
     let text = String::from_utf8_lossy(message);
     assert!(text.contains("Subject: [dev] signed post"), "{text}");
