@@ -28,7 +28,6 @@
 //! positioned reads; the address in the extension is checked like any envelope address.
 
 use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
 use moat_common::client::list_store::{Answer, BounceState, Roster};
@@ -320,18 +319,7 @@ fn parts<'a>(body: &'a [u8], boundary: &[u8]) -> Vec<&'a [u8]> {
 
 /// Reads at most `MAX_LOOK` bytes from the start of the message.
 fn read_start(file: &File) -> std::io::Result<Vec<u8>> {
-    let mut buf = vec![0u8; MAX_LOOK];
-    let mut got = 0;
-    while got < buf.len() {
-        match file.read_at(&mut buf[got..], got as u64) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    buf.truncate(got);
-    Ok(buf)
+    crate::header::read_at(file, 0, MAX_LOOK)
 }
 
 /// Whether a member's bounce record is stale at `now`: its first bounce, or its outstanding

@@ -26,7 +26,6 @@
 //! ends removed; the wrapping boundary is 128 random bits, never the poster's.
 
 use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
 use mail_parser::HeaderName;
@@ -150,18 +149,7 @@ fn content(head: &[u8]) -> Content {
 
 /// Reads up to `len` bytes at `at`.
 fn read_at(file: &File, at: u64, len: u64) -> std::io::Result<Vec<u8>> {
-    let mut buf = vec![0u8; usize::try_from(len).unwrap_or(0)];
-    let mut got = 0;
-    while got < buf.len() {
-        match file.read_at(&mut buf[got..], at + got as u64) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    buf.truncate(got);
-    Ok(buf)
+    crate::header::read_at(file, at, usize::try_from(len).unwrap_or(0))
 }
 
 /// How to add `footer` to the post whose header is `head` and whose body is `file`'s bytes

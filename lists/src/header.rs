@@ -12,21 +12,29 @@ use std::os::unix::fs::FileExt;
 /// The most header read: a header that does not end within it is judged on what was read.
 pub const MAX_HEADER: usize = 64 * 1024;
 
-/// The header section of `file` (up to the first empty line, not included), at most
-/// `MAX_HEADER` bytes, and where the body starts: `None` when the header does not end within
-/// `MAX_HEADER` (a message that is all header ends at its end).
-pub fn read(file: &File) -> std::io::Result<(Vec<u8>, Option<u64>)> {
-    let mut head = vec![0u8; MAX_HEADER];
+/// Up to `len` bytes of `file` at `offset` (fewer only at its end), with positioned reads: the
+/// descriptor is shared, its offset never moves. Every bounded read of moat-lists goes here.
+pub fn read_at(file: &File, offset: u64, len: usize) -> std::io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; len];
     let mut got = 0;
-    while got < head.len() {
-        match file.read_at(&mut head[got..], got as u64) {
+    while got < len {
+        match file.read_at(&mut buf[got..], offset + got as u64) {
             Ok(0) => break,
             Ok(n) => got += n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
     }
-    head.truncate(got);
+    buf.truncate(got);
+    Ok(buf)
+}
+
+/// The header section of `file` (up to the first empty line, not included), at most
+/// `MAX_HEADER` bytes, and where the body starts: `None` when the header does not end within
+/// `MAX_HEADER` (a message that is all header ends at its end).
+pub fn read(file: &File) -> std::io::Result<(Vec<u8>, Option<u64>)> {
+    let mut head = read_at(file, 0, MAX_HEADER)?;
+    let got = head.len();
     match end_of_header(&head) {
         Some((end, body)) => {
             head.truncate(end);

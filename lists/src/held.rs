@@ -24,6 +24,7 @@ use std::path::{Path, PathBuf};
 use ring::rand::{SecureRandom, SystemRandom};
 
 use crate::header::MAX_HEADER;
+use crate::header::read_at;
 
 /// The first word of a held file.
 const MAGIC: &str = "MOAT-HELD";
@@ -260,22 +261,6 @@ fn copy(src: &File, out: &mut File) -> io::Result<()> {
         out.write_all(&buf[..n])?;
         offset += n as u64;
     }
-}
-
-/// Reads up to `len` bytes at `offset` (fewer only at the end of the file).
-pub fn read_at(file: &File, offset: u64, len: usize) -> io::Result<Vec<u8>> {
-    let mut buf = vec![0u8; len];
-    let mut got = 0;
-    while got < len {
-        match file.read_at(&mut buf[got..], offset + got as u64) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    buf.truncate(got);
-    Ok(buf)
 }
 
 fn invalid(what: &str) -> io::Error {

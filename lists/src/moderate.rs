@@ -124,7 +124,7 @@ pub async fn hold(
         }
         let id = held::store(&data_dir, &list, &src, &meta)?;
         // One byte more than attached tells whether it was cut.
-        let start = held::read_at(&src, 0, MAX_ATTACH + 1)?;
+        let start = crate::header::read_at(&src, 0, MAX_ATTACH + 1)?;
         Ok((id, start))
     })
     .await

@@ -18,15 +18,15 @@
 //! message is streamed in chunks from the descriptor, never whole in memory.
 
 use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
 use moat_common::client::list_store::Roster;
-use moat_common::client::queue::{CHUNK, Injection, MAX_RECIPIENTS, Origin};
+use moat_common::client::queue::{Injection, MAX_RECIPIENTS, Origin};
 use moat_common::wire::Status;
 use moat_common::{info, warn};
 
 use crate::context::{self, Ctx, store_result};
+use crate::footer::{self, Piece};
 use crate::post;
 use crate::request::{Request, check_address};
 
@@ -103,27 +103,11 @@ async fn inject(
     let mut injection =
         Injection::open(&ctx.queue_socket, Origin::Forward, "moat-lists owner").await?;
     injection.write(prefix).await?;
-    let mut offset = 0u64;
-    loop {
-        let f = Arc::clone(file);
-        let chunk = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<u8>> {
-            let mut buf = vec![0u8; CHUNK];
-            let n = loop {
-                match f.read_at(&mut buf, offset) {
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    other => break other?,
-                }
-            };
-            buf.truncate(n);
-            Ok(buf)
-        })
-        .await
-        .map_err(std::io::Error::other)??;
-        if chunk.is_empty() {
-            break;
-        }
-        offset += chunk.len() as u64;
-        injection.write(&chunk).await?;
-    }
+    // The whole message: to the end of the file, however long.
+    let whole = [Piece::File {
+        from: 0,
+        to: u64::MAX,
+    }];
+    footer::send(&mut injection, file, &whole).await?;
     injection.finish(sender, recipients).await
 }
