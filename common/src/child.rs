@@ -4,8 +4,9 @@
 //! it, before anything else, it sends records (see `wire`): `F` [name] carrying one open file
 //! descriptor (a listening socket, a key file), `S` [key, value] settings, and `G` to say the
 //! setup is complete. The child reads them with `Setup::receive`, which also makes sure the
-//! process is not root (dropping to the `user` setting if it still is). Afterwards the channel
-//! stays open: end-of-file on it means the supervisor is gone and the child should stop.
+//! process is not root (dropping to the `user` setting if it still is) and confines it (Landlock,
+//! seccomp), then sends back one `C` [Landlock summary, seccomp summary] record. Afterwards the
+//! channel stays open: end-of-file on it means the supervisor is gone and the child should stop.
 //!
 //! SECURITY: the child gets exactly the descriptors and settings it needs and opens no secret
 //! itself; nothing is passed on the command line or in the environment, where `ps` shows it.
@@ -22,6 +23,7 @@ use thiserror::Error;
 use crate::confine::{self, Enforced, Grant};
 use crate::fdpass::{recv_with_fds, send_with_fds};
 use crate::privilege;
+use crate::seccomp;
 use crate::wire::{Record, WireError};
 
 /// The most setup records a child accepts (bounds a confused or hostile sender).
@@ -83,8 +85,10 @@ impl Setup {
     }
 
     /// Applies the Landlock ruleset the supervisor named (`landlock_read`, `landlock_write`:
-    /// one path a line), logs how much of it the kernel enforces, and runs the tests'
-    /// `confinement_self_test`. Without those settings (a child started by hand) nothing is done.
+    /// one path a line) and then the seccomp allow-list of the `program` setting, logs how much
+    /// of each the kernel enforces, runs the tests' `confinement_self_test`, and reports both to
+    /// the supervisor (`report`). Without the Landlock settings (a child started by hand)
+    /// nothing is done. Either one missing is fatal unless `allow_unconfined` is "true".
     fn confine(&self) -> Result<(), SetupError> {
         let (Some(read), Some(write)) = (
             self.get_opt("landlock_read"),
@@ -92,6 +96,8 @@ impl Setup {
         ) else {
             return Ok(());
         };
+        let allow_unconfined = self.get_opt("allow_unconfined") == Some("true");
+        let program = self.get("program")?;
         let lines = |text: &'_ str| {
             text.lines()
                 .filter(|l| !l.is_empty())
@@ -105,7 +111,7 @@ impl Setup {
             .chain(write.iter().map(|p| (p.clone(), Grant::ReadWrite)))
             .collect();
         let enforced = confine::apply(&rules, self.get_opt("run_dir").map(Path::new))?;
-        if enforced == Enforced::Not && self.get_opt("allow_unconfined") != Some("true") {
+        if enforced == Enforced::Not && !allow_unconfined {
             return Err(SetupError::Bad(
                 "Landlock is not available in this kernel: refusing to run unconfined (set \
                  [security] allow_unconfined = true to accept that)"
@@ -128,6 +134,8 @@ impl Setup {
                 show(&write)
             );
         }
+        // Landlock's own checks run before seccomp, which would refuse exec (EPERM) before
+        // Landlock is asked.
         let self_test = lines(self.get_opt("confinement_self_test").unwrap_or_default());
         for path in &self_test {
             crate::info!("{}", confine::self_test(path));
@@ -135,7 +143,57 @@ impl Setup {
         if !self_test.is_empty() {
             crate::info!("{}", confine::exec_self_test());
         }
+        let filtered = match seccomp::apply(program) {
+            Ok(applied) => {
+                crate::info!("seccomp: {applied}");
+                applied.to_string()
+            }
+            Err(e) if allow_unconfined => {
+                crate::warn!("seccomp not enforced ({e}): running without a system-call filter");
+                format!("not enforced ({e})")
+            }
+            Err(e) => {
+                return Err(SetupError::Bad(format!(
+                    "{e}: refusing to run without a system-call filter (set [security] \
+                     allow_unconfined = true to accept that)"
+                )));
+            }
+        };
+        if !self_test.is_empty() {
+            crate::info!("{}", seccomp::self_test());
+        }
+        self.report(&enforced.to_string(), &filtered);
         Ok(())
+    }
+
+    /// Tells the supervisor how this process is confined (`C` [landlock, seccomp], for `moat
+    /// status`). Sent without waiting: a full or closed channel loses the report, never the
+    /// process.
+    fn report(&self, landlock: &str, seccomp: &str) {
+        use rustix::net::SendFlags;
+        let sent = Record::new(b'C')
+            .field(landlock)
+            .field(seccomp)
+            .encode()
+            .map_err(|e| e.to_string())
+            .and_then(|bytes| {
+                rustix::net::send(
+                    &self.control,
+                    &bytes,
+                    SendFlags::DONTWAIT | SendFlags::NOSIGNAL,
+                )
+                .map_err(|e| e.to_string())
+                .and_then(|n| {
+                    if n == bytes.len() {
+                        Ok(())
+                    } else {
+                        Err(format!("only {n} of {} bytes sent", bytes.len()))
+                    }
+                })
+            });
+        if let Err(e) = sent {
+            crate::warn!("cannot report the confinement to the supervisor: {e}");
+        }
     }
 
     /// Reads setup records from `control` until `G`.

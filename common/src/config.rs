@@ -267,6 +267,10 @@ pub struct Users {
     pub remote: String,
     /// moat-lists, the mailing-list manager.
     pub lists: String,
+    /// moat-imap-login and moat-pop3-login: TLS and everything before a login, with no access
+    /// to any mail (docs/SECURITY.md).
+    pub imap_login: String,
+    pub pop3_login: String,
 }
 
 impl Default for Users {
@@ -278,6 +282,8 @@ impl Default for Users {
             auth: "moat-auth".into(),
             remote: "moat-remote".into(),
             lists: "moat-lists".into(),
+            imap_login: "moat-imap-login".into(),
+            pop3_login: "moat-pop3-login".into(),
         }
     }
 }
@@ -742,6 +748,8 @@ mod tests {
         assert_eq!(c.run_dir, Path::new("/d/run"));
         assert_eq!(c.tls_key, Path::new("/d/tls/key.pem"));
         assert_eq!(c.users.local, "moat-vmail");
+        assert_eq!(c.users.imap_login, "moat-imap-login");
+        assert_eq!(c.users.pop3_login, "moat-pop3-login");
         for (text, needle) in [
             (
                 "[store]\nurl = \"sqlite:a\"\n[listen]\nsmtp = [\"nope\"]\n",

@@ -7,6 +7,9 @@
 //! knows), so whatever is not granted here is refused with EACCES: other folders, `moat.toml`,
 //! exec of any program.
 //!
+//! System calls are limited separately, right after this, by `seccomp`; the self-tests here run
+//! in between, so a refused exec shows Landlock's EACCES rather than seccomp's EPERM.
+//!
 //! SECURITY: descriptors opened before the ruleset (listeners, key files, the setup channel)
 //! keep working; only new opens are checked. Connecting to the `run/*.sock` sockets by path is
 //! checked only on kernels with `LANDLOCK_ACCESS_FS_RESOLVE_UNIX` (granted on `run_dir`).

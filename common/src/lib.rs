@@ -12,6 +12,8 @@ pub mod conn;
 pub mod daemon;
 pub mod date;
 pub mod fdpass;
+pub mod handoff;
 pub mod log;
 pub mod privilege;
+pub mod seccomp;
 pub mod wire;

@@ -2,6 +2,14 @@
 //! (`session::input`), hands complete messages to the session, writes its output, and carries
 //! out what the session cannot do itself: the STARTTLS handshake and the moat-auth login.
 //!
+//! Two processes run it (docs/IMAP.md "Processes"). moat-imap-login (`Server::handoff` set)
+//! serves the TCP connections until a login succeeds: it gets a ticket from moat-auth instead
+//! of a login, and hands the connection with the ticket, the login's tag and the bytes the
+//! client pipelined after the login command to moat-imapd (`moat_common::handoff`). moat-imapd
+//! takes it up in `resume`: the same session, built with the connection's TLS state, answers
+//! the login (`login_result`, the tagged OK with the capabilities) and goes on with the
+//! pipelined bytes, so the client cannot tell where the login was checked.
+//!
 //! Output is collected and written when the driver is about to wait for the client (or it grew
 //! past `FLUSH_AT`), so pipelined commands cost one write, and a continuation request goes
 //! out before we wait for the literal it asks for.
@@ -13,17 +21,25 @@
 //! (slowloris) would hold its connection and buffers forever without ever being idle.
 //! At STARTTLS every byte read after the command is dropped before the handshake (the
 //! STARTTLS injection class), and the session learns TLS is up only after the handshake. The
-//! read buffer is one read; the framing holds at most one message (`input.rs`).
+//! read buffer is one read; the framing holds at most one message (`input.rs`), so the bytes
+//! handed on after a login are at most one read (4 KiB, below `MAX_PENDING`). Before a
+//! hand-off our pending output is written, so the client gets the answers in order. The login
+//! process never opens a mailbox: its session only ever sees failed logins. moat-imapd serves
+//! only clients whose login moat-auth vouched for (the token); when their mailbox cannot be
+//! opened, the NO is followed by BYE rather than a not-authenticated session there.
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use moat_common::daemon::access::{End, Server};
+use moat_common::client::auth::{LoggedIn, Login, Ticket};
+use moat_common::daemon::access::{End, Resumed, Server};
 use moat_common::daemon::limits::Slot;
 use moat_common::daemon::stop::{Stop, stopped};
 use moat_common::daemon::stream::Stream;
-use moat_common::info;
+use moat_common::handoff::{Handoff, hand_off};
+use moat_common::{info, warn};
 use tokio::net::TcpStream;
 
 use crate::session::input::{Event, Input};
@@ -57,36 +73,90 @@ pub async fn serve(
     slot: Slot,
 ) {
     let _slot = slot;
-    let config = session::Config {
-        hostname: server.settings.hostname.clone(),
-        mail_root: server.settings.mail_root.clone(),
-        tls_available: server.tls.is_some(),
-        plaintext_allowed: server.plaintext_allowed(peer),
-        who: peer.to_string(),
-        append_limit: crate::settings::append_limit(server.settings.max_message_size),
-    };
-    let mut c = Connection {
-        session: Session::new(config, implicit_tls),
-        stream: Stream::Plain(tcp),
-        input: Input::new(),
-        out: Vec::new(),
-        stop: server.stop.clone(),
-        buf: vec![0; READ],
-        message_started: None,
-        server,
-        peer,
-    };
-    let end = c.run(implicit_tls).await;
-    let user = c.session.user().unwrap_or("-");
-    info!("{peer}: {user}: {end}");
+    let mut c = Connection::new(Stream::Plain(tcp), peer, implicit_tls, server);
+    let end = c.start(implicit_tls).await;
+    c.log_end(&end);
+}
+
+/// Takes up a connection moat-imap-login handed over after a successful login (moat-imapd);
+/// `slot` holds its place in the limits until it ends.
+pub async fn resume(
+    stream: Stream,
+    peer: SocketAddr,
+    resumed: Resumed,
+    server: Arc<Server>,
+    slot: Slot,
+) {
+    let _slot = slot;
+    let Resumed {
+        user,
+        tls,
+        tag,
+        pending,
+    } = resumed;
+    let mut c = Connection::new(stream, peer, tls, server);
+    c.input.push(&pending);
+    let end = c.resumed(&tag, user).await;
+    c.log_end(&end);
 }
 
 impl Connection {
-    async fn run(&mut self, implicit_tls: bool) -> End {
+    /// `tls`: the session starts with TLS (the implicit-TLS port; a handed-over TLS client).
+    fn new(stream: Stream, peer: SocketAddr, tls: bool, server: Arc<Server>) -> Connection {
+        let config = session::Config {
+            hostname: server.settings.hostname.clone(),
+            mail_root: server.settings.mail_root.clone(),
+            tls_available: server.tls.is_some(),
+            plaintext_allowed: server.plaintext_allowed(peer),
+            who: peer.to_string(),
+            append_limit: crate::settings::append_limit(server.settings.max_message_size),
+        };
+        Connection {
+            session: Session::new(config, tls),
+            stream,
+            input: Input::new(),
+            out: Vec::new(),
+            stop: server.stop.clone(),
+            buf: vec![0; READ],
+            message_started: None,
+            server,
+            peer,
+        }
+    }
+
+    fn log_end(&self, end: &End) {
+        let user = self.session.user().unwrap_or("-");
+        info!("{}: {user}: {end}", self.peer);
+    }
+
+    /// A new client: TLS first on the implicit-TLS port, the greeting, then its commands.
+    async fn start(&mut self, implicit_tls: bool) -> End {
         if implicit_tls && let Err(end) = self.server.start_tls(&mut self.stream).await {
             return end;
         }
         self.session.greeting(&mut self.out);
+        self.run().await
+    }
+
+    /// A handed-over client: the login's answer (the mailbox is opened now), then its
+    /// pipelined commands and the rest.
+    async fn resumed(&mut self, tag: &str, user: LoggedIn) -> End {
+        self.session
+            .login_result(tag, Login::User(user), &mut self.out)
+            .await;
+        if !self.session.is_authenticated() {
+            // The NO says why; this process serves logged-in sessions only.
+            response::bye(&mut self.out, "[UNAVAILABLE] Try again later.");
+            return match self.perform_once(Flow::Close).await {
+                Err(end) => end,
+                Ok(()) => End::Closed,
+            };
+        }
+        self.input.authenticated();
+        self.run().await
+    }
+
+    async fn run(&mut self) -> End {
         loop {
             let flow = match self.input.next_event() {
                 Event::NeedMore => {
@@ -234,24 +304,77 @@ impl Connection {
                 password,
             } => {
                 let ip = self.peer.ip().to_canonical().to_string();
-                // Boxed: the login future is large (a record connection's buffers) and, inline,
-                // would make every connection task that large for its whole life.
+                let who = self.peer.to_string();
+                // Boxed: the login futures are large (a record connection's buffers) and,
+                // inline, would make every connection task that large for its whole life.
+                if let Some(socket) = self.server.handoff().map(Path::to_path_buf) {
+                    let ticket = Box::pin(self.server.auth.login_ticket(
+                        &login,
+                        &password.0,
+                        &ip,
+                        self.server.service,
+                        &who,
+                    ))
+                    .await;
+                    drop(password);
+                    return match ticket {
+                        Ok(ticket) => self.hand_off(&socket, tag, ticket).await,
+                        // Never a `Login::User`: that comes as a ticket.
+                        Err(Login::User(_)) => self.login_answer(&tag, Login::Unavailable).await,
+                        Err(refused) => self.login_answer(&tag, refused).await,
+                    };
+                }
                 let answer = Box::pin(self.server.auth.login(
                     &login,
                     &password.0,
                     &ip,
-                    "imap",
-                    &self.peer.to_string(),
+                    self.server.service,
+                    &who,
                 ))
                 .await;
                 drop(password);
-                match self.session.login_result(&tag, answer, &mut self.out).await {
-                    Flow::Continue => Ok(()),
-                    // A login's answer is a status line; nothing else can follow it.
-                    other => Err(End::Failed(format!(
-                        "unexpected flow after login: {other:?}"
-                    ))),
-                }
+                self.login_answer(&tag, answer).await
+            }
+        }
+    }
+
+    /// The session answers the login.
+    async fn login_answer(&mut self, tag: &str, answer: Login) -> Result<(), End> {
+        match self.session.login_result(tag, answer, &mut self.out).await {
+            Flow::Continue => Ok(()),
+            // A login's answer is a status line; nothing else can follow it.
+            other => Err(End::Failed(format!(
+                "unexpected flow after login: {other:?}"
+            ))),
+        }
+    }
+
+    /// moat-imap-login after a successful login: the connection, the ticket, the login's tag
+    /// and what the client pipelined after it go to moat-imapd, which answers the login. When
+    /// that fails (moat-imapd down, the ticket refused), the client hears `NO [UNAVAILABLE]`
+    /// from us and may try again.
+    async fn hand_off(&mut self, socket: &Path, tag: String, ticket: Ticket) -> Result<(), End> {
+        // Our answers to the commands before the login go out before moat-imapd's.
+        self.flush().await?;
+        let Ticket { user, token } = ticket;
+        let handoff = Handoff {
+            token,
+            peer: self.peer,
+            tls: self.stream.is_tls(),
+            tag,
+            pending: self.input.take_pending(),
+        };
+        let stream = std::mem::replace(&mut self.stream, Stream::Gone);
+        match hand_off(socket, stream, &handoff).await {
+            Ok(how) => {
+                self.session.handed_off(&user);
+                Err(End::HandedOff(how))
+            }
+            Err((stream, why)) => {
+                warn!("{}: {user}: cannot hand the session over: {why}", self.peer);
+                self.stream = stream;
+                self.input.push(&handoff.pending);
+                self.login_answer(&handoff.tag, Login::Unavailable).await
             }
         }
     }

@@ -1,5 +1,6 @@
-//! moat-imapd's settings: the mail-access servers' set
-//! (`moat_common::daemon::access::Settings`: `hostname`, `mail_root`, `auth_socket`,
+//! moat-imap-login's and moat-imapd's settings: the mail-access servers' set
+//! (`moat_common::daemon::access::Settings`: `hostname`, `mail_root` (moat-imapd),
+//! `auth_socket`, `handoff_socket` (moat-imap-login) or `handoff_peers` (moat-imapd),
 //! `plaintext_on_loopback`, `idle_timeout_secs`, `max_connections`,
 //! `max_connections_per_ip`, `max_message_size`, as installer/src/serve/specs.rs hands them
 //! over), with IMAP's timeouts (docs/IMAP.md "Limits") and the APPEND limit.

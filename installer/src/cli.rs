@@ -87,6 +87,17 @@ Examples:\n  moat up\n  moat up --dir /srv/mail --listen-ip 0.0.0.0 --no-demo"
 keys."
     )]
     Serve,
+    /// What the running supervisor runs: each program's pid, user and confinement.
+    #[command(
+        after_help = "For each process: its user; from /proc/PID/status its uid, effective \
+capabilities (CapEff), NoNewPrivs and seccomp mode; and the Landlock and seccomp summaries it \
+reported once confined. Exits 1 when no supervisor is running for the configuration.\n\n\
+Examples:\n  moat status\n  moat --config /etc/moat/moat.toml status --json"
+    )]
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]

@@ -16,6 +16,8 @@ pub fn ensure(users: &Users) -> anyhow::Result<()> {
         &users.auth,
         &users.remote,
         &users.lists,
+        &users.imap_login,
+        &users.pop3_login,
     ] {
         if privilege::lookup(name).is_ok() {
             continue;

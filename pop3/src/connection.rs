@@ -3,22 +3,38 @@
 //! through moat-auth and the maildrop snapshot, RETR/TOP streamed from the file through the
 //! dot-stuffing encoder, and the UPDATE state at QUIT.
 //!
+//! Two processes run it (docs/ARCHITECTURE.md "POP3"). moat-pop3-login (`Server::handoff` set)
+//! serves the TCP connections up to a successful login: for PASS or AUTH PLAIN it gets a
+//! ticket from moat-auth instead of a login and hands the connection, with the ticket and the
+//! bytes pipelined after the command, to moat-pop3d (`moat_common::handoff`). moat-pop3d takes
+//! it up in `resume`: the session, built with the connection's TLS state, locks and opens the
+//! maildrop and answers the login exactly as one process would, then reads the pipelined
+//! commands and the rest.
+//!
 //! SECURITY: the only code that touches the client's socket. Every wait on the client has a
 //! deadline (`idle_timeout_secs` for each read and each write, 30 s for a handshake); a
 //! message is streamed in 64 KiB pieces, never loaded whole; file work (snapshot, open,
 //! commit) runs on the blocking pool. Any way out other than QUIT in TRANSACTION (timeout,
 //! stop, error, the client leaving) drops the maildrop without UPDATE: nothing is deleted.
-//! The user we act for is moat-auth's answer, not what the client typed.
+//! The user we act for is moat-auth's answer, not what the client typed. moat-pop3-login
+//! never opens a maildrop (its session only sees failed logins); a hand-over that fails
+//! (moat-pop3d down, the ticket refused) is answered `-ERR [SYS/TEMP]` there and the client may
+//! try again. moat-pop3d serves only clients moat-auth vouched for (the token): when their
+//! maildrop cannot be had, the `-ERR` is followed by the end of the connection, not by an
+//! AUTHORIZATION state in the mail process. The bytes handed on are what the line splitter
+//! held: at most one command line plus one read, far below `MAX_PENDING`.
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 
-use moat_common::client::auth::Login;
-use moat_common::daemon::access::{End, Server};
+use moat_common::client::auth::{Login, Ticket};
+use moat_common::daemon::access::{End, Resumed, Server};
 use moat_common::daemon::limits::Slot;
 use moat_common::daemon::stop::{Stop, stopped};
 use moat_common::daemon::stream::Stream;
-use moat_common::{error, info};
+use moat_common::handoff::{Handoff, hand_off};
+use moat_common::{error, info, warn};
 use moat_maildir::Error as MaildirError;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
@@ -68,30 +84,68 @@ pub async fn serve(
     slot: Slot,
 ) {
     let _slot = slot;
-    let config = session::Config {
+    let config = config(&server, peer);
+    let session = Session::new(config, implicit_tls);
+    let mut c = Connection::new(Stream::Plain(tcp), peer, session, server);
+    let end = c.start(implicit_tls).await;
+    c.log_end(&end);
+}
+
+/// Takes up a client moat-pop3-login handed over after moat-auth accepted its login
+/// (moat-pop3d); `slot` holds its place in the limits until it ends.
+pub async fn resume(
+    stream: Stream,
+    peer: SocketAddr,
+    resumed: Resumed,
+    server: Arc<Server>,
+    slot: Slot,
+) {
+    let _slot = slot;
+    let config = config(&server, peer);
+    let session = Session::resumed(config, resumed.tls);
+    let mut c = Connection::new(stream, peer, session, server);
+    // The commands the client pipelined after its login come first, in order.
+    c.lines.push(&resumed.pending);
+    let outcome = c.open_maildrop(resumed.user.user).await;
+    let step = c.session.auth_result(outcome);
+    let end = match c.perform_all(step).await {
+        Ok(()) => c.run().await,
+        Err(end) => end,
+    };
+    c.log_end(&end);
+}
+
+fn config(server: &Server, peer: SocketAddr) -> session::Config {
+    session::Config {
         hostname: server.settings.hostname.clone(),
         tls_available: server.tls.is_some(),
         plaintext_allowed: server.plaintext_allowed(peer),
-    };
-    let mut c = Connection {
-        session: Session::new(config, implicit_tls),
-        stream: Stream::Plain(tcp),
-        lines: Lines::new(),
-        stop: server.stop.clone(),
-        buf: vec![0; 4096],
-        mailbox: None,
-        user: None,
-        server,
-        peer,
-    };
-    let end = c.run(implicit_tls).await;
-    // Without UPDATE the snapshot and the in-use lock are simply dropped.
-    let user = c.user.as_deref().unwrap_or("-");
-    info!("{peer}: {user}: {end}");
+    }
 }
 
 impl Connection {
-    async fn run(&mut self, implicit_tls: bool) -> End {
+    fn new(stream: Stream, peer: SocketAddr, session: Session, server: Arc<Server>) -> Connection {
+        Connection {
+            session,
+            stream,
+            lines: Lines::new(),
+            stop: server.stop.clone(),
+            buf: vec![0; 4096],
+            mailbox: None,
+            user: None,
+            server,
+            peer,
+        }
+    }
+
+    fn log_end(&self, end: &End) {
+        // Without UPDATE the snapshot and the in-use lock are simply dropped.
+        let user = self.user.as_deref().unwrap_or("-");
+        info!("{}: {user}: {end}", self.peer);
+    }
+
+    /// A new client: TLS first on the implicit-TLS port, the greeting, then its commands.
+    async fn start(&mut self, implicit_tls: bool) -> End {
         if implicit_tls && let Err(end) = self.server.start_tls(&mut self.stream).await {
             return end;
         }
@@ -99,19 +153,30 @@ impl Connection {
         if let Err(e) = self.write(greeting.as_bytes()).await {
             return e;
         }
+        self.run().await
+    }
+
+    /// Reads and answers commands until the connection ends.
+    async fn run(&mut self) -> End {
         loop {
             let line = match self.next_line().await {
                 Ok(line) => line,
                 Err(end) => return end,
             };
-            let mut step = Some(self.session.line(line));
-            while let Some(s) = step.take() {
-                step = match self.perform(s).await {
-                    Ok(next) => next,
-                    Err(end) => return end,
-                };
+            let step = self.session.line(line);
+            if let Err(end) = self.perform_all(step).await {
+                return end;
             }
         }
+    }
+
+    /// Carries out `step` and its follow-ups.
+    async fn perform_all(&mut self, step: Step) -> Result<(), End> {
+        let mut step = Some(step);
+        while let Some(s) = step.take() {
+            step = self.perform(s).await?;
+        }
+        Ok(())
     }
 
     /// Carries out one step; returns the follow-up step, if any. `Err` ends the connection.
@@ -134,7 +199,11 @@ impl Connection {
                 Ok(None)
             }
             Step::Authenticate { login, password } => {
-                Ok(Some(self.authenticate(login, password).await))
+                let server = Arc::clone(&self.server);
+                match server.handoff() {
+                    Some(socket) => self.hand_off(socket, login, password).await.map(Some),
+                    None => Ok(Some(self.authenticate(login, password).await)),
+                }
             }
             Step::Retrieve {
                 number,
@@ -188,7 +257,7 @@ impl Connection {
         let answer = self
             .server
             .auth
-            .login(&login, &password.0, &ip, "pop3", &who)
+            .login(&login, &password.0, &ip, self.server.service, &who)
             .await;
         drop(password);
         let outcome = match answer {
@@ -200,6 +269,54 @@ impl Connection {
             Login::Unavailable => AuthOutcome::Unavailable,
         };
         self.session.auth_result(outcome)
+    }
+
+    /// moat-pop3-login: the password goes to moat-auth for a ticket; with one, the client, the
+    /// ticket and what it pipelined after the command go to moat-pop3d, which answers the
+    /// login. `Err(End::HandedOff)` when it took the client; otherwise the session answers here.
+    async fn hand_off(
+        &mut self,
+        socket: &Path,
+        login: String,
+        password: Secret,
+    ) -> Result<Step, End> {
+        let ip = self.peer.ip().to_canonical().to_string();
+        let who = self.peer.to_string();
+        let ticket = self
+            .server
+            .auth
+            .login_ticket(&login, &password.0, &ip, self.server.service, &who)
+            .await;
+        drop(password);
+        let Ticket { user, token } = match ticket {
+            Ok(ticket) => ticket,
+            Err(Login::Failed) => return Ok(self.session.auth_result(AuthOutcome::Failed)),
+            Err(Login::Throttled) => return Ok(self.session.auth_result(AuthOutcome::Throttled)),
+            // Never a `Login::User`: that comes as a ticket.
+            Err(Login::Unavailable | Login::User(_)) => {
+                return Ok(self.session.auth_result(AuthOutcome::Unavailable));
+            }
+        };
+        let handoff = Handoff {
+            token,
+            peer: self.peer,
+            tls: self.stream.is_tls(),
+            tag: String::new(),
+            pending: self.lines.take(),
+        };
+        let stream = std::mem::replace(&mut self.stream, Stream::Gone);
+        match hand_off(socket, stream, &handoff).await {
+            Ok(how) => {
+                self.user = Some(user);
+                Err(End::HandedOff(how))
+            }
+            Err((stream, why)) => {
+                warn!("{}: {user}: cannot hand the session over: {why}", self.peer);
+                self.stream = stream;
+                self.lines.push(&handoff.pending);
+                Ok(self.session.auth_result(AuthOutcome::Unavailable))
+            }
+        }
     }
 
     async fn open_maildrop(&mut self, user: String) -> AuthOutcome {

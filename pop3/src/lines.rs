@@ -5,9 +5,11 @@
 //! stored: the splitter throws bytes away until the next LF and then yields one
 //! [`Line::TooLong`], so the reply comes after the client finished its line.
 //!
-//! SECURITY: the buffer never holds more than the limit plus one read; `clear` forgets
-//! everything at STLS, so no plaintext byte sent after the STLS command is read as a
-//! command once TLS is up (RFC 2595 section 4).
+//! SECURITY: the buffer never holds more than the limit plus one read (or, in moat-pop3d after a
+//! hand-over, the `MAX_PENDING` bytes moat-pop3-login passed on); `clear` forgets everything at
+//! STLS, so no plaintext byte sent after the STLS command is read as a command once TLS is up
+//! (RFC 2595 section 4). `take` hands the bytes pipelined after the login command to
+//! moat-pop3d, which `push`es them back, so they are answered there in order.
 
 use std::collections::VecDeque;
 
@@ -67,6 +69,14 @@ impl Lines {
         }
     }
 
+    /// Takes everything buffered after the last line returned: what the client pipelined after
+    /// the login command, for moat-pop3d. Called right after `next` returned that line, so no
+    /// over-long line is being discarded.
+    pub fn take(&mut self) -> Vec<u8> {
+        self.discarding = false;
+        self.buf.drain(..).collect()
+    }
+
     /// Forgets everything buffered (at STLS).
     pub fn clear(&mut self) -> usize {
         let n = self.buf.len();
@@ -109,6 +119,22 @@ mod tests {
         l.push(&[b'B'; 254]);
         l.push(b"\r\n");
         assert_eq!(l.next(255), Some(Line::TooLong));
+    }
+
+    #[test]
+    fn take_hands_over_what_follows_the_login_line() {
+        let mut l = Lines::new();
+        l.push(b"PASS pw\r\nSTAT\r\nLI");
+        assert_eq!(l.next(255), Some(Line::Complete(b"PASS pw".to_vec())));
+        let pending = l.take();
+        assert_eq!(pending, b"STAT\r\nLI");
+        assert_eq!(l.next(255), None);
+        // The other side feeds them into its own framing.
+        let mut other = Lines::new();
+        other.push(&pending);
+        other.push(b"ST\r\n");
+        assert_eq!(other.next(255), Some(Line::Complete(b"STAT".to_vec())));
+        assert_eq!(other.next(255), Some(Line::Complete(b"LIST".to_vec())));
     }
 
     #[test]

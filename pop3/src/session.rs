@@ -15,6 +15,13 @@
 //! `MAX_ERRORS` `-ERR` answers per session, then the session is closed; lines are 255
 //! octets (RFC 2449), SASL responses `SASL_LINE` octets. No APOP: it needs stored plaintext
 //! passwords. The maildrop snapshot is only reachable after moat-auth said yes.
+//!
+//! Login split (docs/ARCHITECTURE.md "POP3"): moat-pop3-login runs this session up to the login
+//! (its driver turns `Step::Authenticate` into a ticket and a hand-over); moat-pop3d starts one
+//! with [`Session::resumed`], already waiting for the maildrop, so it never parses a command
+//! before a login. If the maildrop cannot be had there, the `-ERR` is the same as in one
+//! process but the connection is closed (RFC 1939 section 4 allows it, as Dovecot does): the
+//! mail process serves no client that is not logged in.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -100,6 +107,8 @@ pub struct Session {
     tls: bool,
     commands: u32,
     errors: u32,
+    /// The login happened in moat-pop3-login: a failed `auth_result` closes.
+    resumed: bool,
 }
 
 fn ok(text: &str) -> String {
@@ -115,6 +124,17 @@ impl Session {
             tls,
             commands: 0,
             errors: 0,
+            resumed: false,
+        }
+    }
+
+    /// In moat-pop3d, a client moat-pop3-login handed over after moat-auth said yes: no
+    /// greeting, waiting for `auth_result` with the maildrop. `tls`: the client's TLS state.
+    pub fn resumed(config: Config, tls: bool) -> Session {
+        Session {
+            state: State::Authenticating,
+            resumed: true,
+            ..Session::new(config, tls)
         }
     }
 
@@ -317,7 +337,7 @@ impl Session {
     /// What moat-auth and the maildrop said.
     pub fn auth_result(&mut self, outcome: AuthOutcome) -> Step {
         self.state = State::Authorization { user: None };
-        match outcome {
+        let step = match outcome {
             AuthOutcome::LoggedIn(drop) => {
                 let (n, octets) = drop.stat();
                 self.state = State::Transaction(drop);
@@ -335,6 +355,13 @@ impl Session {
             AuthOutcome::InUse => {
                 self.err("-ERR [IN-USE] the maildrop is in use by another POP3 session\r\n")
             }
+        };
+        match step {
+            Step::Reply(r) if self.resumed && !self.is_authenticated() => {
+                self.state = State::Closed;
+                Step::Close(r)
+            }
+            step => step,
         }
     }
 

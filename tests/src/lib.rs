@@ -54,8 +54,8 @@ pub fn free_ports<const N: usize>() -> [u16; N] {
     std::array::from_fn(|i| listeners[i].local_addr().expect("local addr").port())
 }
 
-/// The programs the supervisor runs.
-pub const PROGRAMS: [&str; 8] = [
+/// The programs the supervisor runs (every protocol has listeners in the harness, so all).
+pub const PROGRAMS: [&str; 10] = [
     "moat-smtpd",
     "moat-queue",
     "moat-local",
@@ -64,6 +64,8 @@ pub const PROGRAMS: [&str; 8] = [
     "moat-remote",
     "moat-imapd",
     "moat-lists",
+    "moat-pop3-login",
+    "moat-imap-login",
 ];
 
 /// How the stack is started.
@@ -271,7 +273,7 @@ impl Stack {
                 continue;
             };
             // comm is in parentheses; ppid is the second field after it.
-            let Some(after) = stat.rsplit_once(')').map(|(_, rest)| rest) else {
+            let Some((head, after)) = stat.rsplit_once(')') else {
                 continue;
             };
             let fields: Vec<&str> = after.split_whitespace().collect();
@@ -279,8 +281,10 @@ impl Stack {
             if ppid != parent || fields.first() == Some(&"Z") {
                 continue;
             }
-            let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap_or_default();
-            if exe.file_name().is_some_and(|n| n == program) {
+            // The name it was started as, cut to 15 bytes by the kernel (our names fit). Not
+            // /proc/PID/exe: the children are not dumpable, so only root may read that link.
+            let comm = head.split_once('(').map(|(_, c)| c).unwrap_or_default();
+            if comm == &program[..program.len().min(15)] {
                 return Some(pid);
             }
         }
@@ -479,4 +483,39 @@ impl Drop for Stack {
 /// Reads a file if it exists.
 pub fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
+}
+
+/// The client ports of the IPv4 TCP connections process `pid` holds (its descriptors matched
+/// with /proc/net/tcp; listeners left out): which process serves which client. `None` when
+/// not root (the children are not dumpable, so only root reads their /proc/PID/fd).
+pub fn tcp_clients(pid: u32) -> Option<Vec<u16>> {
+    if !rustix::process::geteuid().is_root() {
+        return None;
+    }
+    let inodes: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("root reads /proc/PID/fd")
+        .flatten()
+        .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+        .filter_map(|t| {
+            let t = t.to_str()?.strip_prefix("socket:[")?.strip_suffix(']')?;
+            Some(t.to_string())
+        })
+        .collect();
+    let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp");
+    let port = |addr: &str| {
+        addr.rsplit_once(':')
+            .and_then(|(_, p)| u16::from_str_radix(p, 16).ok())
+    };
+    // Fields: sl, local, remote, state (0A = listening), ..., inode (the tenth).
+    Some(
+        table
+            .lines()
+            .skip(1)
+            .filter_map(|line| {
+                let f: Vec<&str> = line.split_whitespace().collect();
+                let held = inodes.iter().any(|i| f.get(9) == Some(&i.as_str()));
+                (held && f.get(3) != Some(&"0A")).then(|| port(f.get(2)?))?
+            })
+            .collect(),
+    )
 }

@@ -4,6 +4,8 @@
 //! queue; moat-remote not the queue; moat-imapd must not write the queue; moat-lists must not
 //! read a Maildir; and no program may read `moat.toml` or touch a world-writable file and folder
 //! that only Landlock keeps it from. The paths each one needs stay open (the allowed side).
+//! Every child of the supervisor also runs as its own user with no capability, no_new_privs and
+//! a seccomp filter (`Seccomp: 2` in /proc), and a system call outside its allow-list fails.
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
@@ -194,4 +196,132 @@ print("sent")
 "#,
     );
     s.wait_messages("alice@example.test", 2);
+}
+
+/// Every program the harness's configuration starts, and the user it runs as (as root).
+const USERS: [(&str, &str); 10] = [
+    ("moat-smtpd", "moat-smtpd"),
+    ("moat-queue", "moat-queue"),
+    ("moat-local", "moat-vmail"),
+    ("moat-auth", "moat-auth"),
+    ("moat-remote", "moat-remote"),
+    ("moat-lists", "moat-lists"),
+    ("moat-pop3d", "moat-vmail"),
+    ("moat-imapd", "moat-vmail"),
+    ("moat-pop3-login", "moat-pop3-login"),
+    ("moat-imap-login", "moat-imap-login"),
+];
+
+/// The live children of `parent`: pid and program name.
+fn children(parent: u32) -> Vec<(u32, String)> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| {
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+            let ppid = field(&status, "PPid")?.parse::<u32>().ok()?;
+            let zombie = field(&status, "State")?.starts_with('Z');
+            let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok()?;
+            let name = exe.file_name()?.to_str()?.to_string();
+            (ppid == parent && !zombie).then_some((pid, name))
+        })
+        .collect()
+}
+
+/// One `Name:\tvalue` line of /proc/PID/status.
+fn field<'a>(status: &'a str, name: &str) -> Option<&'a str> {
+    status.lines().find_map(|l| {
+        l.strip_prefix(name)
+            .and_then(|rest| rest.strip_prefix(':'))
+            .map(str::trim)
+    })
+}
+
+#[test]
+fn every_child_runs_as_its_user_without_capabilities_under_seccomp() {
+    if !privilege::is_root() {
+        println!("not root: the per-program users need root (CI runs as root)");
+        return;
+    }
+    // A self-test path makes every child also try a system call no allow-list has.
+    let s = Stack::start_configured(Mode::Serve, "[security]\nself_test = [\"/etc/passwd\"]\n");
+    let wanted: Vec<&str> = USERS.iter().map(|(program, _)| *program).collect();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let running = loop {
+        let running = children(s.moat_pid());
+        let missing: Vec<&&str> = wanted
+            .iter()
+            .filter(|p| !running.iter().any(|(_, name)| name == **p))
+            .collect();
+        if missing.is_empty() {
+            break running;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not running: {missing:?}\n{}",
+            s.log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    for (pid, program) in &running {
+        let user = USERS
+            .iter()
+            .find(|(p, _)| p == program)
+            .map(|(_, user)| *user)
+            .unwrap_or_else(|| panic!("the supervisor runs an unknown program {program}"));
+        let uid = privilege::lookup(user).expect("the program's user").uid;
+        assert_ne!(uid, 0, "{program} runs as root");
+        s.wait_log(&format!(
+            "{program}[{pid}]: seccomp: allow-list {program} ("
+        ));
+        // Every thread, not only the first: the filter is inherited by the runtime's workers
+        // (started just after the log line above).
+        let task_dir = format!("/proc/{pid}/task");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::fs::read_dir(&task_dir).map_or(0, |d| d.count()) < 2
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let tasks = std::fs::read_dir(&task_dir).expect("tasks");
+        let mut threads = 0;
+        for task in tasks.flatten() {
+            let path = task.path().join("status");
+            let Ok(status) = std::fs::read_to_string(&path) else {
+                continue;
+            };
+            threads += 1;
+            let uids = field(&status, "Uid").unwrap_or_default();
+            assert!(
+                uids.split_whitespace().all(|u| u == uid.to_string()),
+                "{program} ({}): Uid {uids}, expected {uid} ({user})",
+                path.display()
+            );
+            for (name, value) in [
+                ("CapEff", "0000000000000000"),
+                ("CapPrm", "0000000000000000"),
+                ("NoNewPrivs", "1"),
+                ("Seccomp", "2"),
+            ] {
+                assert_eq!(
+                    field(&status, name),
+                    Some(value),
+                    "{program} ({}): {name}",
+                    path.display()
+                );
+            }
+        }
+        assert!(threads > 1, "{program}: {threads} thread(s)");
+        let probe = format!("{program}[{pid}]: confinement self-test syscall socket(AF_NETLINK): ");
+        s.wait_log(&probe);
+        let log = s.log();
+        let verdict = log
+            .lines()
+            .find_map(|l| l.strip_prefix(probe.as_str()))
+            .unwrap_or_default();
+        assert_eq!(verdict, "denied (EPERM)", "{program}");
+    }
 }

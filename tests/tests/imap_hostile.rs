@@ -2,7 +2,8 @@
 //! multiparts, 10,000 nested message/rfc822, 500,000 header lines) dropped into the Maildir by
 //! hand as another MDA would, hostile commands in the selected state, slow and idle clients.
 //! Each answer is bounded in time and memory, exact (BAD/NO with its code, BYE), and another
-//! client is served meanwhile. The pre-login cases are in imap_session.rs.
+//! client is served meanwhile. Slow clients before login are moat-imap-login's and cut there,
+//! never reaching moat-imapd; the other pre-login cases are in imap_session.rs.
 
 use std::io::Write;
 use std::os::unix::fs::MetadataExt;
@@ -12,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use moat_tests::imap_raw::{Raw, status_kib};
-use moat_tests::{Mode, Stack};
+use moat_tests::{Mode, Stack, tcp_clients};
 
 const ALICE: &str = "alice@example.test";
 const PW: &str = "alice-secret";
@@ -51,6 +52,22 @@ fn quick<T>(what: &str, f: impl FnOnce() -> T) -> T {
 
 fn imapd_pid(s: &Stack) -> u32 {
     s.pid_of("moat-imapd").expect("moat-imapd running")
+}
+
+/// Asserts that the server end of `r`'s connection is held by moat-imap-login (`pre_login`)
+/// or by moat-imapd, and not by the other one (as root; see `tcp_clients`).
+fn served_by(s: &Stack, r: &Raw, pre_login: bool) {
+    let port = r.try_clone_writer().local_addr().map_or(0, |a| a.port());
+    let login_pid = s
+        .pid_of("moat-imap-login")
+        .expect("moat-imap-login running");
+    if let (Some(in_login), Some(in_imapd)) = (tcp_clients(login_pid), tcp_clients(imapd_pid(s))) {
+        assert_eq!(
+            (in_login.contains(&port), in_imapd.contains(&port)),
+            (pre_login, !pre_login),
+            "client port {port}: moat-imap-login holds {in_login:?}, moat-imapd {in_imapd:?}"
+        );
+    }
 }
 
 /// A normal client, Python's imaplib: LOGIN, SELECT, FETCH.
@@ -534,6 +551,7 @@ fn slow_and_idle_clients_are_cut_at_the_timeouts() {
     let slow = "* BYE Autologout; command not completed in time.";
 
     let mut quiet = Raw::connect(s.imap);
+    served_by(&s, &quiet, true);
     let took = cut(&mut quiet, idle);
     assert!(
         took > Duration::from_millis(1500) && took < QUICK,
@@ -542,6 +560,7 @@ fn slow_and_idle_clients_are_cut_at_the_timeouts() {
 
     let mut quiet = Raw::login(s.imap, ALICE, PW);
     quiet.cmd("s", "SELECT INBOX");
+    served_by(&s, &quiet, false);
     let took = cut(&mut quiet, idle);
     assert!(
         took > Duration::from_millis(1500) && took < QUICK,
@@ -565,6 +584,7 @@ fn slow_and_idle_clients_are_cut_at_the_timeouts() {
         } else {
             Raw::connect(s.imap)
         };
+        served_by(&s, &r, !login);
         let mut w = r.try_clone_writer();
         let trickle = std::thread::spawn(move || {
             for b in b"a NOOP\r\n" {

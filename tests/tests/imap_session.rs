@@ -1,13 +1,16 @@
 //! moat-imapd end to end (not-authenticated and authenticated states): real clients (Python's
 //! imaplib, curl) for capabilities, STARTTLS, logins, mailboxes with non-ASCII names,
 //! LIST-EXTENDED, STATUS and quotas; a raw socket where exact bytes matter (hostile input).
+//! What a client sends before login is moat-imap-login's: its memory, threads and descriptors
+//! are measured there, and moat-imapd must neither hold such a connection nor grow.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
+use moat_tests::imap_raw::status_kib;
 use moat_tests::smtp_client::Client;
-use moat_tests::{Mode, Stack};
+use moat_tests::{Mode, Stack, tcp_clients};
 
 const ALICE: &str = "alice@example.test";
 const PW: &str = "alice-secret";
@@ -310,6 +313,11 @@ impl Raw {
         r
     }
 
+    /// The client's port, to find which process holds the server's end.
+    fn port(&self) -> u16 {
+        self.writer.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
     /// True once the server closed the connection.
     fn closed(&mut self) -> bool {
         let mut rest = Vec::new();
@@ -317,30 +325,69 @@ impl Raw {
     }
 }
 
-/// Resident memory of moat-imapd, in KiB.
-fn rss_kib(s: &Stack) -> u64 {
-    let pid = s.pid_of("moat-imapd").expect("moat-imapd running");
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|st| {
-            st.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        })
-        .unwrap_or(0)
+/// Bytes a flooding client offers in one line without an end: far past any budget.
+const FLOOD: usize = 64 << 20;
+
+/// Sends up to `FLOOD` bytes of one endless line from a thread; the thread returns how many
+/// were taken before the server closed the connection.
+fn flood(mut w: TcpStream) -> std::thread::JoinHandle<usize> {
+    w.set_write_timeout(Some(Duration::from_secs(30)))
+        .expect("write timeout");
+    std::thread::spawn(move || {
+        let chunk = [b'y'; 64 * 1024];
+        let mut sent = 0;
+        while sent < FLOOD && w.write_all(&chunk).is_ok() {
+            sent += chunk.len();
+        }
+        sent
+    })
+}
+
+/// The pid of one of the stack's programs.
+fn pid(s: &Stack, program: &str) -> u32 {
+    s.pid_of(program)
+        .unwrap_or_else(|| panic!("{program} running"))
+}
+
+/// Asserts that the server end of the connection from `client` is held by `program` and not
+/// by the other IMAP process (as root; see `tcp_clients`).
+fn served_by(s: &Stack, client: u16, program: &str) {
+    let other = if program == "moat-imapd" {
+        "moat-imap-login"
+    } else {
+        "moat-imapd"
+    };
+    let held = |p: &str| tcp_clients(pid(s, p));
+    if let (Some(mine), Some(theirs)) = (held(program), held(other)) {
+        assert!(
+            mine.contains(&client) && !theirs.contains(&client),
+            "client port {client}: {program} holds {mine:?}, {other} holds {theirs:?}"
+        );
+    }
+}
+
+/// Asserts that moat-imapd serves no TCP connection at all (as root; see `tcp_clients`).
+fn imapd_serves_nobody(s: &Stack) {
+    if let Some(held) = tcp_clients(pid(s, "moat-imapd")) {
+        assert!(held.is_empty(), "moat-imapd serves client ports {held:?}");
+    }
 }
 
 #[test]
 fn hostile_input_is_bounded_and_others_are_served() {
     let s = stack("");
-    let before = rss_kib(&s);
+    let (login, imapd) = (pid(&s, "moat-imap-login"), pid(&s, "moat-imapd"));
+    let imapd_idle = status_kib(imapd, "VmRSS");
+    let login_before = status_kib(login, "VmRSS");
 
+    // Before login every byte is moat-imap-login's: moat-imapd never sees these clients.
     // A 4 GiB synchronising literal: refused, never requested, the session goes on.
     let mut a = Raw::connect(s.imap);
     a.send(b"a LOGIN {4294967295}\r\n");
     let l = a.line();
     assert!(l.starts_with("a BAD [TOOBIG]"), "{l}");
     assert_eq!(a.cmd("b", "NOOP"), vec!["b OK NOOP completed."]);
+    served_by(&s, a.port(), "moat-imap-login");
     // The same as a non-synchronising literal (LITERAL+): it would come anyway, so BYE.
     a.send(b"c LOGIN {4294967295+}\r\n");
     let got = a.until("never");
@@ -351,8 +398,35 @@ fn hostile_input_is_bounded_and_others_are_served() {
     );
     assert!(a.closed());
 
-    // NUL, then 31 BAD commands: BYE.
+    // Before login the budget is 8 KiB: an endless line is cut there, not read to its end
+    // nor kept in memory.
+    let mut d = Raw::connect(s.imap);
+    served_by(&s, d.port(), "moat-imap-login");
+    let sender = flood(d.writer.try_clone().expect("clone"));
+    let got = d.until("never");
+    assert_eq!(
+        got.last().map(String::as_str),
+        Some("* BYE too much input before login"),
+        "{got:?}"
+    );
+    assert!(d.closed());
+    let sent = sender.join().expect("flood");
+    assert!(sent < FLOOD / 2, "moat-imap-login read {sent} bytes of it");
+    let login_after = status_kib(login, "VmRSS");
+    assert!(
+        login_before > 0 && login_after < login_before + 8 * 1024,
+        "moat-imap-login grew from {login_before} KiB to {login_after} KiB"
+    );
+    imapd_serves_nobody(&s);
+    let imapd_after = status_kib(imapd, "VmRSS");
+    assert!(
+        imapd_idle > 0 && imapd_after <= imapd_idle + 1024,
+        "moat-imapd, which nobody reached, grew from {imapd_idle} KiB to {imapd_after} KiB"
+    );
+
+    // After login it is moat-imapd's. NUL, then 31 BAD commands: BYE.
     let mut b = Raw::login(s.imap);
+    served_by(&s, b.port(), "moat-imapd");
     let got = b.cmd("n", "NO\0OP");
     assert_eq!(got, vec!["n BAD NUL is not allowed in commands"]);
     // The NUL was the first BAD; the 31st is followed by BYE.
@@ -366,8 +440,10 @@ fn hostile_input_is_bounded_and_others_are_served() {
     assert!(b.closed());
 
     // An endless line after login: while it is being sent, another client is served; past
-    // 64 KiB the line is refused and the connection ends.
+    // 64 KiB the line is refused and the connection ends, the rest neither read nor kept.
+    let imapd_before = status_kib(imapd, "VmRSS");
     let mut c = Raw::login(s.imap);
+    served_by(&s, c.port(), "moat-imapd");
     c.send(b"t LIST \"\" \"");
     c.send(&[b'x'; 60 * 1024]);
     let other = python(
@@ -383,23 +459,83 @@ M.logout()
         other.contains("other ('OK', [b'(\\\\HasNoChildren) \"/\" INBOX'])"),
         "{other}"
     );
-    c.send(&[b'x'; 8 * 1024]);
+    let sender = flood(c.writer.try_clone().expect("clone"));
     let got = c.until("never");
-    assert!(
-        got.iter().any(|l| l.contains("[TOOBIG]")) && got.iter().any(|l| l.starts_with("* BYE")),
-        "{got:?}"
+    assert_eq!(
+        got,
+        [
+            "t BAD [TOOBIG] command line too long",
+            "* BYE [TOOBIG] command line too long"
+        ]
     );
     assert!(c.closed());
-
-    // Before login the budget is 8 KiB.
-    let mut d = Raw::connect(s.imap);
-    d.send(&[b'y'; 9 * 1024]);
-    let got = d.until("never");
-    assert!(got.iter().any(|l| l.starts_with("* BYE")), "{got:?}");
-
-    let after = rss_kib(&s);
+    let sent = sender.join().expect("flood");
+    assert!(sent < FLOOD / 2, "moat-imapd read {sent} bytes of it");
+    let imapd_after = status_kib(imapd, "VmRSS");
     assert!(
-        after < before + 50 * 1024,
-        "moat-imapd grew from {before} KiB to {after} KiB"
+        imapd_after < imapd_before + 8 * 1024,
+        "moat-imapd grew from {imapd_before} KiB to {imapd_after} KiB"
     );
+}
+
+#[test]
+fn idle_clients_before_login_cost_moat_imap_login_only() {
+    const IDLE: usize = 150;
+    let s = stack("[limits]\nmax_connections_per_ip = 200\n");
+    let (login, imapd) = (pid(&s, "moat-imap-login"), pid(&s, "moat-imapd"));
+    let status = |pid: u32, field: &str| status_kib(pid, field);
+    let login_before = (status(login, "VmRSS"), status(login, "Threads"));
+    let imapd_before = (status(imapd, "VmRSS"), status(imapd, "Threads"));
+
+    // Clients that connect, read the greeting and say nothing.
+    let idle: Vec<Raw> = (0..IDLE).map(|_| Raw::connect(s.imap)).collect();
+    if let Some(held) = tcp_clients(login) {
+        assert!(
+            idle.iter().all(|r| held.contains(&r.port())),
+            "moat-imap-login holds {} of the {IDLE} idle clients",
+            held.len()
+        );
+    }
+    imapd_serves_nobody(&s);
+    let login_after = (status(login, "VmRSS"), status(login, "Threads"));
+    let imapd_after = (status(imapd, "VmRSS"), status(imapd, "Threads"));
+    // Tasks, not threads, and a few KiB each (the buffers grow with what a client sends).
+    assert!(
+        login_after.1 <= login_before.1 + 4,
+        "moat-imap-login's threads: {} then {}",
+        login_before.1,
+        login_after.1
+    );
+    let per_client = login_after.0.saturating_sub(login_before.0) / IDLE as u64;
+    assert!(
+        login_before.0 > 0 && per_client < 64,
+        "moat-imap-login: {} KiB, then {} KiB with {IDLE} idle clients ({per_client} KiB each)",
+        login_before.0,
+        login_after.0
+    );
+    // moat-imapd heard of none of them.
+    assert!(
+        imapd_after.1 <= imapd_before.1,
+        "moat-imapd's threads: {} then {}",
+        imapd_before.1,
+        imapd_after.1
+    );
+    assert!(
+        imapd_before.0 > 0 && imapd_after.0 <= imapd_before.0 + 1024,
+        "moat-imapd, which nobody reached, grew from {} KiB to {} KiB",
+        imapd_before.0,
+        imapd_after.0
+    );
+
+    // Meanwhile a client logs in and is served by moat-imapd, the idle ones still waiting.
+    let mut c = Raw::login(s.imap);
+    served_by(&s, c.port(), "moat-imapd");
+    let got = c.cmd("s", "SELECT INBOX");
+    assert!(
+        got.last()
+            .is_some_and(|l| l.starts_with("s OK [READ-WRITE]")),
+        "{got:?}"
+    );
+    let mut first = idle.into_iter().next().expect("an idle client");
+    assert_eq!(first.cmd("n", "NOOP"), vec!["n OK NOOP completed."]);
 }

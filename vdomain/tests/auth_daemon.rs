@@ -8,6 +8,7 @@
 //! other uids (Linux credentials are per thread) before connecting. As non-root the daemon runs
 //! under our own uid, which it must always allow, so only that half of the peer check can run.
 //! Each daemon's log is printed when a test fails (always with `MOAT_TEST_SHOW_LOG=1`).
+//! Login tickets (`L`/`T`) are tested here too, with the real clients (`login_ticket`, `redeem`).
 
 #[allow(dead_code)]
 #[path = "store/harness.rs"]
@@ -22,11 +23,14 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use moat_common::child::{Item, spawn};
-use moat_common::client::auth::{AuthAnswer, AuthClient, Resolved, Target, TargetKind};
+use moat_common::client::auth::{
+    AuthAnswer, AuthClient, Login, LoginQuota, Resolved, Target, TargetKind,
+};
 use moat_common::conn::Conn;
 use moat_common::wire::{Record, Status};
 use moat_vdomain::daemon::{
     AUTH_FAILED, MAX_CONNECTIONS, NO_SUCH_USER, PERMISSION_DENIED, THROTTLED, UNAVAILABLE,
+    UNKNOWN_TICKET,
 };
 use moat_vdomain::{Address, Store};
 use tempfile::TempDir;
@@ -824,4 +828,253 @@ async fn postgres_store() {
         daemon.assert_no_password_logged();
     })
     .await;
+}
+
+fn ticket_request(login: &str, password: &str, ip: &str, service: &str) -> Record {
+    Record::new(b'L')
+        .field(login)
+        .field(password)
+        .field(ip)
+        .field(service)
+}
+
+fn redeem_request(token: &str, service: &str, ip: &str) -> Record {
+    Record::new(b'T').field(token).field(service).field(ip)
+}
+
+/// The token of a `K` reply to `L` (its third field), checked for shape.
+fn token_of(reply: &Record) -> String {
+    assert_eq!(reply.fields.len(), 3, "{reply:?}");
+    let token = reply.text(2).expect("token").to_owned();
+    assert!(
+        token.len() == 64
+            && token
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
+        "{token:?}"
+    );
+    token
+}
+
+#[tokio::test]
+async fn login_tickets_on_sqlite() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = sqlite_store(dir.path()).await;
+    let daemon = Daemon::start(
+        dir,
+        &url,
+        &[("peers_login", "4247"), ("peers_imapd", "4245")],
+    );
+    let client = daemon.client();
+    let ip = "192.0.2.50";
+    let unknown = Status::Permanent(UNKNOWN_TICKET.into());
+    let mut tokens = Vec::new();
+
+    // The real clients: a login process checks the password, the mail process redeems the
+    // token, once.
+    let ticket = client
+        .login_ticket("Alice@Example.test", pw("alice"), ip, "imap", "test-login")
+        .await
+        .expect("ticket");
+    assert_eq!(ticket.user, "alice@example.test");
+    tokens.push(ticket.token.clone());
+    let user = client
+        .redeem(&ticket.token, "imap", ip, "test-imapd")
+        .await
+        .expect("redeemed");
+    assert_eq!(
+        (user.user.as_str(), user.quota),
+        ("alice@example.test", LoginQuota::Store(Some(1 << 20)))
+    );
+    assert_eq!(
+        client.redeem(&ticket.token, "imap", ip, "test-imapd").await,
+        Err(Login::Failed),
+        "single use"
+    );
+
+    // The same on the wire: `K` [address, quota, token], then `K` [address, quota] exactly as
+    // `A` answers, then `D`.
+    let mut conn = raw(&daemon.socket).await;
+    let reply = ask(
+        &mut conn,
+        ticket_request("bob@example.test", pw("bob"), ip, "pop3"),
+    )
+    .await;
+    assert_eq!(status(&reply), Status::Ok("bob@example.test".into()));
+    assert_eq!(reply.text(1).expect("quota"), "", "unlimited");
+    let token = token_of(&reply);
+    tokens.push(token.clone());
+    let redeemed = ask(&mut conn, redeem_request(&token, "pop3", ip)).await;
+    let by_a = ask(&mut conn, auth_request("bob@example.test", pw("bob"), ip)).await;
+    assert_eq!(redeemed.kind, by_a.kind);
+    assert_eq!(redeemed.fields, by_a.fields);
+    let again = ask(&mut conn, redeem_request(&token, "pop3", ip)).await;
+    assert_eq!(status(&again), unknown);
+
+    // Bound to its service: an imap ticket is refused to pop3 (and spent by the attempt).
+    let reply = ask(
+        &mut conn,
+        ticket_request("carol@example.test", pw("carol"), ip, "imap"),
+    )
+    .await;
+    let token = token_of(&reply);
+    tokens.push(token.clone());
+    let wrong = ask(&mut conn, redeem_request(&token, "pop3", ip)).await;
+    assert_eq!(status(&wrong), unknown);
+    let right = ask(&mut conn, redeem_request(&token, "imap", ip)).await;
+    assert_eq!(status(&right), unknown);
+
+    // Forged, malformed and unknown tokens.
+    let forged = ask(&mut conn, redeem_request(&"0".repeat(64), "imap", ip)).await;
+    assert_eq!(status(&forged), unknown);
+    for bad in [
+        redeem_request(&"0".repeat(65), "imap", ip),
+        redeem_request(&"0".repeat(64), "ftp", ip),
+        Record::new(b'T').field("0".repeat(64)).field("imap"),
+    ] {
+        let reply = ask(&mut conn, bad).await;
+        assert!(
+            matches!(status(&reply), Status::Permanent(ref why) if why.starts_with("malformed request")),
+            "{reply:?}"
+        );
+    }
+
+    // A wrong password: `D` as for `A`, no token, and it counts toward the same throttle:
+    // 3 failures through `A` and 2 through `L` lock the login out of both.
+    let attacker = "203.0.113.50";
+    for i in 0..3 {
+        let reply = ask(
+            &mut conn,
+            auth_request("erin@example.test", WRONG, attacker),
+        )
+        .await;
+        assert_eq!(
+            status(&reply),
+            Status::Permanent(AUTH_FAILED.into()),
+            "A {i}"
+        );
+    }
+    for i in 0..2 {
+        let reply = ask(
+            &mut conn,
+            ticket_request("erin@example.test", WRONG, attacker, "imap"),
+        )
+        .await;
+        assert_eq!(
+            status(&reply),
+            Status::Permanent(AUTH_FAILED.into()),
+            "L {i}"
+        );
+        assert_eq!(reply.fields.len(), 1, "no token: {reply:?}");
+    }
+    let throttled = Status::Temporary(THROTTLED.into());
+    let reply = ask(
+        &mut conn,
+        ticket_request("erin@example.test", pw("erin"), "198.51.100.50", "imap"),
+    )
+    .await;
+    assert_eq!(status(&reply), throttled);
+    let reply = ask(
+        &mut conn,
+        auth_request("erin@example.test", pw("erin"), "198.51.100.50"),
+    )
+    .await;
+    assert_eq!(status(&reply), throttled);
+    assert_eq!(
+        client
+            .login_ticket("erin@example.test", pw("erin"), ip, "imap", "test-login")
+            .await,
+        Err(Login::Throttled)
+    );
+    // And the other way round: failures through `L` alone lock `A` too.
+    for _ in 0..5 {
+        let reply = ask(
+            &mut conn,
+            ticket_request("carol@example.test", WRONG, "203.0.113.51", "pop3"),
+        )
+        .await;
+        assert_eq!(status(&reply), Status::Permanent(AUTH_FAILED.into()));
+    }
+    let reply = ask(
+        &mut conn,
+        auth_request("carol@example.test", pw("carol"), "198.51.100.51"),
+    )
+    .await;
+    assert_eq!(status(&reply), throttled);
+
+    // Peers (root only: other uids connect from threads that switched to them). `L` from
+    // peers_login only, `T` from peers_imapd only; a login process may do nothing else.
+    if is_root() {
+        let denied = Status::Permanent(PERMISSION_DENIED.into());
+        let mut login_conn = conn_as(4247, &daemon.socket).await;
+        let reply = ask(
+            &mut login_conn,
+            ticket_request("alice@example.test", pw("alice"), ip, "imap"),
+        )
+        .await;
+        let token = token_of(&reply);
+        tokens.push(token.clone());
+        // On the same connection, anything else is refused (and the connection closed).
+        let reply = ask(&mut login_conn, redeem_request(&token, "imap", ip)).await;
+        assert_eq!(status(&reply), denied);
+        for refused in [
+            auth_request("alice@example.test", pw("alice"), ip),
+            Record::new(b'R').field("alice@example.test"),
+        ] {
+            let mut conn = conn_as(4247, &daemon.socket).await;
+            assert_eq!(status(&ask(&mut conn, refused).await), denied);
+        }
+        // The mail process redeems (the refused `T` above did not spend it), but may not log in
+        // for a ticket.
+        let mut mail_conn = conn_as(4245, &daemon.socket).await;
+        let reply = ask(&mut mail_conn, redeem_request(&token, "imap", ip)).await;
+        assert_eq!(status(&reply), Status::Ok("alice@example.test".into()));
+        let reply = ask(
+            &mut mail_conn,
+            ticket_request("alice@example.test", pw("alice"), ip, "imap"),
+        )
+        .await;
+        assert_eq!(status(&reply), denied);
+        // A uid in no peers_* setting.
+        let mut conn = conn_as(4242, &daemon.socket).await;
+        let reply = ask(
+            &mut conn,
+            ticket_request("alice@example.test", pw("alice"), ip, "imap"),
+        )
+        .await;
+        assert_eq!(status(&reply), denied);
+        let log = daemon.log();
+        assert!(
+            log.contains("permission denied: 'T' request from uid 4247"),
+            "{log}"
+        );
+        assert!(
+            log.contains("permission denied: 'L' request from uid 4245"),
+            "{log}"
+        );
+    } else {
+        eprintln!(
+            "login_tickets_on_sqlite: not root, so no other uid can connect; the peer rules \
+             for L and T are checked as root (CI) and by the unit test server::tests::peer_policy"
+        );
+    }
+
+    let log = daemon.log();
+    assert!(
+        log.contains("imap login alice@example.test from 192.0.2.50 (ticket issued"),
+        "{log}"
+    );
+    assert!(
+        log.contains("pop3 ticket of bob@example.test from 192.0.2.50 redeemed"),
+        "{log}"
+    );
+    assert!(log.contains("imap ticket from 192.0.2.50 refused"), "{log}");
+    assert!(
+        log.contains("imap authentication failed for \"erin@example.test\" from 203.0.113.50"),
+        "{log}"
+    );
+    for token in &tokens {
+        assert!(!log.contains(token.as_str()), "a token in the log:\n{log}");
+    }
+    daemon.assert_no_password_logged();
 }

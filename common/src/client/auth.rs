@@ -103,6 +103,45 @@ pub enum Login {
     Unavailable,
 }
 
+/// A login a pre-auth login process checked with moat-auth (`L`): the user and the one-time
+/// token the mail process redeems for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ticket {
+    pub user: String,
+    pub token: String,
+}
+
+/// The length of a login token: 32 random bytes in lowercase hex.
+pub const TOKEN_LEN: usize = 64;
+
+/// Whether `token` has the shape moat-auth gives its tokens (checked before it is sent on).
+pub fn valid_token(token: &str) -> bool {
+    token.len() == TOKEN_LEN
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// A refused `A` or `L` (never `Status::Ok`) as a `Login`, logged under `who`.
+fn refusal(status: Status, login: &str, who: &str) -> Login {
+    match status {
+        // moat-auth's throttling answer (PROTOCOLS.md): the only temporary refusal that is
+        // the client's doing.
+        Status::Temporary(why) if why.contains("too many failed") => {
+            info!("{who}: login {login:?} throttled: {why}");
+            Login::Throttled
+        }
+        Status::Temporary(why) => {
+            warn!("{who}: moat-auth: {why}");
+            Login::Unavailable
+        }
+        Status::Ok(_) | Status::Permanent(_) => {
+            info!("{who}: authentication failed for {login:?}");
+            Login::Failed
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Resolved {
     Targets(Vec<Target>),
@@ -271,23 +310,93 @@ impl AuthClient {
                 }
                 Login::User(LoggedIn { user, quota })
             }
-            Ok((AuthAnswer::Failed, _)) => {
-                info!("{who}: authentication failed for {login:?}");
-                Login::Failed
-            }
-            // moat-auth's throttling answer (PROTOCOLS.md): the only temporary refusal that
-            // is the client's doing.
-            Ok((AuthAnswer::Temporary(why), _)) if why.contains("too many") => {
-                info!("{who}: login {login:?} throttled: {why}");
-                Login::Throttled
-            }
-            Ok((AuthAnswer::Temporary(why), _)) => {
-                warn!("{who}: moat-auth: {why}");
-                Login::Unavailable
-            }
+            Ok((AuthAnswer::Failed, _)) => refusal(Status::Permanent(String::new()), login, who),
+            Ok((AuthAnswer::Temporary(why), _)) => refusal(Status::Temporary(why), login, who),
             Err(e) => {
                 warn!("{who}: cannot ask moat-auth: {e}");
                 Login::Unavailable
+            }
+        }
+    }
+
+    /// A login in a pre-auth login process (moat-imap-login, moat-pop3-login): moat-auth's `L`,
+    /// which checks the password as `A` does and, on success, issues a one-time token that the
+    /// mail process redeems (`redeem`) when the connection is handed to it. The `Err` is never
+    /// `Login::User`; refusals are logged under `who` as for `login`.
+    pub async fn login_ticket(
+        &self,
+        login: &str,
+        password: &str,
+        client_ip: &str,
+        service: &str,
+        who: &str,
+    ) -> Result<Ticket, Login> {
+        let asked = with_timeout(self.timeout, async {
+            let mut conn = Conn::connect(&self.path).await?;
+            let req = Record::new(b'L')
+                .field(login)
+                .field(password)
+                .field(client_ip)
+                .field(service);
+            conn.send(&req).await?;
+            conn.status().await
+        })
+        .await;
+        match asked {
+            Ok((Status::Ok(user), record)) => match record.text(2) {
+                Ok(token) if valid_token(token) => Ok(Ticket {
+                    user,
+                    token: token.to_string(),
+                }),
+                _ => {
+                    warn!("{who}: moat-auth sent no usable login token for {user}");
+                    Err(Login::Unavailable)
+                }
+            },
+            Ok((status, _)) => Err(refusal(status, login, who)),
+            Err(e) => {
+                warn!("{who}: cannot ask moat-auth: {e}");
+                Err(Login::Unavailable)
+            }
+        }
+    }
+
+    /// Redeems a login process's token (moat-auth's `T`) in the mail process: the user it was
+    /// issued for, or `Login::Failed` for a token moat-auth does not know (forged, replayed,
+    /// expired or for another service), or `Login::Unavailable`.
+    pub async fn redeem(
+        &self,
+        token: &str,
+        service: &str,
+        client_ip: &str,
+        who: &str,
+    ) -> Result<LoggedIn, Login> {
+        let asked = with_timeout(self.timeout, async {
+            let mut conn = Conn::connect(&self.path).await?;
+            let req = Record::new(b'T')
+                .field(token)
+                .field(service)
+                .field(client_ip);
+            conn.send(&req).await?;
+            conn.status().await
+        })
+        .await;
+        match asked {
+            Ok((Status::Ok(user), record)) => Ok(LoggedIn {
+                user,
+                quota: login_quota(&record),
+            }),
+            Ok((Status::Permanent(why), _)) => {
+                warn!("{who}: moat-auth refused the login token: {why}");
+                Err(Login::Failed)
+            }
+            Ok((Status::Temporary(why), _)) => {
+                warn!("{who}: moat-auth: {why}");
+                Err(Login::Unavailable)
+            }
+            Err(e) => {
+                warn!("{who}: cannot ask moat-auth: {e}");
+                Err(Login::Unavailable)
             }
         }
     }

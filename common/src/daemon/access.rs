@@ -1,10 +1,20 @@
-//! What the mail-access servers (moat-pop3d, moat-imapd) share around their protocol: the
-//! settings, the start (a plain listener and an implicit-TLS one, the TLS files, moat-auth,
-//! the connection limits), the accept loops that refuse in the protocol's words, the drain at
-//! stop, and why a connection ended, for the log. Each protocol plugs in with a [`Protocol`].
+//! What the mail-access servers (moat-pop3d, moat-imapd) and their pre-auth login processes
+//! (moat-pop3-login, moat-imap-login) share around their protocol: the settings, the start (a
+//! plain listener and an implicit-TLS one, the TLS files, moat-auth, the connection limits),
+//! the accept loops that refuse in the protocol's words, the drain at stop, and why a
+//! connection ended, for the log. Each protocol plugs in with a [`Protocol`].
 //!
-//! Settings (installer/src/serve/specs.rs). Required: `hostname`, `mail_root`, `auth_socket`.
-//! Optional: `plaintext_on_loopback` (true: plaintext logins without TLS from 127.0.0.0/8 and
+//! Two modes, one program each (docs/PROTOCOLS.md, "handoff"):
+//! - login (`handoff_socket` set): serves the TCP listeners up to a successful login, then
+//!   hands the client to the mail process (`crate::handoff`). It has no mail, no store.
+//! - mail (`handoff` descriptor): accepts clients handed over by the uids in `handoff_peers`,
+//!   redeems their login token with moat-auth and serves them from the login on (`resume`).
+//!   TCP listeners are still served when passed (a mail process started without a login
+//!   process, as before the split).
+//!
+//! Settings (installer/src/serve/specs.rs). Required: `hostname`, `auth_socket`, and
+//! `mail_root` except in login mode. Optional: `handoff_socket`, `handoff_peers` (uids, comma
+//! separated), `plaintext_on_loopback` (true: plaintext logins without TLS from 127.0.0.0/8 and
 //! ::1), `idle_timeout_secs` (the protocol's default), `max_connections` (200),
 //! `max_connections_per_ip` (20), `max_message_size` (36700160; moat-imapd's APPEND limit,
 //! unused by moat-pop3d).
@@ -15,12 +25,12 @@
 
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use rustls::ServerConfig;
-use tokio::net::TcpStream;
+use tokio::net::{TcpStream, UnixListener};
 
 use super::limits::{Limits, Slot};
 use super::settings::{Lookup, count, flag, number, required, valid_hostname};
@@ -28,7 +38,9 @@ use super::stop::{self, Stop};
 use super::stream::Stream;
 use super::tcp_server::{self, Services};
 use crate::child::Setup;
-use crate::client::auth::AuthClient;
+use crate::client::auth::{AuthClient, LoggedIn};
+use crate::conn::{parse_uids, unix_listener};
+use crate::handoff::Arrival;
 use crate::{info, warn};
 
 /// One TLS handshake may take this long.
@@ -41,8 +53,13 @@ const DRAIN: Duration = Duration::from_secs(30);
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub hostname: String,
+    /// Empty in a login process, which has no business with mail.
     pub mail_root: PathBuf,
     pub auth_socket: PathBuf,
+    /// Login mode: the mail process's `handoff` socket, where logged-in clients go.
+    pub handoff_socket: Option<PathBuf>,
+    /// Mail mode: the uids (login processes) that may hand clients over.
+    pub handoff_peers: Vec<u32>,
     pub plaintext_on_loopback: bool,
     /// How long the client may be silent (and how long one write to it may take).
     pub idle: Duration,
@@ -62,10 +79,17 @@ impl Settings {
                 "setting hostname = {hostname:?} is not a host name"
             ));
         }
+        let handoff_socket = get("handoff_socket").map(PathBuf::from);
+        let mail_root = match &handoff_socket {
+            Some(_) => PathBuf::new(),
+            None => PathBuf::from(required(get, "mail_root")?),
+        };
         Ok(Settings {
             hostname,
-            mail_root: PathBuf::from(required(get, "mail_root")?),
+            mail_root,
             auth_socket: PathBuf::from(required(get, "auth_socket")?),
+            handoff_socket,
+            handoff_peers: parse_uids(&get("handoff_peers").unwrap_or_default())?,
             plaintext_on_loopback: flag(get, "plaintext_on_loopback", true)?,
             idle: Duration::from_secs(count(get, "idle_timeout_secs", idle_default_secs)?.into()),
             max_connections: count(get, "max_connections", 200)?,
@@ -82,9 +106,29 @@ pub struct Server {
     pub auth: AuthClient,
     pub limits: Arc<Limits>,
     pub stop: Stop,
+    /// The service name moat-auth knows (`imap`, `pop3`).
+    pub service: &'static str,
+}
+
+/// A client a login process handed over, as the protocol resumes it.
+#[derive(Debug)]
+pub struct Resumed {
+    /// The user moat-auth issued the login token for.
+    pub user: LoggedIn,
+    /// TLS is up (the stream is the login process's relay).
+    pub tls: bool,
+    /// The tag of the command that logged in (IMAP), "" for POP3.
+    pub tag: String,
+    /// What the client sent after that command, to be parsed before anything else.
+    pub pending: Vec<u8>,
 }
 
 impl Server {
+    /// Login mode: where logged-in clients go (`None` in a mail process).
+    pub fn handoff(&self) -> Option<&Path> {
+        self.settings.handoff_socket.as_deref()
+    }
+
     /// True if `peer` may log in without TLS: loopback, and `plaintext_on_loopback`.
     pub fn plaintext_allowed(&self, peer: SocketAddr) -> bool {
         peer.ip().to_canonical().is_loopback() && self.settings.plaintext_on_loopback
@@ -104,7 +148,9 @@ impl Server {
 }
 
 /// How a protocol plugs in.
-pub struct Protocol<F> {
+pub struct Protocol<F, R> {
+    /// The service name moat-auth knows (`imap`, `pop3`).
+    pub service: &'static str,
     /// The listeners' descriptor names: the plain port, then the implicit-TLS port.
     pub listeners: [&'static str; 2],
     /// What is off without a certificate, for the log (`"no STLS, port 995 off"`).
@@ -116,48 +162,72 @@ pub struct Protocol<F> {
     pub dropped: &'static str,
     /// Serves one admitted connection: `(stream, peer, implicit TLS, server, slot)`.
     pub serve: F,
+    /// Serves a client a login process handed over, from its login on:
+    /// `(stream, peer, resumed, server, slot)`.
+    pub resume: R,
 }
 
 /// Runs a mail-access server with what the supervisor handed over. Call after
 /// `Setup::receive`.
-pub fn run<F, Fut>(mut setup: Setup, protocol: Protocol<F>) -> Result<(), String>
+pub fn run<F, Fut, R, RFut>(mut setup: Setup, protocol: Protocol<F, R>) -> Result<(), String>
 where
     F: Fn(TcpStream, SocketAddr, bool, Arc<Server>, Slot) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = ()> + Send + 'static,
+    R: Fn(Stream, SocketAddr, Resumed, Arc<Server>, Slot) -> RFut + Send + Sync + 'static,
+    RFut: Future<Output = ()> + Send + 'static,
 {
     let get = |k: &str| setup.get_opt(k).map(str::to_string);
     let settings = Settings::from_lookup(&get, protocol.idle_default_secs)?;
-    let tls = super::tls::from_setup(&mut setup, protocol.without_tls)?;
     let [plain, implicit] = protocol.listeners;
+    let (plain_fd, implicit_fd) = (setup.take_fd_opt(plain), setup.take_fd_opt(implicit));
+    let handoff = setup.take_fd_opt("handoff");
+    if handoff.is_some() && settings.handoff_socket.is_some() {
+        return Err(
+            "both a handoff listener and a handoff_socket: a login process hands \
+                    clients over, a mail process takes them, not both"
+                .into(),
+        );
+    }
+    // A mail process behind a login process has no TLS to do: the key stays in the login process.
+    let tls = if plain_fd.is_none() && implicit_fd.is_none() {
+        None
+    } else {
+        super::tls::from_setup(&mut setup, protocol.without_tls)?
+    };
     let mut listeners: Vec<(&'static str, OwnedFd, bool)> = Vec::new();
-    if let Some(fd) = setup.take_fd_opt(plain) {
+    if let Some(fd) = plain_fd {
         listeners.push((plain, fd, false));
     }
-    match setup.take_fd_opt(implicit) {
+    match implicit_fd {
         Some(_) if tls.is_none() => warn!("{implicit}: off, it needs a TLS certificate"),
         Some(fd) => listeners.push((implicit, fd, true)),
         None => {}
     }
-    if listeners.is_empty() {
-        return Err(format!("no listener to serve ({plain}, {implicit})"));
+    if listeners.is_empty() && handoff.is_none() {
+        return Err(format!(
+            "no listener to serve ({plain}, {implicit}, handoff)"
+        ));
     }
     let control = setup.control;
     super::block_on(
-        serve(settings, tls, listeners, control, protocol),
+        serve(settings, tls, listeners, handoff, control, protocol),
         Some(Duration::from_secs(2)),
     )
 }
 
-async fn serve<F, Fut>(
+async fn serve<F, Fut, R, RFut>(
     settings: Settings,
     tls: Option<Arc<ServerConfig>>,
     listeners: Vec<(&'static str, OwnedFd, bool)>,
+    handoff: Option<OwnedFd>,
     control: std::os::unix::net::UnixStream,
-    protocol: Protocol<F>,
+    protocol: Protocol<F, R>,
 ) -> Result<(), String>
 where
     F: Fn(TcpStream, SocketAddr, bool, Arc<Server>, Slot) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = ()> + Send + 'static,
+    R: Fn(Stream, SocketAddr, Resumed, Arc<Server>, Slot) -> RFut + Send + Sync + 'static,
+    RFut: Future<Output = ()> + Send + 'static,
 {
     let mut stop = stop::watch(control, "")?;
     let server = Arc::new(Server {
@@ -165,8 +235,20 @@ where
         limits: Limits::new(settings.max_connections, settings.max_connections_per_ip),
         tls,
         stop: stop.clone(),
+        service: protocol.service,
         settings,
     });
+    let handoffs = match handoff {
+        Some(fd) => {
+            let listener = unix_listener(fd).map_err(|e| format!("bad handoff listener: {e}"))?;
+            Some(tokio::spawn(handoff_loop(
+                listener,
+                Arc::clone(&server),
+                Arc::new(protocol.resume),
+            )))
+        }
+        None => None,
+    };
     let serve = Arc::new(protocol.serve);
     let refusal = protocol.refusal;
     let services = Services::start(listeners, |listener, name, implicit_tls| {
@@ -195,9 +277,21 @@ where
             .await;
         }
     })?;
+    let mut serving = services.describe();
+    if handoffs.is_some() {
+        if !serving.is_empty() {
+            serving.push_str(", ");
+        }
+        serving.push_str("clients handed over by the login process");
+    }
+    if let Some(socket) = server.handoff() {
+        serving.push_str(&format!(
+            ", handing logged-in clients to {}",
+            socket.display()
+        ));
+    }
     info!(
-        "ready: {} (TLS {}, plaintext logins on loopback {}, at most {} connections)",
-        services.describe(),
+        "ready: {serving} (TLS {}, plaintext logins on loopback {}, at most {} connections)",
         if server.tls.is_some() { "on" } else { "off" },
         if server.settings.plaintext_on_loopback {
             "allowed"
@@ -208,6 +302,9 @@ where
     );
     stop::stopped(&mut stop).await;
     services.join().await;
+    if let Some(handoffs) = handoffs {
+        let _ = handoffs.await;
+    }
     if !server.limits.all_closed(DRAIN).await {
         warn!(
             "{} session(s) still open after the drain: {}",
@@ -219,6 +316,84 @@ where
     Ok(())
 }
 
+/// Accepts clients handed over by a login process until the stop flag is raised: each one in
+/// its own task, admitted by the limits, its token redeemed with moat-auth, then resumed.
+async fn handoff_loop<R, RFut>(listener: UnixListener, server: Arc<Server>, resume: Arc<R>)
+where
+    R: Fn(Stream, SocketAddr, Resumed, Arc<Server>, Slot) -> RFut + Send + Sync + 'static,
+    RFut: Future<Output = ()> + Send + 'static,
+{
+    let mut stop = server.stop.clone();
+    loop {
+        let accepted = tokio::select! {
+            _ = stop::stopped(&mut stop) => break,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((unix, _)) => {
+                tokio::spawn(take_over(unix, Arc::clone(&server), Arc::clone(&resume)));
+            }
+            Err(e) => {
+                warn!("handoff: cannot accept a connection: {e}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+    info!("handoff: no longer taking clients");
+}
+
+/// Takes one client from a login process (or refuses it, and the login process tells the
+/// client to try later).
+async fn take_over<R, RFut>(unix: tokio::net::UnixStream, server: Arc<Server>, resume: Arc<R>)
+where
+    R: Fn(Stream, SocketAddr, Resumed, Arc<Server>, Slot) -> RFut + Send + Sync + 'static,
+    RFut: Future<Output = ()> + Send + 'static,
+{
+    let arrival = match Arrival::receive(unix, &server.settings.handoff_peers).await {
+        Ok(arrival) => arrival,
+        Err(e) => {
+            warn!("handoff: {e}");
+            return;
+        }
+    };
+    let peer = arrival.handoff.peer;
+    let slot = match server.limits.admit(peer.ip()) {
+        Ok(slot) => slot,
+        Err(refused) => {
+            info!("handoff: refused {peer}: {}", refused.text());
+            arrival.refuse(refused.text()).await;
+            return;
+        }
+    };
+    let ip = peer.ip().to_canonical().to_string();
+    let who = peer.to_string();
+    let redeemed = server
+        .auth
+        .redeem(&arrival.handoff.token, server.service, &ip, &who)
+        .await;
+    let user = match redeemed {
+        Ok(user) => user,
+        Err(_) => {
+            arrival.refuse("the login could not be confirmed").await;
+            return;
+        }
+    };
+    let (handoff, stream) = match arrival.accept().await {
+        Ok(taken) => taken,
+        Err(e) => {
+            warn!("{who}: {e}");
+            return;
+        }
+    };
+    let resumed = Resumed {
+        user,
+        tls: handoff.tls,
+        tag: handoff.tag,
+        pending: handoff.pending,
+    };
+    resume(stream, peer, resumed, server, slot).await;
+}
+
 /// Why a connection ended (for the log).
 #[derive(Debug)]
 pub enum End {
@@ -226,6 +401,8 @@ pub enum End {
     ClientGone,
     Timeout,
     Stopping,
+    /// Logged in and handed to the mail process (login mode), and how.
+    HandedOff(String),
     Failed(String),
 }
 
@@ -236,6 +413,7 @@ impl std::fmt::Display for End {
             End::ClientGone => f.write_str("client left"),
             End::Timeout => f.write_str("idle timeout"),
             End::Stopping => f.write_str("server stopping"),
+            End::HandedOff(how) => f.write_str(how),
             End::Failed(e) => write!(f, "{e}"),
         }
     }

@@ -1,6 +1,7 @@
-//! A client's connection to a mail-access server (moat-pop3d, moat-imapd): plain TCP, or TLS
-//! over it (after STLS/STARTTLS, or from the first byte on the implicit-TLS ports). Every read
-//! and write is bounded by a deadline given by the caller.
+//! A client's connection to a mail-access server (moat-pop3d, moat-imapd) or its login process:
+//! plain TCP, TLS over it (after STLS/STARTTLS, or from the first byte on the implicit-TLS
+//! ports), or, in the mail process, the plaintext side of a login process's TLS relay
+//! (`crate::handoff`). Every read and write is bounded by a deadline given by the caller.
 //!
 //! SECURITY: there is no read buffer here; bytes go to the protocol's own framing, which is
 //! cleared at STLS/STARTTLS, so nothing sent in plaintext after that command is ever taken as
@@ -11,7 +12,7 @@ use std::time::Duration;
 
 use rustls::ServerConfig;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpStream, UnixStream};
 use tokio::time::timeout;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
@@ -19,6 +20,8 @@ use tokio_rustls::server::TlsStream;
 pub enum Stream {
     Plain(TcpStream),
     Tls(Box<TlsStream<TcpStream>>),
+    /// A TLS client whose session the login process keeps: plaintext to and from its relay.
+    Relayed(UnixStream),
     /// During a handshake, or after one failed.
     Gone,
 }
@@ -37,6 +40,7 @@ impl Stream {
             match self {
                 Stream::Plain(s) => s.read(buf).await,
                 Stream::Tls(s) => s.read(buf).await,
+                Stream::Relayed(s) => s.read(buf).await,
                 Stream::Gone => Ok(0),
             }
         };
@@ -54,6 +58,7 @@ impl Stream {
                     s.write_all(bytes).await?;
                     s.flush().await
                 }
+                Stream::Relayed(s) => s.write_all(bytes).await,
                 Stream::Gone => Err(std::io::ErrorKind::NotConnected.into()),
             }
         };
@@ -70,6 +75,7 @@ impl Stream {
             let shut = match self {
                 Stream::Plain(s) => s.shutdown().await,
                 Stream::Tls(s) => s.shutdown().await,
+                Stream::Relayed(s) => s.shutdown().await,
                 Stream::Gone => return,
             };
             let mut scratch = [0u8; 4096];
@@ -101,6 +107,6 @@ impl Stream {
     }
 
     pub fn is_tls(&self) -> bool {
-        matches!(self, Stream::Tls(_))
+        matches!(self, Stream::Tls(_) | Stream::Relayed(_))
     }
 }

@@ -173,6 +173,13 @@ impl Session {
         }
     }
 
+    /// The login process handed the logged-in client to moat-imapd (`connection.rs`): this
+    /// session is over here; `user` (moat-auth's answer) is kept for the log.
+    pub fn handed_off(&mut self, user: &str) {
+        self.logged_in = Some(user.to_string());
+        self.state = State::Logout;
+    }
+
     /// moat-auth's answer to `Flow::Login`.
     pub async fn login_result(&mut self, tag: &str, login: Login, out: &mut Vec<u8>) -> Flow {
         let LoggedIn { user, quota } = match login {

@@ -185,6 +185,13 @@ impl Input {
         n
     }
 
+    /// Takes everything read and not yet used: the bytes a client pipelined after its login
+    /// command, which the login process hands to the mail process with the connection
+    /// (`connection.rs`). At a message's end the fragmentizer holds none of them.
+    pub fn take_pending(&mut self) -> Vec<u8> {
+        self.raw.drain(..).collect()
+    }
+
     /// The limit for the current message.
     fn limit(&self) -> usize {
         match self.preauth {
@@ -607,6 +614,25 @@ mod tests {
         assert_eq!(i.message(), b"b STARTTLS\r\n");
         assert_eq!(i.clear(), 19);
         assert_eq!(i.next_event(), Event::NeedMore);
+    }
+
+    #[test]
+    fn pending_bytes_after_a_login_are_taken_whole() {
+        let mut i = Input::new();
+        i.push(b"a LOGIN {5}\r\n");
+        assert_eq!(i.next_event(), Event::SendContinuation);
+        i.push(b"alice pw\r\nb SELECT INBOX\r\nc FET");
+        assert_eq!(i.next_event(), Event::Message);
+        assert_eq!(i.message(), b"a LOGIN {5}\r\nalice pw\r\n");
+        assert_eq!(i.take_pending(), b"b SELECT INBOX\r\nc FET");
+        assert!(i.is_empty());
+        // A fresh framing (the mail process's) reads them as the client sent them.
+        let mut j = Input::new();
+        j.authenticated();
+        assert_eq!(
+            events(&mut j, b"b SELECT INBOX\r\nc FET"),
+            ["b SELECT INBOX\r\n"]
+        );
     }
 
     #[test]

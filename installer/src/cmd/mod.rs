@@ -5,6 +5,7 @@ mod dkim;
 mod domain;
 mod list;
 mod queue;
+mod status;
 mod user;
 
 use std::path::{Path, PathBuf};
@@ -42,6 +43,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             return crate::serve::serve(&config).await;
         }
+        Command::Status { json } => {
+            let config = moat_common::config::Config::discover(cli.global.config.as_deref())?
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "no configuration found: the supervisor's status is found through it \
+                         (--config, MOAT_CONFIG, ./moat-data/moat.toml or /etc/moat/moat.toml)"
+                    )
+                })?;
+            return status::run(&config, json);
+        }
         Command::Queue(cmd) => {
             let config = moat_common::config::Config::discover(cli.global.config.as_deref())?
                 .ok_or_else(|| {
@@ -62,7 +73,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Catchall(cmd) => alias::run_catchall(&ctx, cmd).await,
         Command::List(args) => list::run(&ctx, args).await,
         Command::Dkim(cmd) => dkim::run(&ctx, cmd).await,
-        Command::Up { .. } | Command::Serve | Command::Queue(_) => Ok(()),
+        Command::Up { .. } | Command::Serve | Command::Queue(_) | Command::Status { .. } => Ok(()),
     };
     ctx.store.close().await;
     result

@@ -15,6 +15,10 @@ pub struct Accounts {
     pub auth: Account,
     pub remote: Account,
     pub lists: Account,
+    /// The pre-auth login processes: no mail, no store, no queue (one user each, so neither
+    /// can signal, ptrace or impersonate the other or the mail user).
+    pub imap_login: Account,
+    pub pop3_login: Account,
 }
 
 impl Accounts {
@@ -33,6 +37,8 @@ impl Accounts {
                 auth: look(&config.users.auth)?,
                 remote: look(&config.users.remote)?,
                 lists: look(&config.users.lists)?,
+                imap_login: look(&config.users.imap_login)?,
+                pop3_login: look(&config.users.pop3_login)?,
             };
             for a in [
                 &accounts.smtpd,
@@ -41,6 +47,8 @@ impl Accounts {
                 &accounts.auth,
                 &accounts.remote,
                 &accounts.lists,
+                &accounts.imap_login,
+                &accounts.pop3_login,
             ] {
                 if a.uid == 0 || a.gid == 0 {
                     anyhow::bail!(
@@ -63,7 +71,9 @@ impl Accounts {
                 local: me.clone(),
                 auth: me.clone(),
                 remote: me.clone(),
-                lists: me,
+                lists: me.clone(),
+                imap_login: me.clone(),
+                pop3_login: me,
             })
         }
     }

@@ -1,8 +1,12 @@
 //! Running the children: spawn with the setup channel, notice exits, restart with backoff,
 //! replace moat-smtpd (certificates) and moat-remote (DKIM keys, route passwords) on SIGHUP (new
 //! one first, so no connection or delivery request is refused), and drain in order on SIGTERM:
-//! smtpd first (open transactions finish or get 421), then the queue and local and remote
-//! delivery, then auth; whatever has not stopped in time is killed.
+//! smtpd and the IMAP/POP3 login processes first (open transactions finish or get 421, nobody
+//! new logs in), then moat-imapd and moat-pop3d, then the queue and local and remote delivery,
+//! then auth; whatever has not stopped in time is killed.
+//!
+//! What runs, and how each child reported its confinement, is kept in `run_dir/status` for
+//! `moat status` (`status.rs`, `reports.rs`).
 
 use std::collections::BTreeMap;
 use std::os::unix::net::UnixStream;
@@ -12,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use moat_common::config::Config;
+use moat_common::date;
 use moat_common::{error, info, warn};
 use rustix::process::{Pid, Signal, kill_process};
 use tokio::signal::unix::{SignalKind, signal};
@@ -20,7 +25,9 @@ use tokio::sync::mpsc;
 use super::Accounts;
 use super::listeners::Sockets;
 use super::remote_files::RemoteFiles;
+use super::reports::{self, Report};
 use super::specs::{ProgramDir, Role, TlsFiles, items};
+use super::status::{self, Process, Snapshot};
 
 /// A child that ran at least this long is considered healthy: its next crash restarts fast.
 const HEALTHY_AFTER: Duration = Duration::from_secs(30);
@@ -30,8 +37,23 @@ struct Running {
     pid: i32,
     generation: u64,
     started: Instant,
+    /// For `moat status`: Unix time of the start, /proc start time, the last report.
+    started_unix: u64,
+    start_time: u64,
+    report: Option<Report>,
     /// Closing it tells the child the supervisor is gone.
     _control: UnixStream,
+    /// The task reading the child's reports from `_control` (it holds a second descriptor of
+    /// it, so it must end with this entry for the close to reach the child).
+    reports: Option<tokio::task::AbortHandle>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(task) = &self.reports {
+            task.abort();
+        }
+    }
 }
 
 struct Exit {
@@ -53,6 +75,10 @@ pub struct Supervisor {
     generation: u64,
     exits_tx: mpsc::UnboundedSender<Exit>,
     exits_rx: mpsc::UnboundedReceiver<Exit>,
+    reports_tx: mpsc::UnboundedSender<Report>,
+    reports_rx: mpsc::UnboundedReceiver<Report>,
+    /// SIGTERM received: draining.
+    stopping: bool,
 }
 
 impl Supervisor {
@@ -63,6 +89,7 @@ impl Supervisor {
         programs: ProgramDir,
     ) -> Supervisor {
         let (exits_tx, exits_rx) = mpsc::unbounded_channel();
+        let (reports_tx, reports_rx) = mpsc::unbounded_channel();
         Supervisor {
             config: config.clone(),
             accounts,
@@ -75,20 +102,34 @@ impl Supervisor {
             generation: 0,
             exits_tx,
             exits_rx,
+            reports_tx,
+            reports_rx,
+            stopping: false,
         }
     }
 
+    /// Starts every role the configuration has work for, in `Role::ALL` order.
     pub fn start_all(&mut self) -> anyhow::Result<()> {
         for role in Role::ALL {
+            if !role.wanted(&self.config) {
+                info!(
+                    "{} is not started: its protocol has no listener",
+                    role.program()
+                );
+                continue;
+            }
             let child = self.spawn(role)?;
             self.running.insert(role, child);
         }
+        self.write_status();
         Ok(())
     }
 
     fn spawn(&mut self, role: Role) -> anyhow::Result<Running> {
         let tls = match role {
-            Role::Smtpd | Role::Pop3d | Role::Imapd => Some(TlsFiles::open(&self.config)?),
+            // The network-facing ones; moat-imapd and moat-pop3d only get clients already in TLS
+            // (or plain) from their login process.
+            Role::Smtpd | Role::Pop3Login | Role::ImapLogin => Some(TlsFiles::open(&self.config)?),
             // moat-lists serves HTTPS only when the one-click endpoint is configured.
             Role::Lists if self.config.lists.web_listen.is_some() => {
                 Some(TlsFiles::open(&self.config)?)
@@ -137,11 +178,27 @@ impl Supervisor {
             });
         });
         info!("started {} (pid {pid})", role.program());
+        // Without it the child still runs; `moat status` just has no report from it.
+        let reports = reports::watch(&control, role, generation, self.reports_tx.clone())
+            .map_err(|e| {
+                warn!(
+                    "{}: cannot read its confinement report: {e}",
+                    role.program()
+                )
+            })
+            .ok();
         Ok(Running {
             pid,
             generation,
             started: Instant::now(),
+            started_unix: date::now(),
+            start_time: u32::try_from(pid)
+                .ok()
+                .and_then(status::start_time)
+                .unwrap_or(0),
+            report: None,
             _control: control,
+            reports,
         })
     }
 
@@ -154,16 +211,81 @@ impl Supervisor {
             let next_restart = self.restart_at.values().min().copied();
             tokio::select! {
                 Some(exit) = self.exits_rx.recv() => self.on_exit(exit),
+                Some(report) = self.reports_rx.recv() => self.on_report(report),
                 _ = term.recv() => break,
                 _ = int.recv() => break,
                 _ = hup.recv() => self.reload(),
                 _ = sleep_until(next_restart) => self.restart_due(),
             }
         }
-        info!("stopping: draining moat-smtpd first");
+        info!("stopping: draining moat-smtpd and the login processes first");
+        self.stopping = true;
+        self.write_status();
         self.drain().await;
+        if let Err(e) = status::remove(&self.config.run_dir) {
+            warn!("cannot remove the status file: {e}");
+        }
         info!("stopped");
         Ok(())
+    }
+
+    /// Keeps a child's confinement report for `moat status`.
+    fn on_report(&mut self, report: Report) {
+        let child = match self.running.get_mut(&report.role) {
+            Some(c) if c.generation == report.generation => Some(c),
+            _ => self
+                .retiring
+                .iter_mut()
+                .find(|(r, c)| *r == report.role && c.generation == report.generation)
+                .map(|(_, c)| c),
+        };
+        if let Some(child) = child {
+            child.report = Some(report);
+            self.write_status();
+        }
+    }
+
+    /// Rewrites `run_dir/status` from what runs now.
+    fn write_status(&self) {
+        let process = |role: Role, child: &Running, retiring: bool| {
+            let account = role.account(&self.accounts);
+            Process {
+                program: role.program().to_string(),
+                pid: u32::try_from(child.pid).unwrap_or(0),
+                start: child.start_time,
+                user: account.name.clone(),
+                uid: account.uid,
+                started: child.started_unix,
+                retiring,
+                landlock: child.report.as_ref().map(|r| r.landlock.clone()),
+                seccomp: child.report.as_ref().map(|r| r.seccomp.clone()),
+            }
+        };
+        let me = std::process::id();
+        let snapshot = Snapshot {
+            supervisor: me,
+            supervisor_start: status::start_time(me).unwrap_or(0),
+            stopping: self.stopping,
+            processes: self
+                .running
+                .iter()
+                .map(|(role, child)| process(*role, child, false))
+                .chain(
+                    self.retiring
+                        .iter()
+                        .map(|(role, child)| process(*role, child, true)),
+                )
+                .collect(),
+            restarting: self
+                .restart_at
+                .keys()
+                .map(|role| role.program().to_string())
+                .collect(),
+            written: date::now(),
+        };
+        if let Err(e) = status::write(&self.config.run_dir, &snapshot) {
+            warn!("cannot write the status file for `moat status`: {e}");
+        }
     }
 
     fn on_exit(&mut self, exit: Exit) {
@@ -175,6 +297,7 @@ impl Supervisor {
         {
             self.retiring.remove(i);
             info!("the replaced {program} finished: {}", exit.status);
+            self.write_status();
             return;
         }
         let Some(child) = self.running.get(&exit.role) else {
@@ -201,6 +324,7 @@ impl Supervisor {
             wait.as_secs()
         );
         self.restart_at.insert(exit.role, Instant::now() + wait);
+        self.write_status();
     }
 
     fn restart_due(&mut self) {
@@ -224,6 +348,7 @@ impl Supervisor {
                 }
             }
         }
+        self.write_status();
     }
 
     /// SIGHUP: start a new moat-smtpd with freshly opened certificates and a new moat-remote
@@ -250,12 +375,23 @@ impl Supervisor {
                 ),
             }
         }
+        self.write_status();
     }
 
     async fn drain(&mut self) {
         self.restart_at.clear();
+        // The network services, each pair of login and mail process together: a TLS session
+        // the login process relays ends only when the mail process serving it ends it (with
+        // its "shutting down" reply), so stopping the login process first would make it wait
+        // out its whole drain and then cut those clients off without a word.
         self.stop(
-            &[Role::Smtpd, Role::Pop3d, Role::Imapd],
+            &[
+                Role::Smtpd,
+                Role::Pop3Login,
+                Role::ImapLogin,
+                Role::Pop3d,
+                Role::Imapd,
+            ],
             Duration::from_secs(60),
         )
         .await;
@@ -265,6 +401,19 @@ impl Supervisor {
         )
         .await;
         self.stop(&[Role::Auth], Duration::from_secs(10)).await;
+    }
+
+    /// Drops a child that exited from the running and retiring lists.
+    fn forget(&mut self, exit: &Exit) {
+        if self
+            .running
+            .get(&exit.role)
+            .is_some_and(|c| c.generation == exit.generation)
+        {
+            self.running.remove(&exit.role);
+        }
+        self.retiring
+            .retain(|(r, c)| !(*r == exit.role && c.generation == exit.generation));
     }
 
     async fn stop(&mut self, roles: &[Role], limit: Duration) {
@@ -288,6 +437,9 @@ impl Supervisor {
             match tokio::time::timeout_at(deadline, self.exits_rx.recv()).await {
                 Ok(Some(exit)) => {
                     waiting.retain(|(r, g, _)| !(*r == exit.role && *g == exit.generation));
+                    // One of a later step that stopped already (the signal went to the whole
+                    // process group, or it crashed): not waited for, nor killed, there.
+                    self.forget(&exit);
                     info!("{} stopped ({})", exit.role.program(), exit.status);
                 }
                 Ok(None) => break,

@@ -1,5 +1,6 @@
 //! Binding: the TCP listeners of the SMTP, POP3 and IMAP services and the Unix sockets of the
-//! internal services. Bound once by the supervisor and handed to every (re)started child, so a restart
+//! internal services (with the handoff sockets where the login processes pass logged-in clients
+//! to moat-imapd and moat-pop3d). Bound once by the supervisor and handed to every (re)started child, so a restart
 //! never drops a port and the children never need the privilege to bind one.
 
 use std::net::TcpListener;
@@ -26,6 +27,9 @@ pub struct Sockets {
     pub local: UnixListener,
     pub remote: UnixListener,
     pub lists: UnixListener,
+    /// moat-imapd's and moat-pop3d's: only their login process's uid is served.
+    pub imap_handoff: UnixListener,
+    pub pop3_handoff: UnixListener,
 }
 
 impl Sockets {
@@ -44,6 +48,12 @@ impl Sockets {
     pub fn lists_path(config: &Config) -> PathBuf {
         config.run_dir.join("lists.sock")
     }
+    pub fn imap_handoff_path(config: &Config) -> PathBuf {
+        config.run_dir.join("imap-handoff.sock")
+    }
+    pub fn pop3_handoff_path(config: &Config) -> PathBuf {
+        config.run_dir.join("pop3-handoff.sock")
+    }
 }
 
 pub fn bind(config: &Config) -> anyhow::Result<Sockets> {
@@ -61,6 +71,8 @@ pub fn bind(config: &Config) -> anyhow::Result<Sockets> {
         local: unix(&Sockets::local_path(config))?,
         remote: unix(&Sockets::remote_path(config))?,
         lists: unix(&Sockets::lists_path(config))?,
+        imap_handoff: unix(&Sockets::imap_handoff_path(config))?,
+        pop3_handoff: unix(&Sockets::pop3_handoff_path(config))?,
     })
 }
 

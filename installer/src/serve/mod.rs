@@ -14,8 +14,10 @@ pub mod dkim;
 mod layout;
 mod listeners;
 mod remote_files;
+mod reports;
 mod route_auth;
 mod specs;
+pub mod status;
 
 use anyhow::Context as _;
 use moat_common::config::Config;

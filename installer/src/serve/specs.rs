@@ -28,10 +28,16 @@ pub enum Role {
     Imapd,
     Remote,
     Lists,
+    /// The pre-auth halves of moat-pop3d and moat-imapd: TLS and everything before a login,
+    /// then the connection is handed to the mail process.
+    Pop3Login,
+    ImapLogin,
 }
 
 impl Role {
-    pub const ALL: [Role; 8] = [
+    /// Every role, in start order: a service before its clients, so a mail process is there
+    /// before its login process hands it the first client.
+    pub const ALL: [Role; 10] = [
         Role::Auth,
         Role::Local,
         Role::Remote,
@@ -40,6 +46,8 @@ impl Role {
         Role::Smtpd,
         Role::Pop3d,
         Role::Imapd,
+        Role::Pop3Login,
+        Role::ImapLogin,
     ];
 
     pub fn program(self) -> &'static str {
@@ -52,6 +60,19 @@ impl Role {
             Role::Imapd => "moat-imapd",
             Role::Remote => "moat-remote",
             Role::Lists => "moat-lists",
+            Role::Pop3Login => "moat-pop3-login",
+            Role::ImapLogin => "moat-imap-login",
+        }
+    }
+
+    /// Whether the configuration gives `role` anything to do: POP3 and IMAP (both halves) only
+    /// with at least one of their listeners; the rest always.
+    pub fn wanted(self, config: &Config) -> bool {
+        let l = &config.listen;
+        match self {
+            Role::Pop3d | Role::Pop3Login => !(l.pop3.is_empty() && l.pop3s.is_empty()),
+            Role::Imapd | Role::ImapLogin => !(l.imap.is_empty() && l.imaps.is_empty()),
+            _ => true,
         }
     }
 
@@ -64,6 +85,8 @@ impl Role {
             Role::Smtpd => &accounts.smtpd,
             Role::Remote => &accounts.remote,
             Role::Lists => &accounts.lists,
+            Role::Pop3Login => &accounts.pop3_login,
+            Role::ImapLogin => &accounts.imap_login,
         }
     }
 }
@@ -158,6 +181,8 @@ pub fn items<'a>(
     ];
     let mut settings: Vec<(&'a str, String)> = vec![
         ("user", role.account(accounts).name.clone()),
+        // Which confinement profile (seccomp allow-list) the child applies to itself.
+        ("program", role.program().to_string()),
         ("run_dir", path(config.run_dir.clone())),
         ("hostname", config.hostname.clone()),
     ];
@@ -175,8 +200,13 @@ pub fn items<'a>(
                 ),
                 ("peers_smtpd", uid(&accounts.smtpd)),
                 ("peers_local", uid(&accounts.local)),
-                // moat-pop3d and moat-imapd log users in; they run as the mail user.
+                // moat-pop3d and moat-imapd redeem login tickets; they run as the mail user.
                 ("peers_imapd", uid(&accounts.local)),
+                // The login processes check passwords and get tickets (`L`), nothing else.
+                (
+                    "peers_login",
+                    format!("{},{}", accounts.imap_login.uid, accounts.pop3_login.uid),
+                ),
                 ("peers_lists", uid(&accounts.lists)),
             ]);
         }
@@ -331,31 +361,62 @@ pub fn items<'a>(
                 ),
             ]);
         }
-        // The mail-access servers: the same descriptors and settings under their own names.
-        Role::Pop3d | Role::Imapd => {
-            let (plain, tls, plaintext_on_loopback, idle_timeout_secs) = match role {
-                Role::Pop3d => (
+        // The login processes: the network, TLS and everything before a login; a logged-in
+        // client goes to the mail process's handoff socket. No mail_root: they reach no mail.
+        Role::Pop3Login | Role::ImapLogin => {
+            let (plain, implicit, handoff, plaintext_on_loopback, idle_timeout_secs) = match role {
+                Role::Pop3Login => (
                     ("pop3", &sockets.pop3),
                     ("pop3s", &sockets.pop3s),
+                    Sockets::pop3_handoff_path(config),
                     config.pop3.plaintext_on_loopback,
                     config.pop3.idle_timeout_secs,
                 ),
                 _ => (
                     ("imap", &sockets.imap),
                     ("imaps", &sockets.imaps),
+                    Sockets::imap_handoff_path(config),
                     config.imap.plaintext_on_loopback,
                     config.imap.idle_timeout_secs,
                 ),
             };
             fds.extend([
                 (plain.0, plain.1.as_ref().map(|l| l.as_fd())),
-                (tls.0, tls.1.as_ref().map(|l| l.as_fd())),
+                (implicit.0, implicit.1.as_ref().map(|l| l.as_fd())),
             ]);
             fds.extend(tls_fds);
             settings.extend([
+                auth_socket(),
+                ("handoff_socket", path(handoff)),
+                ("plaintext_on_loopback", plaintext_on_loopback.to_string()),
+                ("idle_timeout_secs", idle_timeout_secs.to_string()),
+                ("max_connections", l.max_connections.to_string()),
+                (
+                    "max_connections_per_ip",
+                    l.max_connections_per_ip.to_string(),
+                ),
+            ]);
+            if role == Role::ImapLogin {
+                // APPENDLIMIT is in the capabilities before login too: the same as after.
+                settings.push(("max_message_size", l.max_message_size.to_string()));
+            }
+        }
+        // The mail processes: no network and no TLS files; only clients a login process handed
+        // over (the peer uid of `handoff` is checked against `handoff_peers`).
+        Role::Pop3d | Role::Imapd => {
+            let (handoff, login) = match role {
+                Role::Pop3d => (&sockets.pop3_handoff, &accounts.pop3_login),
+                _ => (&sockets.imap_handoff, &accounts.imap_login),
+            };
+            fds.push(("handoff", Some(handoff.as_fd())));
+            let idle_timeout_secs = match role {
+                Role::Pop3d => config.pop3.idle_timeout_secs,
+                _ => config.imap.idle_timeout_secs,
+            };
+            settings.extend([
                 mail_root(),
                 auth_socket(),
-                ("plaintext_on_loopback", plaintext_on_loopback.to_string()),
+                ("handoff_peers", uid(login)),
                 ("idle_timeout_secs", idle_timeout_secs.to_string()),
                 ("max_connections", l.max_connections.to_string()),
                 (
@@ -429,7 +490,8 @@ fn landlock_paths(role: Role, config: &Config) -> (Vec<PathBuf>, Vec<PathBuf>) {
         .map(PathBuf::from)
     };
     let write = match role {
-        Role::Smtpd => vec![],
+        // The login processes reach nothing of ours on disk: only the common list above.
+        Role::Smtpd | Role::Pop3Login | Role::ImapLogin => vec![],
         Role::Queue => vec![config.queue_dir.clone()],
         Role::Local | Role::Pop3d | Role::Imapd => vec![config.mail_root.clone()],
         // SQLite keeps its journal and WAL files next to the database; PostgreSQL needs none.
@@ -449,4 +511,115 @@ fn landlock_paths(role: Role, config: &Config) -> (Vec<PathBuf>, Vec<PathBuf>) {
         }
     };
     (read, write)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::serve::listeners;
+
+    fn account(name: &str, uid: u32) -> Account {
+        Account {
+            name: name.into(),
+            uid,
+            gid: uid,
+        }
+    }
+
+    /// The descriptor names and the settings of `role`'s setup.
+    fn setup(
+        role: Role,
+        config: &Config,
+        accounts: &Accounts,
+        sockets: &Sockets,
+        tls: &TlsFiles,
+    ) -> (Vec<String>, BTreeMap<String, String>) {
+        let remote = RemoteFiles::default();
+        let mut fds = Vec::new();
+        let mut settings = BTreeMap::new();
+        for item in items(role, config, accounts, sockets, Some(tls), &remote) {
+            match item {
+                Item::Fd(name, _) => fds.push(name.to_string()),
+                Item::Setting(k, v) => {
+                    settings.insert(k.to_string(), v);
+                }
+            }
+        }
+        (fds, settings)
+    }
+
+    #[test]
+    fn login_processes_hold_the_network_and_mail_processes_the_mail() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path();
+        std::fs::create_dir(d.join("run")).expect("run dir");
+        let config = Config::parse(
+            "[store]\nurl = \"sqlite:db/u.db\"\n[paths]\nrun = \"run\"\n\
+             [listen]\nsmtp = []\nsubmission = []\nsubmissions = []\n\
+             pop3 = []\npop3s = []\nimap = [\"127.0.0.1:0\"]\nimaps = [\"127.0.0.1:0\"]\n",
+            &d.join("moat.toml"),
+        )
+        .expect("config");
+        let accounts = Accounts {
+            privileged: true,
+            smtpd: account("moat-smtpd", 101),
+            queue: account("moat-queue", 102),
+            local: account("moat-vmail", 103),
+            auth: account("moat-auth", 104),
+            remote: account("moat-remote", 105),
+            lists: account("moat-lists", 106),
+            imap_login: account("moat-imap-login", 107),
+            pop3_login: account("moat-pop3-login", 108),
+        };
+        let sockets = listeners::bind(&config).expect("bind");
+        for file in ["cert.pem", "key.pem"] {
+            std::fs::write(d.join(file), "pem").expect("write");
+        }
+        let tls = TlsFiles {
+            cert: File::open(d.join("cert.pem")).expect("cert"),
+            key: File::open(d.join("key.pem")).expect("key"),
+        };
+
+        let (fds, settings) = setup(Role::ImapLogin, &config, &accounts, &sockets, &tls);
+        assert_eq!(fds, ["imap", "imaps", "tls_cert", "tls_key"]);
+        assert_eq!(settings["user"], "moat-imap-login");
+        assert_eq!(
+            settings["handoff_socket"],
+            d.join("run/imap-handoff.sock").display().to_string()
+        );
+        assert!(
+            settings.contains_key("max_message_size"),
+            "APPENDLIMIT before login"
+        );
+        assert!(!settings.contains_key("mail_root"));
+        assert_eq!(settings["landlock_write"], "");
+        // The common read list and nothing of ours.
+        assert!(
+            !settings["landlock_read"].contains(&d.display().to_string()),
+            "{}",
+            settings["landlock_read"]
+        );
+
+        let (fds, settings) = setup(Role::Imapd, &config, &accounts, &sockets, &tls);
+        assert_eq!(fds, ["handoff"], "no TCP listener and no TLS file");
+        assert_eq!(settings["user"], "moat-vmail");
+        assert_eq!(settings["handoff_peers"], "107");
+        assert!(settings.contains_key("mail_root"));
+        assert!(!settings.contains_key("handoff_socket"));
+
+        let (fds, settings) = setup(Role::Pop3d, &config, &accounts, &sockets, &tls);
+        assert_eq!(fds, ["handoff"]);
+        assert_eq!(settings["handoff_peers"], "108");
+
+        let (_, settings) = setup(Role::Auth, &config, &accounts, &sockets, &tls);
+        assert_eq!(settings["peers_login"], "107,108");
+        assert_eq!(settings["peers_imapd"], "103");
+
+        // POP3 has no listener here: neither of its processes is started; IMAP's both are.
+        assert!(!Role::Pop3Login.wanted(&config) && !Role::Pop3d.wanted(&config));
+        assert!(Role::ImapLogin.wanted(&config) && Role::Imapd.wanted(&config));
+        assert!(Role::Smtpd.wanted(&config));
+    }
 }

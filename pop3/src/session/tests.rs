@@ -239,3 +239,39 @@ fn a_message_expunged_elsewhere_is_an_error_not_the_end() {
     assert!(matches!(line(&mut s, "RETR 2"), Step::Retrieve { .. }));
     assert!(matches!(line(&mut s, "QUIT"), Step::Update(_)));
 }
+
+#[test]
+fn a_resumed_session_answers_as_one_process_would() {
+    // moat-pop3d after the hand-over: the same +OK, then TRANSACTION and the same CAPA.
+    let mut s = Session::resumed(config(false), true);
+    assert!(!s.is_authenticated());
+    let mut one = logged_in(2);
+    let r = reply(s.auth_result(AuthOutcome::LoggedIn(drop_of(2))));
+    assert_eq!(r, "+OK logged in, maildrop has 2 messages (24 octets)\r\n");
+    assert_eq!(reply(line(&mut s, "STAT")), "+OK 2 24\r\n");
+    assert_eq!(reply(line(&mut s, "CAPA")), reply(line(&mut one, "CAPA")));
+    assert_eq!(reply(line(&mut s, "DELE 1")), "+OK message 1 deleted\r\n");
+    assert!(matches!(line(&mut s, "QUIT"), Step::Update(_)));
+}
+
+#[test]
+fn a_resumed_session_closes_when_the_maildrop_cannot_be_had() {
+    // The same -ERR as in one process, then the connection ends (RFC 1939 section 4): moat-pop3d
+    // parses no command of a client that is not logged in.
+    let mut s = Session::resumed(config(true), false);
+    assert_eq!(
+        s.auth_result(AuthOutcome::InUse),
+        Step::Close("-ERR [IN-USE] the maildrop is in use by another POP3 session\r\n".into())
+    );
+    let mut s = Session::resumed(config(true), false);
+    assert_eq!(
+        s.auth_result(AuthOutcome::Unavailable),
+        Step::Close("-ERR [SYS/TEMP] temporary failure, try again later\r\n".into())
+    );
+    // In one process (and in moat-pop3-login) the session goes on after such an answer.
+    let mut s = Session::new(config(true), false);
+    line(&mut s, "USER a@x.test");
+    line(&mut s, "PASS pw");
+    assert!(matches!(s.auth_result(AuthOutcome::InUse), Step::Reply(_)));
+    assert_eq!(reply(line(&mut s, "USER a@x.test")), "+OK send PASS\r\n");
+}

@@ -1,7 +1,7 @@
 //! moat-auth's settings, read from the supervisor's setup channel (docs/PROTOCOLS.md):
 //! `store_url`, `subaddress_delimiter` ("" = off, default "+"), `peers_smtpd`, `peers_local`,
-//! `peers_imapd`, `peers_lists` (comma-separated uids, each optional), and the descriptor `auth` (taken
-//! separately by `main`).
+//! `peers_imapd`, `peers_lists`, `peers_login` (comma-separated uids, each optional: absent =
+//! nobody), and the descriptor `auth` (taken separately by `main`).
 //!
 //! SECURITY: a malformed peer list is an error, never "nobody" or "everybody"; the store URL
 //! may contain a password and is never printed (neither here nor in `Debug`).
@@ -55,6 +55,7 @@ impl Settings {
                 local: uids("peers_local")?,
                 imapd: uids("peers_imapd")?,
                 lists: uids("peers_lists")?,
+                login: uids("peers_login")?,
             },
         })
     }
@@ -91,6 +92,7 @@ mod tests {
             Item::Setting("store_url", "postgres://u:secret@db/x".into()),
             Item::Setting("peers_smtpd", "1001, 1002".into()),
             Item::Setting("peers_local", "1003".into()),
+            Item::Setting("peers_login", "1007,1008".into()),
         ]);
         let settings = Settings::from_setup(&s, 77).expect("valid");
         assert_eq!(settings.resolve.subaddress_delimiter, Some('+'));
@@ -102,6 +104,7 @@ mod tests {
                 local: vec![1003],
                 imapd: vec![],
                 lists: vec![],
+                login: vec![1007, 1008],
             }
         );
         assert!(!format!("{settings:?}").contains("secret"));
@@ -118,6 +121,11 @@ mod tests {
             Item::Setting("peers_imapd", "moat-imapd".into()),
         ]);
         assert!(Settings::from_setup(&bad_peers, 77).is_err());
+        let bad_login = setup(&[
+            Item::Setting("store_url", "sqlite:/x.db".into()),
+            Item::Setting("peers_login", "1007;1008".into()),
+        ]);
+        assert!(Settings::from_setup(&bad_login, 77).is_err());
         assert!(
             Settings::from_setup(&setup(&[]), 77).is_err(),
             "store_url is required"

@@ -1,6 +1,7 @@
-//! moat-auth's requests (docs/PROTOCOLS.md, "moat-auth"): `A` authenticate and `R` resolve.
-//! The peer has already been checked by the server loop; this file checks every field again
-//! and turns store answers into `K`/`D`/`Z` replies.
+//! moat-auth's requests (docs/PROTOCOLS.md, "moat-auth"): `A` authenticate, `L` login for a
+//! ticket (the password check of `A`, then a ticket from `tickets`), `T` redeem a ticket, and
+//! `R` resolve. The peer has already been checked by the server loop; this file checks every
+//! field again and turns store answers into `K`/`D`/`Z` replies.
 //!
 //! SECURITY: fields are length-checked before anything else (login ≤ 320, password ≤ 1024,
 //! address ≤ 320 bytes) and must be UTF-8. A throttled login is refused before the store or
@@ -8,7 +9,9 @@
 //! beyond the request; failed logins are logged with login, client IP and service for the admin
 //! (and fail2ban). Argon2 verifications run at most one per CPU at a time, which bounds the memory
 //! a burst of logins can take (19 MiB each). Replies to peers carry fixed texts, never store
-//! error details (which may name hosts or files).
+//! error details (which may name hosts or files). `A` and `L` share one code path
+//! (`check_login`), so a login process gets exactly the checks, throttling and logs of `A`.
+//! Tokens are never logged: a log reader could otherwise redeem one within its lifetime.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
@@ -21,6 +24,7 @@ use tokio::sync::Semaphore;
 
 use super::store::StoreSlot;
 use super::throttle::{self, Lockout, Policy, Scope, Throttle};
+use super::tickets::{self, LoggedIn, Refused, Tickets};
 use crate::error::StoreError;
 use crate::resolve::{Resolution, ResolveOptions, Target};
 
@@ -43,6 +47,22 @@ pub const NOT_LOCAL: &str = moat_common::client::auth::NOT_LOCAL;
 pub const UNAVAILABLE: &str = "user store unavailable, try later";
 pub const ALIAS_LOOP: &str = "alias loop, try later";
 pub const TOO_MANY_TARGETS: &str = "too many targets for one reply";
+/// The `Z` text for `L` when [`tickets::MAX_OUTSTANDING`] tickets are waiting.
+pub const TOO_MANY_PENDING: &str = "too many pending logins, try later";
+/// The `Z` text for `L` when no token could be made (the OS RNG failed).
+pub const UNAVAILABLE_TICKET: &str = "cannot issue a login ticket, try later";
+/// The `D` text for `T` with a token that is not (or no longer) outstanding for that service.
+pub const UNKNOWN_TICKET: &str = "unknown or expired token";
+/// Longest token accepted in `T` (the ones we issue are exactly this long).
+pub const MAX_TOKEN: usize = 2 * tickets::TOKEN_BYTES;
+
+/// A password that checked out (`check_login`).
+struct Login<'r> {
+    user: LoggedIn,
+    /// The client IP as logged ("-" if none).
+    ip: &'r str,
+    service: &'r str,
+}
 
 /// Answers requests; shared by every connection.
 #[derive(Debug)]
@@ -50,6 +70,8 @@ pub struct Handler {
     store: Arc<StoreSlot>,
     resolve: ResolveOptions,
     throttle: Mutex<Throttle>,
+    /// Tickets issued by `L`, waiting for `T`.
+    tickets: Mutex<Tickets>,
     /// Bounds concurrent argon2 verifications.
     hash_slots: Semaphore,
 }
@@ -61,6 +83,7 @@ impl Handler {
             store,
             resolve,
             throttle: Mutex::new(Throttle::new(policy)),
+            tickets: Mutex::new(Tickets::default()),
             hash_slots: Semaphore::new(cpus.clamp(1, 64)),
         }
     }
@@ -69,6 +92,8 @@ impl Handler {
     pub async fn handle(&self, req: &Record, peer: &Peer) -> Record {
         match req.kind {
             b'A' => self.authenticate(req, peer).await,
+            b'L' => self.login_ticket(req, peer).await,
+            b'T' => self.redeem(req, peer),
             b'R' => self.resolve(req, peer).await,
             k if super::lists::KINDS.contains(&k) => match self.store.get() {
                 Some(store) => super::lists::handle(store, req).await,
@@ -86,7 +111,95 @@ impl Handler {
         }
     }
 
+    /// `A`: the password check; `K` [user address, quota].
     async fn authenticate(&self, req: &Record, peer: &Peer) -> Record {
+        match self.check_login(req, peer).await {
+            Ok(login) => {
+                info!(
+                    "{} login {} from {}",
+                    login.service, login.user.address, login.ip
+                );
+                // The quota too: moat-imapd applies it to the Maildir at login.
+                login_reply(&login.user.address, login.user.quota)
+            }
+            Err(refusal) => refusal,
+        }
+    }
+
+    /// `L`: the password check of `A`, and a ticket for the mail process instead of the login
+    /// itself; `K` [user address, quota, token].
+    async fn login_ticket(&self, req: &Record, peer: &Peer) -> Record {
+        let login = match self.check_login(req, peer).await {
+            Ok(login) => login,
+            Err(refusal) => return refusal,
+        };
+        let issued = self
+            .tickets()
+            .issue(login.user.clone(), login.service, Instant::now());
+        match issued {
+            Ok(token) => {
+                info!(
+                    "{} login {} from {} (ticket issued to uid {} pid {})",
+                    login.service, login.user.address, login.ip, peer.uid, peer.pid
+                );
+                login_reply(&login.user.address, login.user.quota).field(token)
+            }
+            Err(Refused::Full) => {
+                warn!(
+                    "{} login {} from {}: {} tickets are waiting to be redeemed; refused, try later",
+                    login.service,
+                    login.user.address,
+                    login.ip,
+                    tickets::MAX_OUTSTANDING
+                );
+                Status::Temporary(TOO_MANY_PENDING.into()).to_record()
+            }
+            Err(Refused::Random(why)) => {
+                error!(
+                    "{} login {} from {}: no ticket: {why}",
+                    login.service, login.user.address, login.ip
+                );
+                Status::Temporary(UNAVAILABLE_TICKET.into()).to_record()
+            }
+        }
+    }
+
+    /// `T`: the login behind a ticket, which is spent; `K` [user address, quota] as for `A`.
+    fn redeem(&self, req: &Record, peer: &Peer) -> Record {
+        let (token, service, ip) = match redeem_fields(req) {
+            Ok(fields) => fields,
+            Err(why) => {
+                warn!(
+                    "malformed redeem request from uid {} pid {}: {why}",
+                    peer.uid, peer.pid
+                );
+                return Status::Permanent(format!("malformed request: {why}")).to_record();
+            }
+        };
+        let shown_ip = if ip.is_empty() { "-" } else { ip };
+        match self.tickets().redeem(token, service, Instant::now()) {
+            Some(user) => {
+                info!(
+                    "{service} ticket of {} from {shown_ip} redeemed by uid {} pid {}",
+                    user.address, peer.uid, peer.pid
+                );
+                login_reply(&user.address, user.quota)
+            }
+            None => {
+                // Expired (a slow handover) or never issued: a login process that forges
+                // tokens is compromised, so say who sent it on.
+                warn!(
+                    "{service} ticket from {shown_ip} refused (unknown, expired or for another service), sent by uid {} pid {}",
+                    peer.uid, peer.pid
+                );
+                Status::Permanent(UNKNOWN_TICKET.into()).to_record()
+            }
+        }
+    }
+
+    /// The password check behind `A` and `L`: fields, throttling, the store, argon2 (bounded),
+    /// and the logs of failures. `Err` is the reply to send.
+    async fn check_login<'r>(&self, req: &'r Record, peer: &Peer) -> Result<Login<'r>, Record> {
         let (login, password, ip, service) = match auth_fields(req) {
             Ok(fields) => fields,
             Err(why) => {
@@ -94,7 +207,7 @@ impl Handler {
                     "malformed authentication request from uid {} pid {}: {why}",
                     peer.uid, peer.pid
                 );
-                return Status::Permanent(format!("malformed request: {why}")).to_record();
+                return Err(Status::Permanent(format!("malformed request: {why}")).to_record());
             }
         };
         let login_key = throttle::login_key(login);
@@ -115,12 +228,12 @@ impl Handler {
                     locked.remaining.as_secs().max(1)
                 );
             }
-            return Status::Temporary(THROTTLED.into()).to_record();
+            return Err(Status::Temporary(THROTTLED.into()).to_record());
         }
 
         let Some(store) = self.store.get() else {
             warn!("{service} login {login:?} from {shown_ip}: the user store is not open yet");
-            return Status::Temporary(UNAVAILABLE.into()).to_record();
+            return Err(Status::Temporary(UNAVAILABLE.into()).to_record());
         };
         let result = {
             let _slot = self.hash_slots.acquire().await.ok();
@@ -129,9 +242,14 @@ impl Handler {
         match result {
             Ok(Some(user)) => {
                 self.throttle().succeeded(&login_key);
-                info!("{service} login {} from {shown_ip}", user.address);
-                // The quota too: moat-imapd applies it to the Maildir at login.
-                login_reply(&user.address, user.quota_bytes)
+                Ok(Login {
+                    user: LoggedIn {
+                        address: user.address,
+                        quota: user.quota_bytes,
+                    },
+                    ip: shown_ip,
+                    service,
+                })
             }
             Ok(None) => {
                 let started = self
@@ -148,11 +266,11 @@ impl Handler {
                         duration.as_secs()
                     );
                 }
-                Status::Permanent(AUTH_FAILED.into()).to_record()
+                Err(Status::Permanent(AUTH_FAILED.into()).to_record())
             }
             Err(e) => {
                 error!("{service} login {login:?} from {shown_ip}: {e}");
-                Status::Temporary(temporary_reason(&e).into()).to_record()
+                Err(Status::Temporary(temporary_reason(&e).into()).to_record())
             }
         }
     }
@@ -205,6 +323,13 @@ impl Handler {
         // The state stays consistent even if a holder panicked (every update is complete
         // before anything that could panic), so a poisoned lock is still usable.
         self.throttle
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn tickets(&self) -> MutexGuard<'_, Tickets> {
+        // As for the throttle: every update is complete before anything that could panic.
+        self.tickets
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
@@ -284,6 +409,20 @@ fn auth_fields(req: &Record) -> Result<(&str, &str, &str, &str), String> {
     Ok((login, password, ip, service))
 }
 
+/// `T` [token, service, client IP].
+fn redeem_fields(req: &Record) -> Result<(&str, &str, &str), String> {
+    if req.fields.len() != 3 {
+        return Err(format!("{} fields instead of 3", req.fields.len()));
+    }
+    let token = field(req, 0, MAX_TOKEN, "token")?;
+    let service = field(req, 1, 16, "service")?;
+    let ip = field(req, 2, MAX_CLIENT_IP, "client IP")?;
+    if !SERVICES.contains(&service) {
+        return Err(format!("unknown service {service:?}"));
+    }
+    Ok((token, service, ip))
+}
+
 /// `R` [address].
 fn resolve_fields(req: &Record) -> Result<&str, String> {
     if req.fields.len() != 1 {
@@ -330,6 +469,24 @@ mod tests {
             .field("smtp");
         assert!(auth_fields(&not_utf8).is_err());
         assert!(auth_fields(&Record::new(b'A').field("a@x.test")).is_err());
+
+        let token = "0f".repeat(32);
+        let redeem = Record::new(b'T')
+            .field(&token)
+            .field("pop3")
+            .field("192.0.2.1");
+        assert_eq!(
+            redeem_fields(&redeem),
+            Ok((token.as_str(), "pop3", "192.0.2.1"))
+        );
+        let long_token = Record::new(b'T')
+            .field("0".repeat(MAX_TOKEN + 1))
+            .field("imap")
+            .field("");
+        assert!(redeem_fields(&long_token).is_err());
+        let bad_service = Record::new(b'T').field(&token).field("ftp").field("");
+        assert!(redeem_fields(&bad_service).is_err());
+        assert!(redeem_fields(&Record::new(b'T').field(&token).field("imap")).is_err());
 
         assert_eq!(
             resolve_fields(&Record::new(b'R').field("a@x.test")),

@@ -1,11 +1,14 @@
 //! moat-auth, the only process that opens the user store: it answers authenticate (`A`) and
-//! resolve (`R`) requests on `auth.sock` for moat-smtpd, moat-local and (later) moat-imapd, as
-//! docs/PROTOCOLS.md ("moat-auth") specifies. The binary (`src/bin/moat-auth.rs`) receives its
+//! resolve (`R`) requests on `auth.sock` for moat-smtpd, moat-local, moat-imapd and moat-pop3d,
+//! login-ticket requests (`L` from moat-imap-login and moat-pop3-login, `T` from the mail
+//! processes they hand clients to) and moat-lists' requests, as docs/PROTOCOLS.md ("moat-auth")
+//! specifies. The binary (`src/bin/moat-auth.rs`) receives its
 //! setup and drops privileges; everything after that is here:
 //!
 //! - `config`: the settings from the setup channel;
 //! - `server`: the accept loop, the peer-uid check, per-connection limits, draining;
 //! - `handlers`: the requests themselves;
+//! - `tickets`: the login tickets waiting to be redeemed (in memory, bounded, expiring);
 //! - `lists`: moat-lists' requests (list settings, rosters, post numbers);
 //! - `throttle`: failed-login throttling per login and per client IP;
 //! - `store`: opening the store in the background, with retries, so a database that is down
@@ -25,6 +28,7 @@ mod lists;
 mod server;
 mod store;
 mod throttle;
+mod tickets;
 
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream as StdUnixStream;
@@ -37,10 +41,12 @@ use tokio::sync::watch;
 
 pub use config::Settings;
 pub use handlers::{
-    AUTH_FAILED, MAX_ADDRESS, MAX_LOGIN, MAX_PASSWORD, NO_SUCH_USER, THROTTLED, UNAVAILABLE,
+    AUTH_FAILED, MAX_ADDRESS, MAX_LOGIN, MAX_PASSWORD, NO_SUCH_USER, THROTTLED, TOO_MANY_PENDING,
+    UNAVAILABLE, UNKNOWN_TICKET,
 };
 pub use server::{MAX_CONNECTIONS, PERMISSION_DENIED, Peers};
 pub use throttle::Policy;
+pub use tickets::{LIFETIME as TICKET_LIFETIME, MAX_OUTSTANDING as MAX_TICKETS};
 
 /// Runs moat-auth until it is told to stop. `listener` is the `auth` descriptor; `control` the
 /// setup channel (end of file = the supervisor is gone). Must run inside a tokio runtime.
@@ -72,7 +78,7 @@ pub async fn run(
         Policy::default(),
     ));
     info!(
-        "serving auth.sock (sub-addresses: {}; peers: smtpd {:?}, local {:?}, imapd {:?}, lists {:?})",
+        "serving auth.sock (sub-addresses: {}; peers: smtpd {:?}, local {:?}, imapd {:?}, lists {:?}, login {:?})",
         settings
             .resolve
             .subaddress_delimiter
@@ -81,6 +87,7 @@ pub async fn run(
         settings.peers.local,
         settings.peers.imapd,
         settings.peers.lists,
+        settings.peers.login,
     );
     server::serve(listener, Arc::new(settings.peers), handler, stop_rx).await;
     connector.abort();

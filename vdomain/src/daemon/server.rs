@@ -3,7 +3,10 @@
 //!
 //! SECURITY: the peer is identified by the kernel (SO_PEERCRED), never by anything it says, and
 //! checked per request kind: `A` (authenticate) from root, moat-auth's own uid, `peers_smtpd`
-//! and `peers_imapd`; `R` (resolve) from root, our own uid, `peers_smtpd` and `peers_local`.
+//! and `peers_imapd`; `R` (resolve) from root, our own uid, `peers_smtpd` and `peers_local`;
+//! `L` (login for a ticket) from root, our own uid and `peers_login` only (the pre-auth login
+//! processes may do nothing else); `T` (redeem a ticket) from root, our own uid and
+//! `peers_imapd` only (the mail processes, which serve the user the ticket names).
 //! Anyone else gets `D` ["permission denied"], a warning in the log, and the connection is
 //! closed. Everything a peer can make us hold is bounded: at most [`MAX_CONNECTIONS`]
 //! connections (further ones wait in the listen backlog), [`IDLE_TIMEOUT`] for the next request
@@ -58,6 +61,8 @@ pub struct Peers {
     pub imapd: Vec<u32>,
     /// moat-lists: the list requests only (`lists::KINDS`).
     pub lists: Vec<u32>,
+    /// moat-imap-login and moat-pop3-login: `L` only.
+    pub login: Vec<u32>,
 }
 
 impl Peers {
@@ -69,6 +74,8 @@ impl Peers {
         match kind {
             b'A' => self.smtpd.contains(&uid) || self.imapd.contains(&uid),
             b'R' => self.smtpd.contains(&uid) || self.local.contains(&uid),
+            b'L' => self.login.contains(&uid),
+            b'T' => self.imapd.contains(&uid),
             k if super::lists::KINDS.contains(&k) => self.lists.contains(&uid),
             _ => false,
         }
@@ -82,6 +89,7 @@ impl Peers {
             || self.local.contains(&uid)
             || self.imapd.contains(&uid)
             || self.lists.contains(&uid)
+            || self.login.contains(&uid)
     }
 }
 
@@ -317,6 +325,7 @@ mod tests {
             local: vec![1002],
             imapd: vec![1003],
             lists: vec![1005],
+            login: vec![1006],
         };
         for uid in [0, 500] {
             assert!(peers.allows(uid, b'A') && peers.allows(uid, b'R'), "{uid}");
@@ -329,7 +338,22 @@ mod tests {
         assert!(peers.allows(1005, b'G') && !peers.allows(1005, b'R'));
         assert!(!peers.allows(1001, b'G') && !peers.allows(1002, b'S'));
         assert!(peers.allows(0, b'X'), "root gets 'unknown request' instead");
-        for uid in [0, 500, 1001, 1002, 1003] {
+        // Tickets: issued to the login processes only, redeemed by the mail processes only.
+        for uid in [0, 500] {
+            assert!(peers.allows(uid, b'L') && peers.allows(uid, b'T'), "{uid}");
+        }
+        assert!(peers.allows(1006, b'L'));
+        for kind in *b"ARTGS" {
+            assert!(!peers.allows(1006, kind), "{:?}", char::from(kind));
+        }
+        assert!(peers.allows(1003, b'T') && !peers.allows(1003, b'L'));
+        for uid in [1001, 1002, 1004, 1005] {
+            assert!(
+                !peers.allows(uid, b'L') && !peers.allows(uid, b'T'),
+                "{uid}"
+            );
+        }
+        for uid in [0, 500, 1001, 1002, 1003, 1006] {
             assert!(peers.knows(uid), "{uid}");
         }
         assert!(!peers.knows(1004));
