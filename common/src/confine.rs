@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 
 use landlock::{
     ABI, Access, AccessFs, BitFlags, CompatLevel, Compatible, LandlockStatus, PathBeneath, PathFd,
-    Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetStatus,
+    Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetStatus, Scope,
 };
 
 /// The newest ABI this code was written against; older kernels get the subset they know.
@@ -102,6 +102,10 @@ pub fn apply(rules: &[(PathBuf, Grant)], unix_sockets: Option<&Path>) -> std::io
     let status = Ruleset::default()
         .set_compatibility(CompatLevel::BestEffort)
         .handle_access(AccessFs::from_all(ABI_TARGET))
+        .map_err(to_io)?
+        // No connecting to abstract Unix sockets (they have no path to refuse) and no signals
+        // to processes outside this sandbox (Landlock ABI 6; ignored by older kernels).
+        .scope(Scope::from_all(ABI_TARGET))
         .map_err(to_io)?
         .create()
         .map_err(to_io)?

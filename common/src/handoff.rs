@@ -21,8 +21,8 @@
 //! SECURITY: the mail process believes nothing the login process says about the user: the
 //! token is redeemed with moat-auth, which issued it for one service, once, for 30 s. For a
 //! plain client the address is read from the socket (getpeername), not from the record. The
-//! descriptor must be what the record says (a connected TCP socket, or a Unix stream socket for
-//! a relay). Records are bounded by `wire::MAX_FRAME`, the pending bytes by `MAX_PENDING`, and
+//! descriptor must be what the record says (SO_TYPE and SO_DOMAIN: a connected TCP socket, or
+//! a Unix stream socket for a relay). Records are bounded by `wire::MAX_FRAME`, the pending bytes by `MAX_PENDING`, and
 //! a sender that stalls is cut off after `HANDOFF_TIMEOUT`. A compromised login process can
 //! read and change the TLS sessions it relays (as Dovecot's shared login processes can); it
 //! cannot log in as anyone without their password.
@@ -33,6 +33,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use rustix::net::{AddressFamily, SocketType, sockopt};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpStream, UnixStream};
 
@@ -120,12 +121,15 @@ impl Handoff {
 
 /// Login side: hands `stream` (a logged-in client) to the mail process listening on `socket`.
 /// A plain client is passed and this returns at once; a TLS client is relayed until its session
-/// ends. `Ok` says how, for the log. On failure the client comes back untouched with the reason,
-/// to be told to try again later.
+/// ends, each write to it within `idle` (the protocol's idle timeout, which bounds the mail
+/// process's own writes: a client that stops reading must not hold the relay forever). `Ok`
+/// says how, for the log. On failure the client comes back untouched with the reason, to be
+/// told to try again later.
 pub async fn hand_off(
     socket: &Path,
     stream: Stream,
     handoff: &Handoff,
+    idle: Duration,
 ) -> Result<String, (Stream, String)> {
     if handoff.pending.len() > MAX_PENDING {
         return Err((
@@ -148,7 +152,7 @@ pub async fn hand_off(
                 return Err((Stream::Tls(tls), why));
             }
             drop(theirs);
-            let (up, down) = relay(*tls, ours).await;
+            let (up, down) = relay(*tls, ours, idle).await;
             Ok(format!(
                 "handed to the mail process, TLS relayed ({up} bytes from the client, {down} to it)"
             ))
@@ -190,7 +194,7 @@ async fn pass(
 /// Copies plaintext both ways between the client's TLS session and the mail process until one
 /// side ends; returns the bytes from and to the client. When the mail process ends the session
 /// the client gets our close_notify; when the client leaves, the mail process sees end-of-file.
-async fn relay<C>(client: C, mail: UnixStream) -> (u64, u64)
+async fn relay<C>(client: C, mail: UnixStream, idle: Duration) -> (u64, u64)
 where
     C: AsyncRead + AsyncWrite + Unpin,
 {
@@ -198,11 +202,12 @@ where
     let (mut mail_read, mut mail_write) = mail.into_split();
     let (up_bytes, down_bytes) = (AtomicU64::new(0), AtomicU64::new(0));
     let mut up = std::pin::pin!(async {
-        copy_counting(&mut client_read, &mut mail_write, &up_bytes).await;
+        // The mail process reads with its own idle deadline; a write here waits at most that.
+        copy_counting(&mut client_read, &mut mail_write, &up_bytes, idle).await;
         let _ = mail_write.shutdown().await;
     });
     let mut down = std::pin::pin!(async {
-        copy_counting(&mut mail_read, &mut client_write, &down_bytes).await;
+        copy_counting(&mut mail_read, &mut client_write, &down_bytes, idle).await;
         let _ = tokio::time::timeout(RELAY_LINGER, client_write.shutdown()).await;
     });
     tokio::select! {
@@ -223,9 +228,10 @@ where
     )
 }
 
-/// Copies until end-of-file or an error on either side, adding what it copied to `count` as
-/// it goes (so the count is right even when the copy is abandoned).
-async fn copy_counting<R, W>(from: &mut R, to: &mut W, count: &AtomicU64)
+/// Copies until end-of-file, an error on either side, or a write that takes longer than
+/// `write_limit`, adding what it copied to `count` as it goes (so the count is right even when
+/// the copy is abandoned).
+async fn copy_counting<R, W>(from: &mut R, to: &mut W, count: &AtomicU64, write_limit: Duration)
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -236,11 +242,8 @@ where
             Ok(0) | Err(_) => return,
             Ok(n) => n,
         };
-        if to
-            .write_all(buf.get(..n).unwrap_or_default())
-            .await
-            .is_err()
-        {
+        let write = to.write_all(buf.get(..n).unwrap_or_default());
+        if !matches!(tokio::time::timeout(write_limit, write).await, Ok(Ok(()))) {
             return;
         }
         count.fetch_add(n as u64, Ordering::Relaxed);
@@ -274,6 +277,23 @@ impl Arrival {
             .ok_or_else(|| format!("handoff from pid {} without a client", sender.pid))?;
         let mut handoff = Handoff::from_record(&record)
             .map_err(|e| format!("bad handoff from pid {}: {e}", sender.pid))?;
+        // The descriptor must be what the record says: a stream socket of the right family.
+        let (want, what) = if handoff.tls {
+            (&[AddressFamily::UNIX][..], "a Unix stream socket (a relay)")
+        } else {
+            (
+                &[AddressFamily::INET, AddressFamily::INET6][..],
+                "a TCP socket",
+            )
+        };
+        let stream_kind = sockopt::socket_type(&client).ok() == Some(SocketType::STREAM);
+        let family = sockopt::socket_domain(&client).ok();
+        if !stream_kind || !family.is_some_and(|f| want.contains(&f)) {
+            return Err(format!(
+                "handoff from pid {}: the client is not {what}",
+                sender.pid
+            ));
+        }
         if !handoff.tls {
             // The socket says who the client is; the record only repeats it.
             let tcp = std::net::TcpStream::from(client.try_clone().map_err(|e| e.to_string())?);
@@ -379,7 +399,7 @@ mod tests {
     async fn a_relay_carries_both_ways_and_ends_with_the_mail_side() {
         let (client_side, mut client) = UnixStream::pair().expect("pair");
         let (ours, mut mail) = UnixStream::pair().expect("pair");
-        let relaying = tokio::spawn(relay(client_side, ours));
+        let relaying = tokio::spawn(relay(client_side, ours, Duration::from_secs(5)));
         client.write_all(b"a NOOP\r\n").await.expect("write");
         let mut buf = [0u8; 8];
         mail.read_exact(&mut buf).await.expect("read");
@@ -392,6 +412,28 @@ mod tests {
         drop(client);
         let (up, down) = relaying.await.expect("relay");
         assert_eq!((up, down), (8, 7));
+    }
+
+    #[tokio::test]
+    async fn a_client_that_stops_reading_does_not_hold_the_relay() {
+        let (client_side, _client) = UnixStream::pair().expect("pair");
+        let (ours, mut mail) = UnixStream::pair().expect("pair");
+        let relaying = tokio::spawn(relay(client_side, ours, Duration::from_millis(200)));
+        // More than the socket buffers hold; the client never reads a byte.
+        let writing = tokio::spawn(async move {
+            let chunk = vec![b'x'; 64 * 1024];
+            for _ in 0..256 {
+                if mail.write_all(&chunk).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let ended = tokio::time::timeout(Duration::from_secs(10), relaying).await;
+        assert!(
+            ended.is_ok(),
+            "the relay must give up on a client that does not read"
+        );
+        writing.abort();
     }
 
     /// A client on loopback TCP: (the client's end, the server's end as a `Stream`).
@@ -429,13 +471,16 @@ mod tests {
         let (mut client, stream) = tcp_client().await;
         let mut h = sample(false);
         h.peer = "192.0.2.1:1".parse().expect("addr");
-        let how = hand_off(&socket, stream, &h).await.map_err(|(_, e)| e);
+        let idle = Duration::from_secs(5);
+        let how = hand_off(&socket, stream, &h, idle)
+            .await
+            .map_err(|(_, e)| e);
         assert_eq!(how.as_deref(), Ok("handed to the mail process"));
         let mut line = [0u8; 13];
         client.read_exact(&mut line).await.expect("read");
         assert_eq!(&line, b"+OK resumed\r\n");
         let (_client2, stream) = tcp_client().await;
-        let Err((Stream::Plain(_), why)) = hand_off(&socket, stream, &h).await else {
+        let Err((Stream::Plain(_), why)) = hand_off(&socket, stream, &h, idle).await else {
             panic!("a refused client must come back");
         };
         assert!(why.contains("refused"), "{why}");

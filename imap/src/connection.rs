@@ -365,7 +365,7 @@ impl Connection {
             pending: self.input.take_pending(),
         };
         let stream = std::mem::replace(&mut self.stream, Stream::Gone);
-        match hand_off(socket, stream, &handoff).await {
+        match hand_off(socket, stream, &handoff, self.server.settings.idle).await {
             Ok(how) => {
                 self.session.handed_off(&user);
                 Err(End::HandedOff(how))

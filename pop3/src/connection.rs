@@ -305,7 +305,7 @@ impl Connection {
             pending: self.lines.take(),
         };
         let stream = std::mem::replace(&mut self.stream, Stream::Gone);
-        match hand_off(socket, stream, &handoff).await {
+        match hand_off(socket, stream, &handoff, self.server.settings.idle).await {
             Ok(how) => {
                 self.user = Some(user);
                 Err(End::HandedOff(how))

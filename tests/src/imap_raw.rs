@@ -65,6 +65,11 @@ impl Raw {
         text.trim_end_matches(['\r', '\n']).to_string()
     }
 
+    /// The client's port, to find which process holds the server's end.
+    pub fn port(&self) -> u16 {
+        self.writer.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
     /// A second handle on the socket, to write from another thread.
     pub fn try_clone_writer(&self) -> TcpStream {
         self.writer.try_clone().expect("clone")

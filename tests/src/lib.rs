@@ -4,8 +4,11 @@
 
 pub mod dkim;
 pub mod dns;
+pub mod getmail;
 pub mod imap_raw;
 pub mod peer;
+pub mod pop3_raw;
+pub mod served;
 pub mod smtp_client;
 
 use std::io::Read as _;
@@ -14,6 +17,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
+
+use crate::smtp_client::Client;
 
 /// Where the workspace's binaries are: `MOAT_BIN_DIR`, or the folder above this test's `deps/`.
 pub fn bin_dir() -> PathBuf {
@@ -66,6 +71,20 @@ pub const PROGRAMS: [&str; 10] = [
     "moat-lists",
     "moat-pop3-login",
     "moat-imap-login",
+];
+
+/// Every program the supervisor runs and the system user it runs as (as root, `moat serve`).
+pub const USERS: [(&str, &str); 10] = [
+    ("moat-smtpd", "moat-smtpd"),
+    ("moat-queue", "moat-queue"),
+    ("moat-local", "moat-vmail"),
+    ("moat-auth", "moat-auth"),
+    ("moat-remote", "moat-remote"),
+    ("moat-lists", "moat-lists"),
+    ("moat-pop3d", "moat-vmail"),
+    ("moat-imapd", "moat-vmail"),
+    ("moat-pop3-login", "moat-pop3-login"),
+    ("moat-imap-login", "moat-imap-login"),
 ];
 
 /// How the stack is started.
@@ -132,6 +151,16 @@ impl Stack {
                 Err(log) => panic!("the stack did not start:\n{log}"),
             }
         }
+    }
+
+    /// `moat up` with `extra` like `start_configured`, and one user (`local@domain`, its domain
+    /// added first).
+    pub fn start_with_user(extra: &str, address: &str, password: &str) -> Stack {
+        let s = Stack::start_configured(Mode::Up, extra);
+        let (_, domain) = address.split_once('@').expect("address");
+        s.add_domain(domain);
+        s.add_user(address, password);
+        s
     }
 
     fn try_start(mode: Mode, extra: &str) -> Result<Stack, String> {
@@ -390,11 +419,66 @@ impl Stack {
         }
     }
 
+    /// Waits until a line of the log starts with `prefix` (30 s at most); returns the rest of
+    /// the first such line.
+    pub fn logged(&self, prefix: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(rest) = self.log().lines().find_map(|l| l.strip_prefix(prefix)) {
+                return rest.to_string();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no line starts with {prefix:?} in the log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The log lines written by `program` (any instance of it: each line starts `program[pid]`).
+    pub fn log_of(&self, program: &str) -> Vec<String> {
+        let prefix = format!("{program}[");
+        self.log()
+            .lines()
+            .filter(|l| l.starts_with(&prefix))
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Waits until the supervisor runs a `program` other than pid `old` (its restart); returns
+    /// the new pid.
+    pub fn wait_restarted(&self, program: &str, old: u32, within: Duration) -> u32 {
+        let deadline = Instant::now() + within;
+        loop {
+            match self.pid_of(program) {
+                Some(pid) if pid != old => return pid,
+                _ => assert!(
+                    Instant::now() < deadline,
+                    "{program} not restarted:\n{}",
+                    self.log()
+                ),
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// How many messages are still in the queue.
     pub fn queued(&self) -> usize {
         std::fs::read_dir(self.data.join("queue/env"))
             .map(|d| d.count())
             .unwrap_or(0)
+    }
+
+    /// Waits (up to 10 s) until exactly `n` messages are in the queue: the queue removes a
+    /// message's files just after it logs the last delivery, so a count taken right after
+    /// that log line may still include it.
+    pub fn wait_queued(&self, n: usize) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.queued() != n && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(self.queued(), n, "messages in the queue\n{}", self.log());
     }
 
     /// The certificate the stack serves (self-signed).
@@ -429,6 +513,21 @@ c.sendmail({sender:?}, [{rcpt:?}], {message:?}.encode())
 c.quit()
 "#
         ));
+    }
+
+    /// Sends `message` (header, empty line, body) from `sender` to `rcpt` over SMTP on port 25
+    /// with the harness's own client, insists on a 250, and waits until `rcpt` holds one message
+    /// more. One at a time: queued messages are delivered concurrently, so only this keeps the
+    /// Maildir (and so the UID) order the sending order.
+    pub fn deliver(&self, sender: &str, rcpt: &str, message: &str) {
+        let before = self.messages(rcpt).len();
+        let mut c = Client::connect(self.smtp).expect("smtp");
+        c.ehlo("client.example").expect("ehlo");
+        let r = c
+            .send_mail(sender, &[rcpt], message.as_bytes())
+            .expect("send");
+        assert_eq!(r.0, 250, "{r:?}");
+        self.wait_messages(rcpt, before + 1);
     }
 
     /// Runs `script` like `python` and returns its stdout; a failing script fails the test with
@@ -483,39 +582,4 @@ impl Drop for Stack {
 /// Reads a file if it exists.
 pub fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
-}
-
-/// The client ports of the IPv4 TCP connections process `pid` holds (its descriptors matched
-/// with /proc/net/tcp; listeners left out): which process serves which client. `None` when
-/// not root (the children are not dumpable, so only root reads their /proc/PID/fd).
-pub fn tcp_clients(pid: u32) -> Option<Vec<u16>> {
-    if !rustix::process::geteuid().is_root() {
-        return None;
-    }
-    let inodes: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .expect("root reads /proc/PID/fd")
-        .flatten()
-        .filter_map(|fd| std::fs::read_link(fd.path()).ok())
-        .filter_map(|t| {
-            let t = t.to_str()?.strip_prefix("socket:[")?.strip_suffix(']')?;
-            Some(t.to_string())
-        })
-        .collect();
-    let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp");
-    let port = |addr: &str| {
-        addr.rsplit_once(':')
-            .and_then(|(_, p)| u16::from_str_radix(p, 16).ok())
-    };
-    // Fields: sl, local, remote, state (0A = listening), ..., inode (the tenth).
-    Some(
-        table
-            .lines()
-            .skip(1)
-            .filter_map(|line| {
-                let f: Vec<&str> = line.split_whitespace().collect();
-                let held = inodes.iter().any(|i| f.get(9) == Some(&i.as_str()));
-                (held && f.get(3) != Some(&"0A")).then(|| port(f.get(2)?))?
-            })
-            .collect(),
-    )
 }

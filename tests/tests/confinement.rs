@@ -11,7 +11,7 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 
 use moat_common::privilege;
-use moat_tests::{Mode, Stack};
+use moat_tests::{Mode, Stack, USERS};
 
 const PROGRAMS: [&str; 8] = [
     "moat-smtpd",
@@ -47,12 +47,7 @@ fn outcome(s: &Stack, program: &str, path: &Path) -> String {
         "{program}[{pid}]: confinement self-test {}: ",
         path.display()
     );
-    s.wait_log(&prefix);
-    s.log()
-        .lines()
-        .find_map(|l| l.strip_prefix(&prefix))
-        .map(str::to_string)
-        .unwrap_or_default()
+    s.logged(&prefix)
 }
 
 fn assert_denied(s: &Stack, program: &str, path: &Path, what: &str) {
@@ -143,12 +138,7 @@ print("sent")
         assert!(status.contains("NoNewPrivs:\t1"), "{program}: {status}");
         // No program may start another (Landlock's exec right is not granted anywhere).
         let exec = format!("{program}[{pid}]: confinement self-test exec /bin/true: ");
-        s.wait_log(&exec);
-        let log = s.log();
-        let verdict = log
-            .lines()
-            .find_map(|l| l.strip_prefix(exec.as_str()))
-            .unwrap_or_default();
+        let verdict = s.logged(&exec);
         assert!(
             verdict.starts_with("denied") && verdict.contains("os error 13"),
             "{program} could start /bin/true: {verdict}"
@@ -197,20 +187,6 @@ print("sent")
     );
     s.wait_messages("alice@example.test", 2);
 }
-
-/// Every program the harness's configuration starts, and the user it runs as (as root).
-const USERS: [(&str, &str); 10] = [
-    ("moat-smtpd", "moat-smtpd"),
-    ("moat-queue", "moat-queue"),
-    ("moat-local", "moat-vmail"),
-    ("moat-auth", "moat-auth"),
-    ("moat-remote", "moat-remote"),
-    ("moat-lists", "moat-lists"),
-    ("moat-pop3d", "moat-vmail"),
-    ("moat-imapd", "moat-vmail"),
-    ("moat-pop3-login", "moat-pop3-login"),
-    ("moat-imap-login", "moat-imap-login"),
-];
 
 /// The live children of `parent`: pid and program name.
 fn children(parent: u32) -> Vec<(u32, String)> {
@@ -316,12 +292,7 @@ fn every_child_runs_as_its_user_without_capabilities_under_seccomp() {
         }
         assert!(threads > 1, "{program}: {threads} thread(s)");
         let probe = format!("{program}[{pid}]: confinement self-test syscall socket(AF_NETLINK): ");
-        s.wait_log(&probe);
-        let log = s.log();
-        let verdict = log
-            .lines()
-            .find_map(|l| l.strip_prefix(probe.as_str()))
-            .unwrap_or_default();
+        let verdict = s.logged(&probe);
         assert_eq!(verdict, "denied (EPERM)", "{program}");
     }
 }

@@ -6,9 +6,8 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use moat_tests::Stack;
 use moat_tests::imap_raw::{Raw, status_kib};
-use moat_tests::smtp_client::Client;
-use moat_tests::{Mode, Stack};
 
 const ALICE: &str = "alice@example.test";
 const PW: &str = "alice-secret";
@@ -21,17 +20,16 @@ const BIG: usize = 20 * 1024 * 1024;
 /// after it: moat-imapd writes the quota moat-auth answers its login with into the Maildir's
 /// `maildirsize`).
 fn stack() -> Stack {
-    let s = Stack::start_configured(Mode::Up, &format!("[limits]\nmax_message_size = {LIMIT}\n"));
-    s.add_domain("example.test");
-    s.add_user(ALICE, PW);
-    let mut c = Client::connect(s.smtp).expect("smtp");
-    c.ehlo("client.example").expect("ehlo");
-    let msg = format!("From: x@remote.example\r\nTo: {ALICE}\r\nSubject: first\r\n\r\nbody\r\n");
-    let r = c
-        .send_mail("x@remote.example", &[ALICE], msg.as_bytes())
-        .expect("send");
-    assert_eq!(r.0, 250, "{r:?}");
-    s.wait_messages(ALICE, 1);
+    let s = Stack::start_with_user(
+        &format!("[limits]\nmax_message_size = {LIMIT}\n"),
+        ALICE,
+        PW,
+    );
+    s.deliver(
+        "x@remote.example",
+        ALICE,
+        &format!("From: x@remote.example\r\nTo: {ALICE}\r\nSubject: first\r\n\r\nbody\r\n"),
+    );
     s.admin(&["user", "quota", ALICE, "30M"], "");
     s
 }

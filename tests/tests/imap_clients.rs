@@ -6,29 +6,24 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use moat_tests::smtp_client::Client;
-use moat_tests::{Mode, Stack};
+use moat_tests::Stack;
 
 const ALICE: &str = "alice@example.test";
 const PW: &str = "alice-secret";
 
+/// The stack with alice and `messages` messages; the tests name them by UID, which
+/// `Stack::deliver` keeps in delivery order.
 fn stack_with_mail(messages: usize) -> Stack {
-    let s = Stack::start_configured(Mode::Up, "");
-    s.add_domain("example.test");
-    s.add_user(ALICE, PW);
-    let mut c = Client::connect(s.smtp).expect("smtp");
-    c.ehlo("client.example").expect("ehlo");
+    let s = Stack::start_with_user("", ALICE, PW);
     for i in 1..=messages {
-        let msg = format!(
-            "From: Bob <bob@remote.example>\r\nTo: {ALICE}\r\nSubject: hello {i}\r\n\
-             Message-ID: <m{i}@remote.example>\r\n\r\nbody of message {i}\r\n"
+        s.deliver(
+            "bob@remote.example",
+            ALICE,
+            &format!(
+                "From: Bob <bob@remote.example>\r\nTo: {ALICE}\r\nSubject: hello {i}\r\n\
+                 Message-ID: <m{i}@remote.example>\r\n\r\nbody of message {i}\r\n"
+            ),
         );
-        let r = c
-            .send_mail("bob@remote.example", &[ALICE], msg.as_bytes())
-            .expect("send");
-        assert_eq!(r.0, 250, "{r:?}");
-        // One at a time: UIDs follow delivery order, and the tests name messages by UID.
-        s.wait_messages(ALICE, i);
     }
     s
 }

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use moat_tests::imap_raw::{Raw, status_kib};
-use moat_tests::{Mode, Stack, tcp_clients};
+use moat_tests::{Mode, Stack, served};
 
 const ALICE: &str = "alice@example.test";
 const PW: &str = "alice-secret";
@@ -55,19 +55,14 @@ fn imapd_pid(s: &Stack) -> u32 {
 }
 
 /// Asserts that the server end of `r`'s connection is held by moat-imap-login (`pre_login`)
-/// or by moat-imapd, and not by the other one (as root; see `tcp_clients`).
+/// or by moat-imapd, and not by the other one (as root; see `served::served_by`).
 fn served_by(s: &Stack, r: &Raw, pre_login: bool) {
-    let port = r.try_clone_writer().local_addr().map_or(0, |a| a.port());
-    let login_pid = s
-        .pid_of("moat-imap-login")
-        .expect("moat-imap-login running");
-    if let (Some(in_login), Some(in_imapd)) = (tcp_clients(login_pid), tcp_clients(imapd_pid(s))) {
-        assert_eq!(
-            (in_login.contains(&port), in_imapd.contains(&port)),
-            (pre_login, !pre_login),
-            "client port {port}: moat-imap-login holds {in_login:?}, moat-imapd {in_imapd:?}"
-        );
-    }
+    let (owner, other) = if pre_login {
+        ("moat-imap-login", "moat-imapd")
+    } else {
+        ("moat-imapd", "moat-imap-login")
+    };
+    served::served_by(s, s.imap, r.port(), owner, other);
 }
 
 /// A normal client, Python's imaplib: LOGIN, SELECT, FETCH.

@@ -8,9 +8,9 @@
 
 use std::time::{Duration, Instant};
 
+use moat_tests::Stack;
 use moat_tests::imap_raw::Raw;
-use moat_tests::smtp_client::Client;
-use moat_tests::{Mode, Stack};
+use moat_tests::served::served_by;
 
 const ALICE: &str = "alice@example.test";
 const PW: &str = "alice-secret";
@@ -20,23 +20,15 @@ const AFTER_LOGIN: &str = "[CAPABILITY IMAP4rev1 LITERAL+ SASL-IR ID ENABLE NAME
      SPECIAL-USE LIST-EXTENDED LIST-STATUS STATUS=SIZE QUOTA IDLE UNSELECT UIDPLUS MOVE CONDSTORE \
      ESEARCH BINARY APPENDLIMIT=36700160] Logged in.";
 
+/// The stack with alice and one message in her INBOX.
 fn stack() -> Stack {
-    let s = Stack::start_configured(Mode::Up, "");
-    s.add_domain("example.test");
-    s.add_user(ALICE, PW);
+    let s = Stack::start_with_user("", ALICE, PW);
+    s.deliver(
+        "x@remote.example",
+        ALICE,
+        &format!("From: x@remote.example\r\nTo: {ALICE}\r\nSubject: m1\r\n\r\nbody 1\r\n"),
+    );
     s
-}
-
-/// Delivers message `n` to alice through SMTP and waits until `n` are stored.
-fn deliver(s: &Stack, n: usize) {
-    let mut c = Client::connect(s.smtp).expect("smtp");
-    c.ehlo("client.example").expect("ehlo");
-    let msg = format!("From: x@remote.example\r\nTo: {ALICE}\r\nSubject: m{n}\r\n\r\nbody {n}\r\n");
-    let r = c
-        .send_mail("x@remote.example", &[ALICE], msg.as_bytes())
-        .expect("send");
-    assert_eq!(r.0, 250, "{r:?}");
-    s.wait_messages(ALICE, n);
 }
 
 /// Runs a Python script against the stack and returns its output; it must succeed.
@@ -59,56 +51,18 @@ def until(f, tag):
         lines.append(line.decode().rstrip("\r\n"))
         if line.startswith(tag.encode() + b" "):
             return lines
+def idle(M, tag, label):
+    """IDLE on M while a message comes in over SMTP: what M saw of it, and the end of IDLE."""
+    M.send(tag.encode() + b" IDLE\r\n"); print(label + "idle", M.readline())
+    c = smtplib.SMTP("127.0.0.1", int(os.environ["SMTP_PORT"]), timeout=30)
+    c.sendmail("x@remote.example", [USER], ("Subject: during %sidle\r\n\r\nnew\r\n" % label).encode()); c.quit()
+    while True:
+        line = M.readline()
+        if b"EXISTS" in line or not line:
+            print(label + "idle saw", line); break
+    M.send(b"DONE\r\n"); print(label + "done", until(M.file, tag)[-1])
 "#;
     s.python_ok(&format!("{prelude}\n{script}"))
-}
-
-/// The stack's log lines written by `program` (any instance of it).
-fn log_of(s: &Stack, program: &str) -> Vec<String> {
-    let prefix = format!("{program}[");
-    s.log()
-        .lines()
-        .filter(|l| l.starts_with(&prefix))
-        .map(str::to_string)
-        .collect()
-}
-
-/// The inode of the server's end of the TCP connection from the client port `client` to the
-/// server port `server` (/proc/net/tcp, readable by anyone).
-fn server_socket(server: u16, client: u16) -> Option<String> {
-    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
-    let port = |addr: &str| {
-        addr.rsplit_once(':')
-            .and_then(|(_, p)| u16::from_str_radix(p, 16).ok())
-    };
-    table.lines().skip(1).find_map(|line| {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        (port(f.get(1)?)? == server && port(f.get(2)?)? == client)
-            .then(|| f.get(9).map(|i| i.to_string()))
-            .flatten()
-    })
-}
-
-/// Whether process `pid` holds the socket `inode`; `None` when not root (another user's
-/// non-dumpable process's descriptors cannot be read then).
-fn holds(pid: u32, inode: &str) -> Option<bool> {
-    if !rustix::process::geteuid().is_root() {
-        return None;
-    }
-    let want = format!("socket:[{inode}]");
-    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).expect("root reads /proc/PID/fd");
-    Some(
-        fds.flatten()
-            .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|t| t.to_string_lossy() == want)),
-    )
-}
-
-/// The local port of a raw client (its socket's address).
-fn local_port(r: &Raw) -> u16 {
-    r.try_clone_writer()
-        .local_addr()
-        .map(|a| a.port())
-        .unwrap_or(0)
 }
 
 fn has(text: &str, needle: &str) {
@@ -118,7 +72,6 @@ fn has(text: &str, needle: &str) {
 #[test]
 fn plain_starttls_and_tls_logins_are_served_by_moat_imapd() {
     let s = stack();
-    deliver(&s, 1);
     let text = python(
         &s,
         r#"
@@ -130,14 +83,7 @@ print("plain port", M.sock.getsockname()[1])
 print("select", M.select("INBOX"))
 typ, data = M.fetch("1", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])"); print("fetch", typ, data[0][1])
 typ, data = M.append("INBOX", "(\\Seen)", None, b"Subject: appended\r\n\r\nhi\r\n"); print("append", typ, data)
-M.send(b"i IDLE\r\n"); print("idle", M.readline())
-c = smtplib.SMTP("127.0.0.1", int(os.environ["SMTP_PORT"]), timeout=30)
-c.sendmail("x@remote.example", [USER], b"Subject: during idle\r\n\r\nnew\r\n"); c.quit()
-while True:
-    line = M.readline()
-    if b"EXISTS" in line or not line:
-        print("idle saw", line); break
-M.send(b"DONE\r\n"); print("done", until(M.file, "i")[-1])
+idle(M, "i", "")
 print("logout", M.logout()[0])
 
 # STARTTLS, then AUTHENTICATE PLAIN with a continuation (imaplib's own way).
@@ -158,14 +104,7 @@ print("tls login", typ, data[0].decode())
 print("tls select", S.select("INBOX"))
 typ, data = S.append("INBOX", None, None, b"Subject: over tls\r\n\r\n" + b"x" * 100000 + b"\r\n"); print("tls append", typ, data)
 typ, data = S.fetch("4", "(RFC822.SIZE BODY.PEEK[HEADER.FIELDS (SUBJECT)])"); print("tls fetch", typ, data[0])
-S.send(b"j IDLE\r\n"); print("tls idle", S.readline())
-c = smtplib.SMTP("127.0.0.1", int(os.environ["SMTP_PORT"]), timeout=30)
-c.sendmail("x@remote.example", [USER], b"Subject: during tls idle\r\n\r\nnew\r\n"); c.quit()
-while True:
-    line = S.readline()
-    if b"EXISTS" in line or not line:
-        print("tls idle saw", line); break
-S.send(b"DONE\r\n"); print("tls done", until(S.file, "j")[-1])
+idle(S, "j", "tls ")
 print("logout", S.logout()[0])
 "#,
     );
@@ -208,7 +147,7 @@ print("logout", S.logout()[0])
         .find_map(|l| l.strip_prefix("plain port "))
         .and_then(|p| p.parse().ok())
         .expect("the plain client's port");
-    let imapd = log_of(&s, "moat-imapd").join("\n");
+    let imapd = s.log_of("moat-imapd").join("\n");
     has(
         &imapd,
         &format!("127.0.0.1:{port}: {ALICE} logged in (plaintext)"),
@@ -218,7 +157,7 @@ print("logout", S.logout()[0])
         2,
         "{imapd}"
     );
-    let login = log_of(&s, "moat-imap-login").join("\n");
+    let login = s.log_of("moat-imap-login").join("\n");
     has(
         &login,
         &format!("127.0.0.1:{port}: {ALICE}: handed to the mail process"),
@@ -241,34 +180,25 @@ print("logout", S.logout()[0])
 #[test]
 fn pipelined_commands_follow_the_login_and_failures_stay_in_moat_imap_login() {
     let s = stack();
-    deliver(&s, 1);
-    let imapd = s.pid_of("moat-imapd").expect("moat-imapd running");
-    let login = s
-        .pid_of("moat-imap-login")
-        .expect("moat-imap-login running");
 
     // A wrong password: refused by moat-imap-login, which still serves the connection;
     // moat-imapd never hears of it.
     let mut r = Raw::connect(s.imap);
-    let port = local_port(&r);
+    let port = r.port();
     let got = r.cmd("a", &format!("LOGIN {ALICE} wrong"));
     assert_eq!(got, ["a NO [AUTHENTICATIONFAILED] Authentication failed."]);
-    let inode = server_socket(s.imap, port).expect("the server's socket");
-    if let (Some(in_login), Some(in_imapd)) = (holds(login, &inode), holds(imapd, &inode)) {
-        assert!(in_login && !in_imapd, "refused: still moat-imap-login's");
-    }
+    // Refused: still moat-imap-login's.
+    served_by(&s, s.imap, port, "moat-imap-login", "moat-imapd");
     let got = r.cmd("b", "CAPABILITY");
     assert!(got[0].ends_with(" AUTH=PLAIN"), "{got:?}");
     let client = format!("127.0.0.1:{port}:");
     assert!(
-        log_of(&s, "moat-imapd")
-            .iter()
-            .all(|l| !l.contains(&client)),
+        s.log_of("moat-imapd").iter().all(|l| !l.contains(&client)),
         "{}",
         s.log()
     );
     has(
-        &log_of(&s, "moat-imap-login").join("\n"),
+        &s.log_of("moat-imap-login").join("\n"),
         &format!("{client} authentication failed for \"{ALICE}\""),
     );
 
@@ -295,11 +225,9 @@ fn pipelined_commands_follow_the_login_and_failures_stay_in_moat_imap_login() {
         Some("g OK FETCH completed.")
     );
     // The connection is moat-imapd's now (the socket itself was passed).
-    if let (Some(in_login), Some(in_imapd)) = (holds(login, &inode), holds(imapd, &inode)) {
-        assert!(in_imapd && !in_login, "logged in: moat-imapd's");
-    }
+    served_by(&s, s.imap, port, "moat-imapd", "moat-imap-login");
     has(
-        &log_of(&s, "moat-imapd").join("\n"),
+        &s.log_of("moat-imapd").join("\n"),
         &format!("{client} {ALICE} logged in (plaintext)"),
     );
     assert_eq!(
@@ -387,7 +315,6 @@ M.logout()
 #[test]
 fn a_dead_or_stuck_moat_imapd_never_leaves_a_login_hanging() {
     let s = stack();
-    deliver(&s, 1);
     let imapd = s.pid_of("moat-imapd").expect("moat-imapd running");
 
     // A plain session's socket is moat-imapd's: it ends with the process. A TLS session's
@@ -446,14 +373,7 @@ SPORT = int(os.environ['IMAPS_PORT'])
         "{text}"
     );
     assert!(took < Duration::from_secs(20), "{took:?}: {text}");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let again = loop {
-        match s.pid_of("moat-imapd") {
-            Some(pid) if pid != imapd => break pid,
-            _ => assert!(Instant::now() < deadline, "not restarted:\n{}", s.log()),
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let again = s.wait_restarted("moat-imapd", imapd, Duration::from_secs(60));
     let (text, _) = try_login(&s);
     has(&text, "select OK");
 
@@ -470,7 +390,7 @@ SPORT = int(os.environ['IMAPS_PORT'])
     has(&text, "still served OK");
     assert!(took < Duration::from_secs(20), "{took:?}: {text}");
     has(
-        &log_of(&s, "moat-imap-login").join("\n"),
+        &s.log_of("moat-imap-login").join("\n"),
         "cannot hand the session over",
     );
     let (text, _) = try_login(&s);

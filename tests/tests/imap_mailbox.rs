@@ -2,31 +2,24 @@
 //! deliveries, SELECT, FETCH, STORE, EXPUNGE, APPEND, COPY, MOVE, CONDSTORE, IDLE, two sessions
 //! on one mailbox), POP3 deleting under IMAP, and UIDs surviving a restart.
 
-use moat_tests::smtp_client::Client;
-use moat_tests::{Mode, Stack};
+use moat_tests::Stack;
 
 const ALICE: &str = "alice@example.test";
 const PW: &str = "alice-secret";
 
+/// The stack with alice and her messages 1 and 2, delivered through SMTP.
 fn stack() -> Stack {
-    let s = Stack::start_configured(Mode::Up, "");
-    s.add_domain("example.test");
-    s.add_user(ALICE, PW);
+    let s = Stack::start_with_user("", ALICE, PW);
+    for n in 1..=2 {
+        s.deliver(
+            "bob@remote.example",
+            ALICE,
+            &format!(
+                "From: Bob <bob@remote.example>\r\nTo: {ALICE}\r\nSubject: hello {n}\r\n\r\nbody text {n}\r\n"
+            ),
+        );
+    }
     s
-}
-
-/// Delivers message `n` to alice through SMTP and waits until `total` are stored.
-fn deliver(s: &Stack, n: usize, total: usize) {
-    let mut c = Client::connect(s.smtp).expect("smtp");
-    c.ehlo("client.example").expect("ehlo");
-    let msg = format!(
-        "From: Bob <bob@remote.example>\r\nTo: {ALICE}\r\nSubject: hello {n}\r\n\r\nbody text {n}\r\n"
-    );
-    let r = c
-        .send_mail("bob@remote.example", &[ALICE], msg.as_bytes())
-        .expect("send");
-    assert_eq!(r.0, 250, "{r:?}");
-    s.wait_messages(ALICE, total);
 }
 
 /// Runs a Python script (with helpers) against the stack; it must succeed.
@@ -59,8 +52,6 @@ def smtp_deliver(n):
 #[test]
 fn select_fetch_store_expunge_append_copy_move() {
     let s = stack();
-    deliver(&s, 1, 1);
-    deliver(&s, 2, 2);
     let maildir = s.maildir(ALICE);
     let text = python(
         &s,
@@ -140,8 +131,6 @@ print("done")
 #[test]
 fn condstore_two_sessions_idle_pop3_and_restart() {
     let mut s = stack();
-    deliver(&s, 1, 1);
-    deliver(&s, 2, 2);
     let text = python(
         &s,
         r#"

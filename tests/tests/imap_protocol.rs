@@ -7,30 +7,24 @@
 
 use std::path::Path;
 
-use moat_tests::smtp_client::Client;
-use moat_tests::{Mode, Stack};
+use moat_tests::Stack;
 
 const ALICE: &str = "alice@example.test";
 
-/// Delivers message `n` to alice through SMTP and waits until `n` are stored.
+/// Delivers message `n` to alice through SMTP and waits for it.
 fn deliver(s: &Stack, n: usize) {
-    let mut c = Client::connect(s.smtp).expect("smtp");
-    c.ehlo("client.example").expect("ehlo");
-    let msg = format!(
-        "From: Bob <bob@remote.example>\r\nTo: {ALICE}\r\nSubject: hello {n}\r\n\r\nbody text {n}\r\n"
+    s.deliver(
+        "bob@remote.example",
+        ALICE,
+        &format!(
+            "From: Bob <bob@remote.example>\r\nTo: {ALICE}\r\nSubject: hello {n}\r\n\r\nbody text {n}\r\n"
+        ),
     );
-    let r = c
-        .send_mail("bob@remote.example", &[ALICE], msg.as_bytes())
-        .expect("send");
-    assert_eq!(r.0, 250, "{r:?}");
-    s.wait_messages(ALICE, n);
 }
 
 #[test]
 fn every_advertised_command_answers_exactly() {
-    let s = Stack::start_configured(Mode::Up, "");
-    s.add_domain("example.test");
-    s.add_user(ALICE, "alice-secret");
+    let s = Stack::start_with_user("", ALICE, "alice-secret");
     s.admin(&["user", "quota", ALICE, "10M"], "");
     deliver(&s, 1);
     deliver(&s, 2);

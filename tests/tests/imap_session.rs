@@ -8,30 +8,24 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
+use moat_tests::Stack;
 use moat_tests::imap_raw::status_kib;
-use moat_tests::smtp_client::Client;
-use moat_tests::{Mode, Stack, tcp_clients};
+use moat_tests::served::{self, tcp_clients};
 
 const ALICE: &str = "alice@example.test";
 const PW: &str = "alice-secret";
 
 fn stack(extra: &str) -> Stack {
-    let s = Stack::start_configured(Mode::Up, extra);
-    s.add_domain("example.test");
-    s.add_user(ALICE, PW);
-    s
+    Stack::start_with_user(extra, ALICE, PW)
 }
 
-/// Delivers one message to alice through SMTP and waits for it.
+/// Delivers message `n` to alice through SMTP and waits for it.
 fn deliver(s: &Stack, n: usize) {
-    let mut c = Client::connect(s.smtp).expect("smtp");
-    c.ehlo("client.example").expect("ehlo");
-    let msg = format!("From: x@remote.example\r\nTo: {ALICE}\r\nSubject: m{n}\r\n\r\nbody {n}\r\n");
-    let r = c
-        .send_mail("x@remote.example", &[ALICE], msg.as_bytes())
-        .expect("send");
-    assert_eq!(r.0, 250, "{r:?}");
-    s.wait_messages(ALICE, n);
+    s.deliver(
+        "x@remote.example",
+        ALICE,
+        &format!("From: x@remote.example\r\nTo: {ALICE}\r\nSubject: m{n}\r\n\r\nbody {n}\r\n"),
+    );
 }
 
 /// Runs a Python script against the stack and returns its output; it must succeed.
@@ -350,20 +344,14 @@ fn pid(s: &Stack, program: &str) -> u32 {
 }
 
 /// Asserts that the server end of the connection from `client` is held by `program` and not
-/// by the other IMAP process (as root; see `tcp_clients`).
+/// by the other IMAP process (as root; see `served::served_by`).
 fn served_by(s: &Stack, client: u16, program: &str) {
     let other = if program == "moat-imapd" {
         "moat-imap-login"
     } else {
         "moat-imapd"
     };
-    let held = |p: &str| tcp_clients(pid(s, p));
-    if let (Some(mine), Some(theirs)) = (held(program), held(other)) {
-        assert!(
-            mine.contains(&client) && !theirs.contains(&client),
-            "client port {client}: {program} holds {mine:?}, {other} holds {theirs:?}"
-        );
-    }
+    served::served_by(s, s.imap, client, program, other);
 }
 
 /// Asserts that moat-imapd serves no TCP connection at all (as root; see `tcp_clients`).

@@ -42,5 +42,5 @@ print("ok")
     s.wait_log("list=<dev@example.test> (subscribe): subscribe confirmation request sent");
     s.wait_log("list=<dev@example.test> (post): no members");
     // Only the confirmation request waits for sender.example (no DNS in tests).
-    assert_eq!(s.queued(), 1, "{}", s.log());
+    s.wait_queued(1);
 }

@@ -98,7 +98,7 @@ fn machine_mail_to_help_is_not_answered() {
     s.wait_messages("bob@example.test", 1);
     std::thread::sleep(std::time::Duration::from_millis(500));
     assert_eq!(s.messages("bob@example.test").len(), 1, "{}", s.log());
-    assert_eq!(s.queued(), 0, "{}", s.log());
+    s.wait_queued(0);
 }
 
 /// The Reply-To of the newest message in `address`'s Maildir that has one.
@@ -558,5 +558,5 @@ fn loops_machine_mail_and_oversized_posts_are_not_distributed() {
     }
     // The post number was not spent on anything refused or dropped.
     s.wait_log("post 1 from=<alice@example.test> to 2 member(s)");
-    assert_eq!(s.queued(), 0, "{}", s.log());
+    s.wait_queued(0);
 }

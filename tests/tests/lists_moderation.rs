@@ -233,7 +233,7 @@ fn held_post_is_sent_on_accept_and_dropped_on_reject() {
         "the third body\r\n",
     );
     find(&s, "bob@example.test", "the third body");
-    assert_eq!(s.queued(), 0, "{}", s.log());
+    s.wait_queued(0);
 }
 
 #[test]

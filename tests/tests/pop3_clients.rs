@@ -7,8 +7,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use moat_tests::Stack;
 use moat_tests::smtp_client::Client;
+use moat_tests::{Stack, getmail};
 
 const USER: &str = "carol@example.test";
 const PW: &str = "carol-secret";
@@ -179,20 +179,7 @@ fn getmail_into_a_maildir_with_keep_then_without() {
     let s = stack_with_mail(2);
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path();
-    let local = dir.join("Maildir");
-    for sub in ["cur", "new", "tmp"] {
-        std::fs::create_dir_all(local.join(sub)).expect("mkdir");
-    }
-    // getmail refuses to deliver as root: as root it delivers as nobody, into a Maildir nobody owns.
-    let as_user = if rustix::process::geteuid().is_root() {
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-        for d in ["", "cur", "new", "tmp"] {
-            std::os::unix::fs::chown(local.join(d), Some(65534), Some(65534)).expect("chown");
-        }
-        "user = nobody\n"
-    } else {
-        ""
-    };
+    let (local, as_user) = getmail::maildir(dir);
     let rc = dir.join("getmailrc");
     let write_rc = |delete: bool| {
         private(
@@ -207,26 +194,8 @@ fn getmail_into_a_maildir_with_keep_then_without() {
             ),
         )
     };
-    let getmail = || {
-        Command::new("getmail")
-            .arg("--getmaildir")
-            .arg(dir)
-            .arg("--rcfile")
-            .arg(&rc)
-            .env("HOME", dir)
-            .output()
-            .expect("getmail not installed; .ci/run installs it")
-    };
-    let local_count = || {
-        ["new", "cur"]
-            .iter()
-            .map(|d| {
-                std::fs::read_dir(local.join(d))
-                    .map(|r| r.count())
-                    .unwrap_or(0)
-            })
-            .sum::<usize>()
-    };
+    let getmail = || getmail::run(dir, &rc);
+    let local_count = || getmail::fetched(&local).len();
     write_rc(false);
     check(&getmail(), "getmail (keep)", &s);
     assert_eq!(local_count(), 2);

@@ -7,12 +7,12 @@
 //! dumpable, so only root can read another one's /proc/PID/fd).
 
 use std::io::{BufRead, BufReader, Write};
-use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use moat_tests::smtp_client::Client;
-use moat_tests::{Mode, Stack, signal};
+use moat_tests::pop3_raw::Pop;
+use moat_tests::served::served_by;
+use moat_tests::{Stack, getmail, signal};
 use rustix::process::Signal;
 
 const ALICE: &str = "alice@example.test";
@@ -40,96 +40,16 @@ const AFTER_LOGIN: [&str; 6] = [
     "IMPLEMENTATION Moat",
 ];
 
-/// A blocking POP3 client that shows the server's exact lines.
-struct Pop {
-    reader: BufReader<TcpStream>,
-    writer: TcpStream,
-}
-
-impl Pop {
-    fn connect(port: u16) -> Pop {
-        let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(30)))
-            .expect("timeout");
-        let writer = stream.try_clone().expect("clone");
-        let mut p = Pop {
-            reader: BufReader::new(stream),
-            writer,
-        };
-        let greeting = p.line();
-        assert_eq!(greeting, "+OK mx.example.test Moat POP3 server ready");
-        p
-    }
-
-    fn port(&self) -> u16 {
-        self.writer.local_addr().map(|a| a.port()).unwrap_or(0)
-    }
-
-    fn line(&mut self) -> String {
-        let mut line = String::new();
-        self.reader.read_line(&mut line).expect("read");
-        line.trim_end().to_string()
-    }
-
-    fn send(&mut self, bytes: &[u8]) {
-        self.writer.write_all(bytes).expect("write");
-    }
-
-    fn cmd(&mut self, line: &str) -> String {
-        self.send(format!("{line}\r\n").as_bytes());
-        self.line()
-    }
-
-    /// The lines of a multi-line answer after its `+OK`, up to the `.`.
-    fn rest(&mut self) -> Vec<String> {
-        let mut rest = Vec::new();
-        loop {
-            let l = self.line();
-            if l == "." {
-                return rest;
-            }
-            rest.push(l);
-        }
-    }
-
-    fn capa(&mut self) -> Vec<String> {
-        assert_eq!(self.cmd("CAPA"), "+OK capability list follows");
-        self.rest()
-    }
-
-    fn login(&mut self, user: &str, password: &str) -> String {
-        assert_eq!(self.cmd(&format!("USER {user}")), "+OK send PASS");
-        self.cmd(&format!("PASS {password}"))
-    }
-
-    /// True when the server closed the connection (end of file, or a reset).
-    fn closed(&mut self) -> bool {
-        let mut rest = String::new();
-        match self.reader.read_line(&mut rest) {
-            Ok(0) => true,
-            Ok(_) => panic!("expected the end, got {rest:?}"),
-            Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
-        }
-    }
-}
-
 fn stack_with_mail(messages: usize) -> Stack {
-    let s = Stack::start_configured(Mode::Up, "");
-    s.add_domain("example.test");
-    s.add_user(ALICE, PW);
-    let mut c = Client::connect(s.smtp).expect("smtp");
-    c.ehlo("client.example").expect("ehlo");
+    let s = Stack::start_with_user("", ALICE, PW);
     for i in 1..=messages {
-        let msg = format!(
-            "From: x@remote.example\r\nTo: {ALICE}\r\nSubject: message {i}\r\n\r\nbody {i}\r\n"
+        s.deliver(
+            "x@remote.example",
+            ALICE,
+            &format!(
+                "From: x@remote.example\r\nTo: {ALICE}\r\nSubject: message {i}\r\n\r\nbody {i}\r\n"
+            ),
         );
-        let r = c
-            .send_mail("x@remote.example", &[ALICE], msg.as_bytes())
-            .expect("send");
-        assert_eq!(r.0, 250, "{r:?}");
-        // One at a time, so the UID order is the sending order.
-        s.wait_messages(ALICE, i);
     }
     s
 }
@@ -165,61 +85,13 @@ def answers(sock):
     s.python_ok(&format!("{prelude}\n{script}"))
 }
 
-/// The stack's log lines written by `program` (any instance of it).
-fn log_of(s: &Stack, program: &str) -> Vec<String> {
-    let prefix = format!("{program}[");
-    s.log()
-        .lines()
-        .filter(|l| l.starts_with(&prefix))
-        .map(str::to_string)
-        .collect()
-}
-
 fn has(lines: &[String], needle: &str) -> bool {
     lines.iter().any(|l| l.contains(needle))
 }
 
-/// The inode of the server's end of the TCP connection from client port `client` to server
-/// port `server` (/proc/net/tcp, readable by anyone).
-fn server_socket(server: u16, client: u16) -> Option<String> {
-    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
-    let port = |addr: &str| {
-        addr.rsplit_once(':')
-            .and_then(|(_, p)| u16::from_str_radix(p, 16).ok())
-    };
-    table.lines().skip(1).find_map(|line| {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        (port(f.get(1)?)? == server && port(f.get(2)?)? == client)
-            .then(|| f.get(9).map(|i| i.to_string()))
-            .flatten()
-    })
-}
-
-/// Whether process `pid` holds the socket `inode`; `None` when its descriptors cannot be read
-/// (not root).
-fn holds(pid: u32, inode: &str) -> Option<bool> {
-    let want = format!("socket:[{inode}]");
-    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?;
-    let mut any = false;
-    let mut found = false;
-    for fd in fds.flatten() {
-        any = true;
-        found |= std::fs::read_link(fd.path()).is_ok_and(|t| t.to_string_lossy() == want);
-    }
-    any.then_some(found)
-}
-
-/// As root: the connection from client port `client` to `server` is held by `owner` and not
-/// by `other`.
-fn served_by(s: &Stack, server: u16, client: u16, owner: &str, other: &str) {
-    let inode = server_socket(server, client).expect("the connection in /proc/net/tcp");
-    let (owner_pid, other_pid) = (
-        s.pid_of(owner).expect("owner running"),
-        s.pid_of(other).expect("other running"),
-    );
-    if let (Some(a), Some(b)) = (holds(owner_pid, &inode), holds(other_pid, &inode)) {
-        assert!(a && !b, "{owner} holds it: {a}, {other} holds it: {b}");
-    }
+/// How many of `lines` contain `needle`.
+fn count(lines: &[String], needle: &str) -> usize {
+    lines.iter().filter(|l| l.contains(needle)).count()
 }
 
 #[test]
@@ -316,25 +188,22 @@ print("dele", p.dele(1).decode()); print("quit", p.quit().decode())
     // The login process handed every session over (the TLS ones through its relay, logged
     // when the relay ends) and moat-pop3d opened the maildrops; the login process never did.
     let relayed = |s: &Stack| {
-        log_of(s, "moat-pop3-login")
-            .iter()
-            .filter(|l| l.contains("handed to the mail process, TLS relayed"))
-            .count()
+        count(
+            &s.log_of("moat-pop3-login"),
+            "handed to the mail process, TLS relayed",
+        )
     };
     let deadline = Instant::now() + Duration::from_secs(10);
     while relayed(&s) < 3 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
-    let login = log_of(&s, "moat-pop3-login");
-    let pop3d = log_of(&s, "moat-pop3d");
+    let login = s.log_of("moat-pop3-login");
+    let pop3d = s.log_of("moat-pop3d");
     assert_eq!(relayed(&s), 3, "{login:#?}");
     assert!(has(&login, "handed to the mail process"), "{login:#?}");
     assert!(!has(&login, "logged in ("), "{login:#?}");
     assert_eq!(
-        pop3d
-            .iter()
-            .filter(|l| l.contains(&format!("{ALICE} logged in (TLS)")))
-            .count(),
+        count(&pop3d, &format!("{ALICE} logged in (TLS)")),
         3,
         "{pop3d:#?}"
     );
@@ -469,17 +338,17 @@ fn failed_logins_stay_in_moat_pop3_login() {
     assert_eq!(p.cmd("QUIT"), "+OK mx.example.test signing off");
     assert!(p.closed());
     let who = format!("127.0.0.1:{port}:");
-    let login = log_of(&s, "moat-pop3-login");
+    let login = s.log_of("moat-pop3-login");
     assert_eq!(
-        login
-            .iter()
-            .filter(|l| l.contains(&format!("{who} authentication failed for \"{ALICE}\"")))
-            .count(),
+        count(
+            &login,
+            &format!("{who} authentication failed for \"{ALICE}\"")
+        ),
         2,
         "{login:#?}"
     );
     assert!(
-        !has(&log_of(&s, "moat-pop3d"), &who),
+        !has(&s.log_of("moat-pop3d"), &who),
         "moat-pop3d never saw the client:\n{}",
         s.log()
     );
@@ -525,22 +394,6 @@ fn last_backoff(s: &Stack) -> Option<u64> {
         .trim_end_matches(" s")
         .parse()
         .ok()
-}
-
-/// Waits for a moat-pop3d other than `old` (the supervisor's restart).
-fn restarted(s: &Stack, old: u32, within: Duration) -> u32 {
-    let deadline = Instant::now() + within;
-    loop {
-        match s.pid_of("moat-pop3d") {
-            Some(pid) if pid != old => return pid,
-            _ => assert!(
-                Instant::now() < deadline,
-                "moat-pop3d not restarted:\n{}",
-                s.log()
-            ),
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 #[test]
@@ -617,7 +470,7 @@ except (poplib.error_proto, OSError) as e:
 
     // Killed again and again, moat-pop3d stays away longer than a hand-off may wait: a login
     // then gets -ERR [SYS/TEMP] from moat-pop3-login in bounded time, not a hang.
-    let mut old = restarted(&s, pop3d, Duration::from_secs(30));
+    let mut old = s.wait_restarted("moat-pop3d", pop3d, Duration::from_secs(30));
     loop {
         signal(old, Signal::KILL);
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -629,7 +482,7 @@ except (poplib.error_proto, OSError) as e:
         if last_backoff(&s).is_some_and(|secs| secs >= 16) {
             break;
         }
-        old = restarted(&s, old, Duration::from_secs(30));
+        old = s.wait_restarted("moat-pop3d", old, Duration::from_secs(30));
     }
     let mut p = Pop::connect(s.pop3);
     let start = Instant::now();
@@ -642,14 +495,14 @@ except (poplib.error_proto, OSError) as e:
     assert!(took < Duration::from_secs(20), "{took:?}");
     assert!(
         has(
-            &log_of(&s, "moat-pop3-login"),
+            &s.log_of("moat-pop3-login"),
             &format!("{ALICE}: cannot hand the session over")
         ),
         "{}",
         s.log()
     );
     // The supervisor's restart brings the service back, on the same connection too.
-    restarted(&s, old, Duration::from_secs(30));
+    s.wait_restarted("moat-pop3d", old, Duration::from_secs(30));
     assert!(
         p.login(ALICE, PW)
             .starts_with("+OK logged in, maildrop has 2 messages"),
@@ -667,22 +520,7 @@ fn getmail_over_pop3s_fetches_and_deletes_through_the_relay() {
     let s = stack_with_mail(2);
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path();
-    let local = dir.join("Maildir");
-    for sub in ["cur", "new", "tmp"] {
-        std::fs::create_dir_all(local.join(sub)).expect("mkdir");
-    }
-    // getmail refuses to deliver as root: as root it delivers as nobody, into a Maildir nobody
-    // owns.
-    let as_user = if rustix::process::geteuid().is_root() {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-        for d in ["", "cur", "new", "tmp"] {
-            std::os::unix::fs::chown(local.join(d), Some(65534), Some(65534)).expect("chown");
-        }
-        "user = nobody\n"
-    } else {
-        ""
-    };
+    let (local, as_user) = getmail::maildir(dir);
     // The certificate is checked: getmail talks to moat-pop3-login's TLS, then the relay.
     let rc = dir.join("getmailrc");
     std::fs::write(
@@ -698,14 +536,7 @@ fn getmail_over_pop3s_fetches_and_deletes_through_the_relay() {
         ),
     )
     .expect("write getmailrc");
-    let out = Command::new("getmail")
-        .arg("--getmaildir")
-        .arg(dir)
-        .arg("--rcfile")
-        .arg(&rc)
-        .env("HOME", dir)
-        .output()
-        .expect("getmail not installed; .ci/run installs it");
+    let out = getmail::run(dir, &rc);
     assert!(
         out.status.success(),
         "getmail: {}\n{}\n{}",
@@ -713,11 +544,7 @@ fn getmail_over_pop3s_fetches_and_deletes_through_the_relay() {
         String::from_utf8_lossy(&out.stderr),
         s.log()
     );
-    let fetched: Vec<String> = ["new", "cur"]
-        .iter()
-        .flat_map(|d| std::fs::read_dir(local.join(d)).expect("dir").flatten())
-        .map(|e| std::fs::read_to_string(e.path()).expect("read"))
-        .collect();
+    let fetched = getmail::fetched(&local);
     assert_eq!(fetched.len(), 2, "{fetched:?}");
     for i in 1..=2 {
         assert!(
@@ -730,7 +557,7 @@ fn getmail_over_pop3s_fetches_and_deletes_through_the_relay() {
     assert!(s.messages(ALICE).is_empty(), "deleted on the server");
     assert!(
         has(
-            &log_of(&s, "moat-pop3d"),
+            &s.log_of("moat-pop3d"),
             &format!("{ALICE} logged in (TLS), 2 messages")
         ),
         "{}",

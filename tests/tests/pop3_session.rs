@@ -3,93 +3,24 @@
 //! flag, UIDL against the UID list, one session per maildrop) and hostile input (10 KB
 //! command, bad message numbers, plaintext before TLS, wrong passwords until throttled).
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpStream;
 use std::time::Duration;
 
-use moat_tests::smtp_client::Client;
-use moat_tests::{Mode, Stack};
-
-/// A blocking POP3 client that shows the server's exact lines.
-struct Pop {
-    reader: BufReader<TcpStream>,
-    writer: TcpStream,
-}
-
-impl Pop {
-    fn connect(port: u16) -> Pop {
-        let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(30)))
-            .expect("timeout");
-        let writer = stream.try_clone().expect("clone");
-        let mut p = Pop {
-            reader: BufReader::new(stream),
-            writer,
-        };
-        let greeting = p.line();
-        assert!(greeting.starts_with("+OK"), "{greeting}");
-        p
-    }
-
-    fn line(&mut self) -> String {
-        let mut line = String::new();
-        self.reader.read_line(&mut line).expect("read");
-        line.trim_end().to_string()
-    }
-
-    fn send(&mut self, bytes: &[u8]) {
-        self.writer.write_all(bytes).expect("write");
-    }
-
-    fn cmd(&mut self, line: &str) -> String {
-        self.send(format!("{line}\r\n").as_bytes());
-        self.line()
-    }
-
-    /// A multi-line answer's lines (after a `+OK` first line), dot-unstuffed.
-    fn multi(&mut self, line: &str) -> (String, Vec<String>) {
-        let first = self.cmd(line);
-        let mut rest = Vec::new();
-        if first.starts_with("+OK") {
-            loop {
-                let l = self.line();
-                if l == "." {
-                    break;
-                }
-                rest.push(l.strip_prefix('.').map(str::to_string).unwrap_or(l));
-            }
-        }
-        (first, rest)
-    }
-
-    fn login(&mut self, user: &str, password: &str) -> String {
-        let r = self.cmd(&format!("USER {user}"));
-        assert!(r.starts_with("+OK"), "{r}");
-        self.cmd(&format!("PASS {password}"))
-    }
-}
+use moat_tests::Stack;
+use moat_tests::pop3_raw::Pop;
 
 const ALICE: &str = "alice@example.test";
 const PW: &str = "alice-secret";
 
 fn stack_with_mail(extra: &str, messages: usize) -> Stack {
-    let s = Stack::start_configured(Mode::Up, extra);
-    s.add_domain("example.test");
-    s.add_user(ALICE, PW);
-    let mut c = Client::connect(s.smtp).expect("smtp");
-    c.ehlo("client.example").expect("ehlo");
+    let s = Stack::start_with_user(extra, ALICE, PW);
     for i in 1..=messages {
-        let msg = format!(
-            "From: x@remote.example\r\nTo: {ALICE}\r\nSubject: message {i}\r\n\r\nbody {i}\r\n.starts with a dot\r\n"
+        s.deliver(
+            "x@remote.example",
+            ALICE,
+            &format!(
+                "From: x@remote.example\r\nTo: {ALICE}\r\nSubject: message {i}\r\n\r\nbody {i}\r\n.starts with a dot\r\n"
+            ),
         );
-        let r = c
-            .send_mail("x@remote.example", &[ALICE], msg.as_bytes())
-            .expect("send");
-        assert_eq!(r.0, 250, "{r:?}");
-        // One at a time, so the Maildir (and so the UID) order is the sending order: queued
-        // messages are delivered concurrently and may otherwise land in either order.
-        s.wait_messages(ALICE, i);
     }
     s
 }

@@ -10,7 +10,7 @@ use std::os::unix::process::CommandExt as _;
 use std::process::Command;
 
 use moat_common::privilege;
-use moat_tests::{Mode, Stack};
+use moat_tests::{Mode, Stack, USERS};
 
 fn ids(pid: u32, field: &str) -> Vec<u32> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
@@ -48,16 +48,8 @@ fn each_program_runs_as_its_own_user_and_smtpd_reaches_nothing() {
             secret.display()
         ),
     );
-    let expected = [
-        ("moat-smtpd", "moat-smtpd"),
-        ("moat-queue", "moat-queue"),
-        ("moat-local", "moat-vmail"),
-        ("moat-auth", "moat-auth"),
-        ("moat-remote", "moat-remote"),
-        ("moat-lists", "moat-lists"),
-    ];
     let mut uids = Vec::new();
-    for (program, user) in expected {
+    for (program, user) in USERS {
         let pid = stack
             .pid_of(program)
             .unwrap_or_else(|| panic!("{program} is not running"));
@@ -86,7 +78,10 @@ fn each_program_runs_as_its_own_user_and_smtpd_reaches_nothing() {
     }
     uids.sort();
     uids.dedup();
-    assert_eq!(uids.len(), 6, "six programs, six users");
+    let mut users: Vec<&str> = USERS.iter().map(|(_, user)| *user).collect();
+    users.sort();
+    users.dedup();
+    assert_eq!(uids.len(), users.len(), "one uid per user: {users:?}");
 
     // moat-lists holds no store credentials: it can open neither the store nor the queue nor
     // the Maildirs (list data comes through moat-auth, mail goes through the queue's socket).

@@ -270,23 +270,18 @@ impl AuthClient {
         client_ip: &str,
         service: &str,
     ) -> std::io::Result<(AuthAnswer, Record)> {
-        with_timeout(self.timeout, async {
-            let mut conn = Conn::connect(&self.path).await?;
-            let req = Record::new(b'A')
-                .field(login)
-                .field(password)
-                .field(client_ip)
-                .field(service);
-            conn.send(&req).await?;
-            let (status, record) = conn.status().await?;
-            let answer = match status {
-                Status::Ok(user) => AuthAnswer::Ok(user),
-                Status::Permanent(_) => AuthAnswer::Failed,
-                Status::Temporary(why) => AuthAnswer::Temporary(why),
-            };
-            Ok((answer, record))
-        })
-        .await
+        let req = Record::new(b'A')
+            .field(login)
+            .field(password)
+            .field(client_ip)
+            .field(service);
+        let (status, record) = self.ask(&req).await?;
+        let answer = match status {
+            Status::Ok(user) => AuthAnswer::Ok(user),
+            Status::Permanent(_) => AuthAnswer::Failed,
+            Status::Temporary(why) => AuthAnswer::Temporary(why),
+        };
+        Ok((answer, record))
     }
 
     /// A login for a mail-access `service` (`pop3`, `imap`) from `client_ip`, with the refusals
@@ -331,18 +326,12 @@ impl AuthClient {
         service: &str,
         who: &str,
     ) -> Result<Ticket, Login> {
-        let asked = with_timeout(self.timeout, async {
-            let mut conn = Conn::connect(&self.path).await?;
-            let req = Record::new(b'L')
-                .field(login)
-                .field(password)
-                .field(client_ip)
-                .field(service);
-            conn.send(&req).await?;
-            conn.status().await
-        })
-        .await;
-        match asked {
+        let req = Record::new(b'L')
+            .field(login)
+            .field(password)
+            .field(client_ip)
+            .field(service);
+        match self.ask(&req).await {
             Ok((Status::Ok(user), record)) => match record.text(2) {
                 Ok(token) if valid_token(token) => Ok(Ticket {
                     user,
@@ -371,17 +360,11 @@ impl AuthClient {
         client_ip: &str,
         who: &str,
     ) -> Result<LoggedIn, Login> {
-        let asked = with_timeout(self.timeout, async {
-            let mut conn = Conn::connect(&self.path).await?;
-            let req = Record::new(b'T')
-                .field(token)
-                .field(service)
-                .field(client_ip);
-            conn.send(&req).await?;
-            conn.status().await
-        })
-        .await;
-        match asked {
+        let req = Record::new(b'T')
+            .field(token)
+            .field(service)
+            .field(client_ip);
+        match self.ask(&req).await {
             Ok((Status::Ok(user), record)) => Ok(LoggedIn {
                 user,
                 quota: login_quota(&record),
@@ -399,6 +382,16 @@ impl AuthClient {
                 Err(Login::Unavailable)
             }
         }
+    }
+
+    /// One request, its status reply (and the whole record), within the timeout.
+    async fn ask(&self, req: &Record) -> std::io::Result<(Status, Record)> {
+        with_timeout(self.timeout, async {
+            let mut conn = Conn::connect(&self.path).await?;
+            conn.send(req).await?;
+            conn.status().await
+        })
+        .await
     }
 
     pub async fn resolve(&self, address: &str) -> std::io::Result<Resolved> {

@@ -357,16 +357,10 @@ where
         }
     };
     let peer = arrival.handoff.peer;
-    let slot = match server.limits.admit(peer.ip()) {
-        Ok(slot) => slot,
-        Err(refused) => {
-            info!("handoff: refused {peer}: {}", refused.text());
-            arrival.refuse(refused.text()).await;
-            return;
-        }
-    };
     let ip = peer.ip().to_canonical().to_string();
     let who = peer.to_string();
+    // The token is spent first, whatever happens next: a refused client's token must not stay
+    // valid (and count against moat-auth's bound on pending logins) for its 30 s.
     let redeemed = server
         .auth
         .redeem(&arrival.handoff.token, server.service, &ip, &who)
@@ -375,6 +369,18 @@ where
         Ok(user) => user,
         Err(_) => {
             arrival.refuse("the login could not be confirmed").await;
+            return;
+        }
+    };
+    let slot = match server.limits.admit(peer.ip()) {
+        Ok(slot) => slot,
+        Err(refused) => {
+            info!(
+                "handoff: refused {peer} ({}): {}",
+                user.user,
+                refused.text()
+            );
+            arrival.refuse(refused.text()).await;
             return;
         }
     };
