@@ -8,8 +8,9 @@
 //! protocols and descriptor passing) plus the extras of the program: Internet sockets for the
 //! ones that talk TCP or DNS themselves, file changes (rename, link, fsync, ...) for the ones
 //! that write Maildirs, the queue, the lists or the store. The lists were found with `strace -f`
-//! on the stacks of every end-to-end suite (tests/tests, and moat-auth on PostgreSQL): add a
-//! call here when a program logs "Operation not permitted" for something it must do.
+//! on the stacks of every end-to-end suite (tests/tests, and moat-auth on PostgreSQL named by an
+//! IP address and by a host name, from /etc/hosts and from DNS): add a call here when a program
+//! logs "Operation not permitted" for something it must do.
 //!
 //! Anything not listed fails with EPERM rather than killing the process: a call this list
 //! missed (a new libc, a code path the tests never ran) becomes an error the program logs and
@@ -113,6 +114,10 @@ const BASE: &[Call] = calls![
     SYS_fstat,
     SYS_getdents64,
     SYS_readlinkat,
+    // access(2): aarch64 has only these (SQLite's hot-journal check; glibc's faccessat()
+    // tries faccessat2 first).
+    SYS_faccessat,
+    SYS_faccessat2,
     SYS_getcwd,
     SYS_uname,
 ];
@@ -139,30 +144,32 @@ const WRITE_FILES: &[Call] = calls![
     SYS_ftruncate,
     SYS_fallocate,
     SYS_flock,
+    // rename(2) on aarch64 (which has no `rename`): glibc calls renameat, and std's fs::rename
+    // calls glibc.
+    SYS_renameat,
     SYS_renameat2,
     SYS_linkat,
     SYS_unlinkat,
     SYS_mkdirat,
     SYS_fchmod,
+    // chmod(2) on aarch64 (which has no `chmod`).
+    SYS_fchmodat,
     SYS_utimensat,
     SYS_umask,
 ];
 #[cfg(target_arch = "x86_64")]
 const WRITE_FILES_LEGACY: &[Call] = calls![
-    SYS_rename,
-    SYS_renameat,
-    SYS_link,
-    SYS_unlink,
-    SYS_mkdir,
-    SYS_rmdir,
-    SYS_chmod,
+    SYS_rename, SYS_link, SYS_unlink, SYS_mkdir, SYS_rmdir, SYS_chmod,
 ];
 #[cfg(not(target_arch = "x86_64"))]
 const WRITE_FILES_LEGACY: &[Call] = &[];
 
 /// Talking TCP or DNS itself (not only on descriptors the supervisor passed): `socket` for
-/// AF_INET/AF_INET6, and `bind` for the UDP port of a DNS query.
-const INTERNET: &[Call] = calls![SYS_bind];
+/// AF_INET/AF_INET6, `bind` for the UDP port of a DNS query, and glibc's resolver (moat-auth
+/// resolving a PostgreSQL host name with getaddrinfo): it sends the A and AAAA queries with
+/// one `sendmmsg` and fails the lookup if that fails (only `options single-request` in
+/// resolv.conf makes it use `sendto`).
+const INTERNET: &[Call] = calls![SYS_bind, SYS_sendmmsg];
 
 /// Watching Maildirs for IMAP IDLE (inotify).
 const WATCH: &[Call] = calls![
@@ -452,6 +459,22 @@ mod tests {
             allowed("bash"),
             Err(SeccompError::UnknownProgram(_))
         ));
+    }
+
+    #[test]
+    fn the_calls_libc_makes_on_aarch64_and_for_getaddrinfo_are_listed() {
+        for program in PROGRAMS {
+            let names = allowed(program).expect("a list");
+            // access(2) is faccessat/faccessat2 on aarch64 (SQLite's hot-journal check).
+            assert!(names.contains(&"faccessat") && names.contains(&"faccessat2"));
+            // chmod(2) and rename(3) on aarch64, where the programs that change files need them.
+            let writes = profile(program).expect("profile").write_files;
+            assert_eq!(names.contains(&"fchmodat"), writes, "{program}");
+            assert_eq!(names.contains(&"renameat"), writes, "{program}");
+            // glibc's resolver sends the A and AAAA queries with one sendmmsg.
+            let internet = profile(program).expect("profile").internet;
+            assert_eq!(names.contains(&"sendmmsg"), internet, "{program}");
+        }
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! moat-auth on a PostgreSQL store named by a host name (`postgres://…@localhost/…`, as the
 //! README's `db.internal`), not an IP address: sqlx resolves it with glibc's getaddrinfo
 //! inside moat-auth's confinement. That needs the resolver's files (`/etc/hosts`,
-//! `/etc/resolv.conf`, `/etc/nsswitch.conf`, `/etc/gai.conf`, `/etc/host.conf`: Landlock)
-//! and `sendmmsg`/`recvmmsg` (glibc sends the A and AAAA queries at once: seccomp). The stack
-//! is the installed supervisor (`moat serve`; as root each child runs confined as its own
+//! `/etc/resolv.conf`, `/etc/nsswitch.conf`, `/etc/gai.conf`, `/etc/host.conf`: Landlock);
+//! `localhost` is answered from `/etc/hosts` (a name only DNS knows also needs `sendmmsg`, in
+//! the seccomp list: glibc sends the A and AAAA queries at once; this machine's tests send no
+//! query to a DNS server, so that path was checked by hand with strace). The stack is the
+//! installed supervisor (`moat serve`; as root each child runs confined as its own
 //! user), its store a fresh database `moat_test_<random>`, created and dropped with `psql`;
 //! real clients (Python's imaplib and smtplib) log in, which only moat-auth can approve.
 
@@ -97,6 +99,10 @@ fn moat_auth_reaches_postgresql_by_host_name() {
     assert!(toml.contains(sqlite), "{toml}");
     std::fs::write(&s.config, toml.replace(sqlite, &format!("url = {store:?}"))).expect("config");
     s.restart();
+    // Without the resolver's files or calls, moat-auth logs "cannot connect to …: failed to
+    // lookup address information" instead, and answers every login with a temporary failure.
+    let pid = s.pid_of("moat-auth").expect("moat-auth runs");
+    s.wait_log(&format!("moat-auth[{pid}]: user store open (Postgres)"));
     // The CLI (unconfined, in this process's environment) writes the store; moat-auth reads it.
     s.add_domain("example.test");
     s.add_user("alice@example.test", "alice-secret");

@@ -494,13 +494,28 @@ fn landlock_paths(role: Role, config: &Config) -> (Vec<PathBuf>, Vec<PathBuf>) {
         Role::Smtpd | Role::Pop3Login | Role::ImapLogin => vec![],
         Role::Queue => vec![config.queue_dir.clone()],
         Role::Local | Role::Pop3d | Role::Imapd => vec![config.mail_root.clone()],
-        // SQLite keeps its journal and WAL files next to the database; PostgreSQL needs none.
-        Role::Auth => config
-            .store_url
-            .strip_prefix("sqlite:")
-            .and_then(|db| std::path::Path::new(db).parent())
-            .map(|folder| vec![folder.to_path_buf()])
-            .unwrap_or_default(),
+        // SQLite keeps its journal and WAL files next to the database; PostgreSQL needs none,
+        // but sqlx finds its server's host name with glibc's getaddrinfo, which reads these
+        // (the NSS order, /etc/hosts, the DNS servers, the address sorting rules).
+        Role::Auth => {
+            let url = config.store_url.as_str();
+            if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+                read.extend(
+                    [
+                        "/etc/nsswitch.conf",
+                        "/etc/host.conf",
+                        "/etc/hosts",
+                        "/etc/resolv.conf",
+                        "/etc/gai.conf",
+                    ]
+                    .map(PathBuf::from),
+                );
+            }
+            url.strip_prefix("sqlite:")
+                .and_then(|db| std::path::Path::new(db).parent())
+                .map(|folder| vec![folder.to_path_buf()])
+                .unwrap_or_default()
+        }
         Role::Remote => {
             read.extend(dns());
             vec![]
@@ -621,5 +636,54 @@ mod tests {
         assert!(!Role::Pop3Login.wanted(&config) && !Role::Pop3d.wanted(&config));
         assert!(Role::ImapLogin.wanted(&config) && Role::Imapd.wanted(&config));
         assert!(Role::Smtpd.wanted(&config));
+    }
+
+    #[test]
+    fn moat_auth_reads_the_resolver_files_only_for_postgresql() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = |url: &str| {
+            Config::parse(
+                &format!("[store]\nurl = \"{url}\"\n"),
+                &dir.path().join("moat.toml"),
+            )
+            .expect("config")
+        };
+        let resolver = [
+            "/etc/nsswitch.conf",
+            "/etc/host.conf",
+            "/etc/hosts",
+            "/etc/resolv.conf",
+            "/etc/gai.conf",
+        ]
+        .map(PathBuf::from);
+
+        // sqlx resolves the server's name with getaddrinfo: these files, and nothing to write.
+        for url in [
+            "postgres://moat@db.internal/moat",
+            "postgresql://moat@localhost:5432/moat",
+        ] {
+            let (read, write) = landlock_paths(Role::Auth, &config(url));
+            for file in &resolver {
+                assert!(read.contains(file), "{url}: {read:?}");
+            }
+            assert!(write.is_empty(), "{url}: {write:?}");
+        }
+
+        // SQLite: its folder, and no resolver (nor does any program without the network).
+        let sqlite = config("sqlite:db/users.db");
+        let (_, write) = landlock_paths(Role::Auth, &sqlite);
+        assert_eq!(write, [dir.path().join("db")]);
+        let postgres = config("postgres://moat@db.internal/moat");
+        for (role, config) in [
+            (Role::Auth, &sqlite),
+            (Role::Smtpd, &postgres),
+            (Role::Local, &postgres),
+            (Role::ImapLogin, &postgres),
+        ] {
+            let (read, _) = landlock_paths(role, config);
+            for file in &resolver {
+                assert!(!read.contains(file), "{role:?}: {read:?}");
+            }
+        }
     }
 }
