@@ -8,25 +8,33 @@
 //! the same maildrop. Logins: `--logins` sessions of USER/PASS/STAT/QUIT over `--threads`
 //! parallel connections, each thread with its own empty mailbox; both servers check the same
 //! argon2id hash (Moat through moat-auth, Dovecot through a passwd-file).
+//!
+//! With `--tls` the same measurements run over implicit TLS (pop3s) for both: Moat's `pop3s`
+//! listener and a Dovecot `inet_listener pop3s` with `ssl = required`, both presenting the
+//! self-signed certificate `moat up` made; the client (rustls, ring) trusts exactly that one and
+//! resumes no sessions, so every login includes a full handshake.
 
 mod client;
 pub mod servers;
 
 use std::path::PathBuf;
 use std::process::Command;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 use clap::Parser;
+use rustls::ClientConfig;
 
 use crate::report::Table;
 use client::Pop;
-use servers::{DOMAIN, PASSWORD, Server};
+use servers::{DOMAIN, PASSWORD};
 
 #[derive(Parser)]
 #[command(after_help = "Examples:\n  cargo build --release --workspace\n  \
     ./target/release/moat-bench pop3                    # 2000 x 50 KB, 200 logins\n  \
-    ./target/release/moat-bench pop3 --count 500 --rounds 5 --threads 2")]
+    ./target/release/moat-bench pop3 --count 500 --rounds 5 --threads 2\n  \
+    ./target/release/moat-bench pop3 --tls              # the same over implicit TLS (pop3s)")]
 pub struct Args {
     /// Messages in the mailbox.
     #[arg(long, default_value_t = 2000)]
@@ -43,6 +51,9 @@ pub struct Args {
     /// Parallel connections for the login test.
     #[arg(long, default_value_t = 4)]
     threads: usize,
+    /// Measure both servers over implicit TLS (pop3s) instead of plaintext.
+    #[arg(long)]
+    tls: bool,
     /// Folder holding moat and its moat-* programs (default: next to moat-bench).
     #[arg(long)]
     bin_dir: Option<PathBuf>,
@@ -51,14 +62,24 @@ pub struct Args {
     dir: Option<PathBuf>,
 }
 
+/// Where and how the client reaches one server.
+struct Target {
+    name: &'static str,
+    port: u16,
+    /// Implicit TLS with this client configuration; plaintext without.
+    tls: Option<Arc<ClientConfig>>,
+}
+
 struct Figures {
     retr: Duration,
     octets: u64,
     logins: Duration,
+    /// The negotiated TLS version and cipher suite, over TLS.
+    tls: Option<String>,
 }
 
-fn retr_round(port: u16, count: usize) -> Result<(Duration, u64)> {
-    let mut p = Pop::connect(port)?;
+fn retr_round(target: &Target, count: usize) -> Result<(Duration, u64)> {
+    let mut p = Pop::connect(target.port, target.tls.as_ref())?;
     p.login(&format!("bulk@{DOMAIN}"), PASSWORD)?;
     let stat = p.cmd("STAT")?;
     if !stat.starts_with(&format!("+OK {count} ")) {
@@ -73,14 +94,15 @@ fn retr_round(port: u16, count: usize) -> Result<(Duration, u64)> {
     Ok((start.elapsed(), octets))
 }
 
-fn login_run(port: u16, total: usize, threads: usize) -> Result<Duration> {
+fn login_run(target: &Target, total: usize, threads: usize) -> Result<Duration> {
     let start = Instant::now();
     let per = total.div_ceil(threads);
     let handles: Vec<_> = (0..threads)
         .map(|t| {
+            let (port, tls) = (target.port, target.tls.clone());
             std::thread::spawn(move || -> Result<()> {
                 for _ in 0..per {
-                    let mut p = Pop::connect(port)?;
+                    let mut p = Pop::connect(port, tls.as_ref())?;
                     p.login(&format!("login{t}@{DOMAIN}"), PASSWORD)?;
                     p.cmd("STAT")?;
                     p.cmd("QUIT")?;
@@ -96,15 +118,22 @@ fn login_run(port: u16, total: usize, threads: usize) -> Result<Duration> {
     Ok(start.elapsed())
 }
 
-fn measure(server: &Server, args: &Args) -> Result<Figures> {
-    eprintln!("{}: warm-up round", server.name);
-    retr_round(server.port, args.count)?;
+fn measure(target: &Target, args: &Args) -> Result<Figures> {
+    let tls = match target.tls {
+        Some(_) => Pop::connect(target.port, target.tls.as_ref())?.tls_parameters(),
+        None => None,
+    };
+    if let Some(parameters) = &tls {
+        eprintln!("{}: TLS {parameters}", target.name);
+    }
+    eprintln!("{}: warm-up round", target.name);
+    retr_round(target, args.count)?;
     let mut rounds = Vec::new();
     for r in 0..args.rounds.max(1) {
-        let (elapsed, octets) = retr_round(server.port, args.count)?;
+        let (elapsed, octets) = retr_round(target, args.count)?;
         eprintln!(
             "{}: RETR round {} {:.2} s",
-            server.name,
+            target.name,
             r + 1,
             elapsed.as_secs_f64()
         );
@@ -112,12 +141,13 @@ fn measure(server: &Server, args: &Args) -> Result<Figures> {
     }
     rounds.sort();
     let (retr, octets) = rounds[rounds.len() / 2];
-    eprintln!("{}: {} logins", server.name, args.logins);
-    let logins = login_run(server.port, args.logins, args.threads.max(1))?;
+    eprintln!("{}: {} logins", target.name, args.logins);
+    let logins = login_run(target, args.logins, args.threads.max(1))?;
     Ok(Figures {
         retr,
         octets,
         logins,
+        tls,
     })
 }
 
@@ -180,21 +210,50 @@ pub fn run(args: &Args) -> Result<()> {
     let hash = moat.password_hash("bulk")?;
     let user_refs: Vec<&str> = users.iter().map(String::as_str).collect();
 
-    let moat_figures = measure(&moat.server, args)?;
+    // Over TLS both servers present the certificate `moat up` made; the files outlive the stack.
+    let tls_files = moat.tls_files();
+    let tls = if args.tls {
+        Some(client::tls_config(&tls_files.cert)?)
+    } else {
+        None
+    };
+
+    let moat_target = Target {
+        name: "moat",
+        port: if args.tls {
+            moat.pop3s_port
+        } else {
+            moat.server.port
+        },
+        tls: tls.clone(),
+    };
+    let moat_figures = measure(&moat_target, args)?;
     drop(moat);
-    let dovecot = servers::dovecot(
-        &dove_dir,
-        &dove_mail,
-        &user_refs,
-        &hash,
-        servers::Protocol::Pop3,
-        "",
-    )?;
-    let dove_figures = measure(&dovecot, args)?;
+    let protocol = servers::Protocol::Pop3;
+    let (dovecot, dove_port) = if args.tls {
+        servers::dovecot_tls(
+            &dove_dir, &dove_mail, &user_refs, &hash, protocol, "", &tls_files,
+        )?
+    } else {
+        let server = servers::dovecot(&dove_dir, &dove_mail, &user_refs, &hash, protocol, "")?;
+        let port = server.port;
+        (server, port)
+    };
+    let dove_target = Target {
+        name: "dovecot",
+        port: dove_port,
+        tls,
+    };
+    let dove_figures = measure(&dove_target, args)?;
     drop(dovecot);
 
+    let over = match (&moat_figures.tls, &dove_figures.tls) {
+        (Some(m), Some(d)) if m == d => format!(" over implicit TLS (pop3s, {m})"),
+        (Some(m), Some(d)) => format!(" over implicit TLS (pop3s; moat {m}, dovecot {d})"),
+        _ => String::new(),
+    };
     println!(
-        "POP3 benchmark: {} messages of {} bytes, RETR in one session (median of {}), \
+        "POP3 benchmark{over}: {} messages of {} bytes, RETR in one session (median of {}), \
          {} logins over {} connections\n",
         args.count,
         args.size,

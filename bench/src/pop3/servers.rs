@@ -1,8 +1,10 @@
 //! The servers of the POP3 and IMAP benchmarks: a Moat stack (`moat up` in a temporary folder on
 //! free loopback ports) and a private Dovecot (`dovecot -F -c FILE`, loopback high port, passwd-file
 //! auth with the same argon2id hash Moat stores, its own base/state/log folders), each over its
-//! own copy of the same Maildir. Both are stopped by pid (also on Ctrl-C, through the smtp
-//! benchmark's guard); nothing system-wide is touched.
+//! own copy of the same Maildir. With TLS, Dovecot also serves implicit TLS (`pop3s`/`imaps`,
+//! `ssl = required`) with the certificate `moat up` made, so both present the same one. Both are
+//! stopped by pid (also on Ctrl-C, through the smtp benchmark's guard); nothing system-wide is
+//! touched.
 
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::net::{TcpListener, TcpStream};
@@ -117,6 +119,8 @@ impl Drop for Server {
 pub struct Moat {
     /// The stack, `port` being its POP3 port.
     pub server: Server,
+    /// Its implicit-TLS POP3 port (`[listen] pop3s`).
+    pub pop3s_port: u16,
     pub imap_port: u16,
     pub data: PathBuf,
     config: PathBuf,
@@ -162,6 +166,7 @@ impl Moat {
         server.wait_for(Protocol::Imap, ports[5], &log)?;
         Ok(Moat {
             server,
+            pop3s_port: ports[4],
             imap_port: ports[5],
             data,
             config,
@@ -185,6 +190,15 @@ impl Moat {
             bail!("moat {args:?}: {}", String::from_utf8_lossy(&out.stderr));
         }
         Ok(())
+    }
+
+    /// The self-signed certificate and key (PEM) `moat up` made for the host name and localhost
+    /// (the configuration's `[tls]` defaults, relative to the data folder).
+    pub fn tls_files(&self) -> TlsFiles {
+        TlsFiles {
+            cert: self.data.join("tls/cert.pem"),
+            key: self.data.join("tls/key.pem"),
+        }
     }
 
     pub fn maildir(&self, local: &str) -> PathBuf {
@@ -215,6 +229,12 @@ impl Moat {
     }
 }
 
+/// A certificate and its key, PEM files.
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
 /// A private Dovecot 2.3 serving `mail` (`<mail>/<domain>/<local>/Maildir`) over `protocol`;
 /// `extra` is appended to its configuration (settings the benchmark needs beyond the defaults).
 pub fn dovecot(
@@ -225,6 +245,33 @@ pub fn dovecot(
     protocol: Protocol,
     extra: &str,
 ) -> Result<Server> {
+    start_dovecot(dir, mail, users, hash, protocol, extra, None).map(|(server, _)| server)
+}
+
+/// As `dovecot`, also listening for implicit TLS (`pop3s`/`imaps`) with `tls`, and requiring
+/// TLS for every login (`ssl = required`); returns the server and its TLS port.
+pub fn dovecot_tls(
+    dir: &Path,
+    mail: &Path,
+    users: &[&str],
+    hash: &str,
+    protocol: Protocol,
+    extra: &str,
+    tls: &TlsFiles,
+) -> Result<(Server, u16)> {
+    let (server, port) = start_dovecot(dir, mail, users, hash, protocol, extra, Some(tls))?;
+    Ok((server, port.context("no TLS port")?))
+}
+
+fn start_dovecot(
+    dir: &Path,
+    mail: &Path,
+    users: &[&str],
+    hash: &str,
+    protocol: Protocol,
+    extra: &str,
+    tls: Option<&TlsFiles>,
+) -> Result<(Server, Option<u16>)> {
     let p = protocol.name();
     let dovecot = Command::new("dovecot").arg("--version").output();
     if !dovecot.is_ok_and(|o| o.status.success()) {
@@ -235,6 +282,19 @@ pub fn dovecot(
     }
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))?;
     let port = free_port()?;
+    // Port 0: no implicit-TLS listener. The plaintext one stays either way (with
+    // `ssl = required` it greets but refuses logins): it is where readiness is checked.
+    let (ssl, tls_port) = match tls {
+        None => ("ssl = no\n".to_string(), None),
+        Some(files) => (
+            format!(
+                "ssl = required\nssl_cert = <{}\nssl_key = <{}\n",
+                files.cert.display(),
+                files.key.display()
+            ),
+            Some(free_port()?),
+        ),
+    };
     let (mail_user, internal, login) = if rustix::process::geteuid().is_root() {
         // Dovecot refuses root as a mail user: the copy belongs to nobody.
         let status = Command::new("chown")
@@ -272,18 +332,19 @@ pub fn dovecot(
         &conf,
         format!(
             "base_dir = {d}/run\nstate_dir = {d}/state\nlog_path = {log}\n\
-             protocols = {p}\nlisten = 127.0.0.1\nssl = no\ndisable_plaintext_auth = no\n\
+             protocols = {p}\nlisten = 127.0.0.1\n{ssl}disable_plaintext_auth = no\n\
              auth_mechanisms = plain\nmail_location = maildir:{mail}/%d/%n/Maildir\n\
              pop3_uidl_format = %08Xu%08Xv\nfirst_valid_uid = 1\n\
              default_internal_user = {internal}\ndefault_login_user = {login}\n\
              passdb {{\n  driver = passwd-file\n  args = username_format=%u {passwd}\n}}\n\
              userdb {{\n  driver = static\n  args = uid={uid} gid={gid}\n}}\n\
              service {p}-login {{\n  inet_listener {p} {{\n    port = {port}\n  }}\n  \
-             inet_listener {p}s {{\n    port = 0\n  }}\n}}\n{extra}",
+             inet_listener {p}s {{\n    port = {tls_port}\n  }}\n}}\n{extra}",
             d = dir.display(),
             log = log.display(),
             mail = mail.display(),
             passwd = passwd.display(),
+            tls_port = tls_port.unwrap_or(0),
         ),
     )?;
     let child = Command::new("dovecot")
@@ -297,5 +358,5 @@ pub fn dovecot(
         .context("starting dovecot")?;
     let mut server = Server::new("dovecot", port, child);
     server.wait_for(protocol, port, &log)?;
-    Ok(server)
+    Ok((server, tls_port))
 }
