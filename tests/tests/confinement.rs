@@ -97,7 +97,8 @@ print("sent")
 "#,
     );
     s.wait_messages("alice@example.test", 1);
-    let mail_file = first_file(&s.maildir("alice@example.test")).expect("a Maildir file");
+    let maildir = s.maildir("alice@example.test");
+    let mail_file = first_file(&maildir).expect("a Maildir file");
     let queue = s.data.join("queue");
     let queue_file = first_file(&queue.join("env")).expect("a queued message");
     let store = s.data.join("db/users.db");
@@ -112,6 +113,7 @@ print("sent")
     std::fs::set_permissions(&probe_dir, std::fs::Permissions::from_mode(0o777)).expect("chmod");
 
     let paths = [
+        &maildir,
         &mail_file,
         &queue,
         &queue_file,
@@ -168,10 +170,19 @@ print("sent")
     assert_denied(&s, "moat-imapd", &store, "read");
     assert_denied(&s, "moat-lists", &mail_file, "read");
     assert_denied(&s, "moat-auth", &mail_file, "read");
+    // The login processes parse everything a client sends before its password is checked:
+    // they reach no mail, no store and no queue.
+    for program in ["moat-imap-login", "moat-pop3-login"] {
+        for path in [&maildir, &mail_file, &store, &queue, &queue_file, &lists] {
+            assert_denied(&s, program, path, "read");
+        }
+        assert_denied(&s, program, &maildir, "write");
+    }
 
     // What each one needs is still there.
     assert_allowed(&s, "moat-local", &mail_file, "read");
     assert_allowed(&s, "moat-imapd", &mail_file, "read");
+    assert_allowed(&s, "moat-pop3d", &maildir, "write");
     assert_allowed(&s, "moat-queue", &queue_file, "read");
     assert_allowed(&s, "moat-queue", &queue, "write");
     assert_allowed(&s, "moat-auth", &store, "write");

@@ -361,10 +361,14 @@ where
     let who = peer.to_string();
     // The token is spent first, whatever happens next: a refused client's token must not stay
     // valid (and count against moat-auth's bound on pending logins) for its 30 s.
-    let redeemed = server
-        .auth
-        .redeem(&arrival.handoff.token, server.service, &ip, &who)
-        .await;
+    // Boxed: the request's future (a record connection's buffers) would otherwise sit inline
+    // in this task for the whole session that follows.
+    let redeemed = Box::pin(
+        server
+            .auth
+            .redeem(&arrival.handoff.token, server.service, &ip, &who),
+    )
+    .await;
     let user = match redeemed {
         Ok(user) => user,
         Err(_) => {
