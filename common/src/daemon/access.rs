@@ -12,6 +12,10 @@
 //!   TCP listeners are still served when passed (a mail process started without a login
 //!   process, as before the split).
 //!
+//! A login process replaced by a reload is retired with SIGUSR1 (`stop::retire`): it stops
+//! accepting and keeps its open sessions, the TLS relays of logged-in clients included (IMAP
+//! IDLE may last hours), until the last one ends; only a stop after that bounds them by `DRAIN`.
+//!
 //! Settings (installer/src/serve/specs.rs). Required: `hostname`, `auth_socket`, and
 //! `mail_root` except in login mode. Optional: `handoff_socket`, `handoff_peers` (uids, comma
 //! separated), `plaintext_on_loopback` (true: plaintext logins without TLS from 127.0.0.0/8 and
@@ -249,13 +253,19 @@ where
         }
         None => None,
     };
+    // The accept loops end at a stop or, in a login process, when it is retired.
+    let mut accepting = match server.handoff() {
+        Some(_) => stop::retire(&stop)?,
+        None => stop.clone(),
+    };
     let serve = Arc::new(protocol.serve);
     let refusal = protocol.refusal;
     let services = Services::start(listeners, |listener, name, implicit_tls| {
         let server = Arc::clone(&server);
         let serve = Arc::clone(&serve);
+        let accepting = accepting.clone();
         async move {
-            let (limits, stop) = (Arc::clone(&server.limits), server.stop.clone());
+            let (limits, stop) = (Arc::clone(&server.limits), accepting);
             tcp_server::accept_loop(
                 listener,
                 name,
@@ -300,10 +310,22 @@ where
         },
         server.settings.max_connections
     );
-    stop::stopped(&mut stop).await;
+    stop::stopped(&mut accepting).await;
     services.join().await;
     if let Some(handoffs) = handoffs {
         let _ = handoffs.await;
+    }
+    if !*stop.borrow() {
+        // Retired: the sessions end when their clients are done, however long that is; a stop
+        // meanwhile (the supervisor's drain) ends the wait, then the usual bound applies.
+        info!(
+            "{} session(s) open: serving them to their end",
+            server.limits.open()
+        );
+        tokio::select! {
+            _ = server.limits.all_closed(Duration::MAX) => {}
+            _ = stop::stopped(&mut stop) => {}
+        }
     }
     if !server.limits.all_closed(DRAIN).await {
         warn!(

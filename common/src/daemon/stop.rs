@@ -6,6 +6,10 @@
 //! moat-pop3d, moat-queue); `shutdown` is a future that names the reason, for the servers that
 //! stop on SIGTERM only and let SIGINT end them at once (moat-local, moat-remote).
 //!
+//! A third, for the login processes only: `retire` (SIGUSR1, sent by the supervisor when a
+//! reload replaces them) stops accepting but lets every open session, above all the TLS ones
+//! it relays, go on until they end, without a deadline; a later stop drains as usual.
+//!
 //! SECURITY: nothing is read from the channel but its end. The channel is watched by a plain
 //! thread (it blocks in read() until the supervisor goes away, and must not keep the runtime
 //! from shutting down). What stopping may cut short is each daemon's business (see theirs).
@@ -43,6 +47,24 @@ pub fn watch(control: UnixStream, note: &'static str) -> Result<Stop, String> {
         tokio::select! {
             _ = term.recv() => info!("SIGTERM: stopping{note}"),
             _ = int.recv() => info!("SIGINT: stopping{note}"),
+        }
+        tx.send_replace(true);
+    });
+    Ok(rx)
+}
+
+/// Login processes: a flag raised on SIGUSR1 (retire: stop accepting, the open sessions go on)
+/// or when `stop` is, for the accept loops. Call inside the runtime.
+pub fn retire(stop: &Stop) -> Result<Stop, String> {
+    let (tx, rx) = watch::channel(*stop.borrow());
+    let mut usr1 = signal(SignalKind::user_defined1()).map_err(|e| format!("SIGUSR1: {e}"))?;
+    let mut stop = stop.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = usr1.recv() => info!(
+                "SIGUSR1: retiring (no new connections; open sessions go on until they end)"
+            ),
+            _ = stopped(&mut stop) => {}
         }
         tx.send_replace(true);
     });

@@ -1,6 +1,8 @@
 //! Running the children: spawn with the setup channel, notice exits, restart with backoff,
-//! replace moat-smtpd (certificates) and moat-remote (DKIM keys, route passwords) on SIGHUP (new
-//! one first, so no connection or delivery request is refused), and drain in order on SIGTERM:
+//! replace moat-smtpd and the IMAP/POP3 login processes (certificates) and moat-remote (DKIM
+//! keys, route passwords) on SIGHUP (new one first, so no connection or delivery request is
+//! refused; a replaced login process is retired with SIGUSR1 and relays its logged-in TLS
+//! clients until they leave, however long), and drain in order on SIGTERM:
 //! smtpd and the IMAP/POP3 login processes first (open transactions finish or get 421, nobody
 //! new logs in), then moat-imapd and moat-pop3d, then the queue and local and remote delivery,
 //! then auth; whatever has not stopped in time is killed.
@@ -68,7 +70,9 @@ pub struct Supervisor {
     sockets: Sockets,
     programs: ProgramDir,
     running: BTreeMap<Role, Running>,
-    /// Replaced children still finishing their work (old moat-smtpd after a reload).
+    /// Replaced children still finishing their work (old moat-smtpd after a reload, old login
+    /// processes relaying their last TLS sessions). None is killed on a timer: only the drain
+    /// stops them, with its bound.
     retiring: Vec<(Role, Running)>,
     backoff: BTreeMap<Role, Duration>,
     restart_at: BTreeMap<Role, Instant>,
@@ -351,21 +355,36 @@ impl Supervisor {
         self.write_status();
     }
 
-    /// SIGHUP: start a new moat-smtpd with freshly opened certificates and a new moat-remote
-    /// with the current DKIM keys and route passwords, then let the old ones finish their
-    /// sessions and transactions. The listeners are shared, so nobody is refused meanwhile.
+    /// SIGHUP: start a new moat-smtpd and new IMAP/POP3 login processes (those running) with
+    /// freshly opened certificates and a new moat-remote with the current DKIM keys and route
+    /// passwords, then let the old ones finish their sessions and transactions. The listeners
+    /// are shared, so nobody is refused meanwhile. An old moat-smtpd gets SIGTERM (its own
+    /// drain bounds it); an old login process gets SIGUSR1, retire: it stops accepting but
+    /// relays its logged-in TLS clients (IMAP IDLE may last hours) until the last one leaves.
+    /// Plaintext sessions already live in moat-imapd / moat-pop3d, which a reload leaves alone.
     fn reload(&mut self) {
+        let logins: Vec<Role> = [Role::ImapLogin, Role::Pop3Login]
+            .into_iter()
+            .filter(|role| self.running.contains_key(role))
+            .collect();
         info!(
-            "reloading: replacing moat-smtpd (certificates) and moat-remote (DKIM keys, route \
-             passwords)"
+            "reloading: replacing moat-smtpd{} (certificates) and moat-remote (DKIM keys, route \
+             passwords)",
+            logins
+                .iter()
+                .map(|role| format!(", {}", role.program()))
+                .collect::<String>()
         );
-        for role in [Role::Smtpd, Role::Remote] {
+        for role in [Role::Smtpd, Role::Remote].into_iter().chain(logins) {
             match self.spawn(role) {
                 Ok(fresh) => {
                     // A restart that was waiting for its backoff is this one now.
                     self.restart_at.remove(&role);
                     if let Some(old) = self.running.insert(role, fresh) {
-                        terminate(&old);
+                        match role {
+                            Role::ImapLogin | Role::Pop3Login => retire(&old),
+                            _ => terminate(&old),
+                        }
                         self.retiring.push((role, old));
                     }
                 }
@@ -458,8 +477,17 @@ impl Supervisor {
 }
 
 fn terminate(child: &Running) {
+    send(child, Signal::TERM);
+}
+
+/// A login process: stop accepting, serve the open sessions to their end (`stop::retire`).
+fn retire(child: &Running) {
+    send(child, Signal::USR1);
+}
+
+fn send(child: &Running, sig: Signal) {
     if let Some(pid) = Pid::from_raw(child.pid) {
-        let _ = kill_process(pid, Signal::TERM);
+        let _ = kill_process(pid, sig);
     }
 }
 
