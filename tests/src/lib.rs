@@ -293,8 +293,18 @@ impl Stack {
 
     /// The pid of one of our stack's programs (a child of our supervisor).
     pub fn pid_of(&self, program: &str) -> Option<u32> {
+        self.pids_of(program).into_iter().next()
+    }
+
+    /// Every running child of the supervisor started as `program` (more than one while a
+    /// reload's replaced instance finishes its sessions).
+    pub fn pids_of(&self, program: &str) -> Vec<u32> {
         let parent = self.moat_pid();
-        for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let mut pids = Vec::new();
+        let Ok(proc) = std::fs::read_dir("/proc") else {
+            return pids;
+        };
+        for entry in proc.flatten() {
             let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
                 continue;
             };
@@ -314,10 +324,10 @@ impl Stack {
             // /proc/PID/exe: the children are not dumpable, so only root may read that link.
             let comm = head.split_once('(').map(|(_, c)| c).unwrap_or_default();
             if comm == &program[..program.len().min(15)] {
-                return Some(pid);
+                pids.push(pid);
             }
         }
-        None
+        pids
     }
 
     /// Runs the admin CLI against this stack.

@@ -21,37 +21,11 @@ fn one_line(pem: &str) -> String {
     pem.replace(['\r', '\n'], "")
 }
 
-/// Every running (not zombie) `program` our supervisor started: old and new after a reload.
-fn pids_of(s: &Stack, program: &str) -> Vec<u32> {
-    let parent = s.moat_pid().to_string();
-    let mut pids = Vec::new();
-    for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        let Some((head, after)) = stat.rsplit_once(')') else {
-            continue;
-        };
-        let fields: Vec<&str> = after.split_whitespace().collect();
-        let comm = head.split_once('(').map(|(_, c)| c).unwrap_or_default();
-        if fields.get(1) == Some(&parent.as_str())
-            && fields.first() != Some(&"Z")
-            && comm == &program[..program.len().min(15)]
-        {
-            pids.push(pid);
-        }
-    }
-    pids
-}
-
 /// Waits until `program` runs as a pid other than `old` (the reload's new one) and returns it.
 fn wait_new(s: &Stack, program: &str, old: u32) -> u32 {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        if let Some(pid) = pids_of(s, program).into_iter().find(|p| *p != old) {
+        if let Some(pid) = s.pids_of(program).into_iter().find(|p| *p != old) {
             return pid;
         }
         assert!(Instant::now() < deadline, "no new {program}:\n{}", s.log());
@@ -62,7 +36,7 @@ fn wait_new(s: &Stack, program: &str, old: u32) -> u32 {
 /// Waits until pid `pid` of `program` has exited.
 fn wait_gone(s: &Stack, program: &str, pid: u32, within: Duration) {
     let deadline = Instant::now() + within;
-    while pids_of(s, program).contains(&pid) {
+    while s.pids_of(program).contains(&pid) {
         assert!(
             Instant::now() < deadline,
             "{program} {pid} still runs:\n{}",
@@ -209,7 +183,7 @@ fn sighup_renews_login_certificates_and_keeps_relayed_sessions() {
     let past_drain = reloaded + Duration::from_secs(36);
     std::thread::sleep(past_drain.saturating_duration_since(Instant::now()));
     assert!(
-        pids_of(&s, "moat-imap-login").contains(&imap_login),
+        s.pids_of("moat-imap-login").contains(&imap_login),
         "the retired moat-imap-login is gone while relaying:\n{}",
         s.log()
     );

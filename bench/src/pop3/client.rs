@@ -5,7 +5,7 @@
 //! added as the only root) and checks the name as any client would: no "accept anything"
 //! verifier, so both servers do the same handshake a real client would get.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::sync::Arc;
@@ -16,6 +16,8 @@ use rustls::client::Resumption;
 use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
+
+use crate::smtp::session::Stream;
 
 /// The name the client asks for: `moat up` issues its certificate to the host name and localhost.
 const SERVER_NAME: &str = "localhost";
@@ -38,37 +40,6 @@ pub fn tls_config(cert: &Path) -> Result<Arc<ClientConfig>> {
         .with_no_client_auth();
     config.resumption = Resumption::disabled();
     Ok(Arc::new(config))
-}
-
-/// The connection under the POP3 session: the TCP socket, or a TLS session over it.
-enum Stream {
-    Plain(TcpStream),
-    Tls(Box<StreamOwned<ClientConnection, TcpStream>>),
-}
-
-impl Read for Stream {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        match self {
-            Stream::Plain(s) => s.read(buf),
-            Stream::Tls(s) => s.read(buf),
-        }
-    }
-}
-
-impl Write for Stream {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        match self {
-            Stream::Plain(s) => s.write(buf),
-            Stream::Tls(s) => s.write(buf),
-        }
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        match self {
-            Stream::Plain(s) => s.flush(),
-            Stream::Tls(s) => s.flush(),
-        }
-    }
 }
 
 pub struct Pop {

@@ -17,8 +17,8 @@ use super::tls::SERVER_NAME;
 /// How long one reply may take before the session gives up.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// The connection, before or after STARTTLS.
-enum Stream {
+/// The connection, before or after STARTTLS (also the POP3 client's, plain or implicit TLS).
+pub enum Stream {
     Plain(TcpStream),
     Tls(Box<StreamOwned<ClientConnection, TcpStream>>),
 }
