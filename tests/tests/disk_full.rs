@@ -1,6 +1,7 @@
 //! Disk full, end to end (issue 12, "Resource faults"): the queue folder, then the mail folder,
 //! sits on a small tmpfs that a filler file fills up while Python's smtplib talks to the stack.
-//! A full queue must answer 4xx at DATA (never 250, never 5xx) and keep serving; a full mail
+//! A full queue must answer 452 4.3.1 at DATA (insufficient system storage; never 250, never
+//! 5xx) and keep serving; a full mail
 //! folder must defer the delivery (no bounce, no partial file in new/ or cur/); once the filler
 //! is gone the same message goes through, and every message that got 250 arrives exactly once.
 //!
@@ -197,8 +198,8 @@ fn full_queue_answers_4xx_keeps_serving_and_takes_the_message_when_space_returns
     };
     eprintln!("full queue: {out}");
     assert!(
-        refused_at == 451 || refused_at == 452,
-        "a full queue must answer 451/452 (never 250 or 5xx):\n{out}\nlog:\n{}",
+        refused_at == 452 && out.contains("4.3.1"),
+        "a full queue must answer 452 4.3.1 (insufficient system storage; never 250 or 5xx):\n{out}\nlog:\n{}",
         s.log()
     );
     still_serving(s);

@@ -444,7 +444,7 @@ impl Connection {
                     "session={}: moat-queue refused the message for now: {why}",
                     self.id
                 );
-                MessageVerdict::TempFail
+                postponed(&why)
             }
             Ok(Status::Permanent(why)) => {
                 warn!("session={}: moat-queue refused the message: {why}", self.id);
@@ -466,6 +466,20 @@ fn leading_code(text: &str) -> Option<Enhanced> {
     let subject: u16 = parts.next()?.parse().ok()?;
     let detail: u16 = parts.next()?.parse().ok()?;
     (parts.next().is_none() && subject < 1000 && detail < 1000).then_some((class, subject, detail))
+}
+
+/// The reply for a temporary refusal by the queue: a full disk is RFC 5321's 452
+/// (insufficient system storage, RFC 3463's 4.3.1), so a client or a relay knows to wait for
+/// space rather than report a fault; anything else is the generic 451.
+fn postponed(why: &str) -> MessageVerdict {
+    match leading_code(why) {
+        Some(code @ (4, 3, 1)) => MessageVerdict::Other(Reply::new(
+            452,
+            Some(code),
+            "Insufficient system storage, try again later",
+        )),
+        _ => MessageVerdict::TempFail,
+    }
 }
 
 /// The reply for a permanent refusal by the queue; its own words stay in our log.
@@ -536,6 +550,12 @@ mod tests {
         let r = refused("envelope is not UTF-8");
         assert_eq!((r.code(), r.enhanced()), (554, Some((5, 3, 0))));
         assert_eq!(leading_code("4.3.1 disk full"), Some((4, 3, 1)));
+        let code = |v: MessageVerdict| (v.reply().code(), v.reply().enhanced());
+        assert_eq!(
+            code(postponed("4.3.1 the queue's disk is full, try again later")),
+            (452, Some((4, 3, 1)))
+        );
+        assert_eq!(code(postponed("busy")), (451, Some((4, 3, 0))));
         assert_eq!(leading_code("5.3"), None);
     }
 }
