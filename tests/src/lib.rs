@@ -7,6 +7,7 @@ pub mod dns;
 pub mod getmail;
 pub mod imap_raw;
 pub mod peer;
+pub mod pg;
 pub mod pop3_raw;
 pub mod served;
 pub mod smtp_client;

@@ -9,57 +9,8 @@
 //! user), its store a fresh database `moat_test_<random>`, created and dropped with `psql`;
 //! real clients (Python's imaplib and smtplib) log in, which only moat-auth can approve.
 
-use std::process::Command;
-
+use moat_tests::pg::{Database, admin_url};
 use moat_tests::{Mode, Stack};
-
-/// The PostgreSQL server the store tests use (MOAT_TEST_PG, as `scripts/test` sets it).
-fn admin_url() -> String {
-    std::env::var("MOAT_TEST_PG")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
-}
-
-/// A database that disappears with the test.
-struct Database {
-    admin: String,
-    name: String,
-}
-
-impl Database {
-    fn create(admin: &str) -> Database {
-        let name = format!("moat_test_{:016x}", rand::random::<u64>());
-        psql(admin, &format!("CREATE DATABASE {name}"));
-        Database {
-            admin: admin.to_string(),
-            name,
-        }
-    }
-}
-
-impl Drop for Database {
-    fn drop(&mut self) {
-        // The name is our own hex: nothing to inject.
-        let _ = Command::new("psql")
-            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", &self.admin, "-c"])
-            .arg(format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ))
-            .output();
-    }
-}
-
-fn psql(url: &str, sql: &str) {
-    let out = Command::new("psql")
-        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url, "-c", sql])
-        .output()
-        .expect("run psql (PostgreSQL's client)");
-    assert!(
-        out.status.success(),
-        "psql {sql:?} on {url} failed (PostgreSQL is needed, see MOAT_TEST_PG): {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// `url` with its host replaced by `localhost` when it names the loopback address: the point
 /// is that moat-auth must resolve a name.

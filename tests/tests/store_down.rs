@@ -1,6 +1,6 @@
 //! The SQL store down, end to end (issue 12, "Resource faults"): the stack (`moat serve`) keeps
 //! its users in a fresh PostgreSQL database `moat_test_<random>` (created and dropped with
-//! `psql`, as in auth_postgres_hostname.rs). The database is then made unreachable without
+//! `psql`: `moat_tests::pg`). The database is then made unreachable without
 //! stopping the machine's PostgreSQL server, which other tests share: `ALLOW_CONNECTIONS false`
 //! and its sessions terminated. While it is down, Python's smtplib must hear 451 4.3.0 at RCPT
 //! for a local user (never 250, never 550 "no such user"), imaplib a temporary refusal
@@ -14,80 +14,10 @@ use std::io::Write as _;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use moat_tests::pg::{Database, admin_url};
 use moat_tests::{Mode, Stack, bin_dir};
 
 const ALICE: &str = "alice@example.test";
-
-/// The PostgreSQL server the store tests use (MOAT_TEST_PG, as `scripts/test` sets it).
-fn admin_url() -> String {
-    std::env::var("MOAT_TEST_PG")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
-}
-
-/// A database that disappears with the test, even one still refusing connections after a
-/// failed assertion (DROP needs no connection to it; FORCE ends moat-auth's).
-struct Database {
-    admin: String,
-    name: String,
-}
-
-impl Database {
-    fn create(admin: &str) -> Database {
-        let name = format!("moat_test_{:016x}", rand::random::<u64>());
-        psql(admin, &format!("CREATE DATABASE {name}"));
-        Database {
-            admin: admin.to_string(),
-            name,
-        }
-    }
-
-    /// Refuses new connections and ends the open ones: to moat-auth, the store is down.
-    fn take_down(&self) {
-        psql(
-            &self.admin,
-            &format!("ALTER DATABASE {} ALLOW_CONNECTIONS false", self.name),
-        );
-        psql(
-            &self.admin,
-            &format!(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{}'",
-                self.name
-            ),
-        );
-    }
-
-    fn bring_back(&self) {
-        psql(
-            &self.admin,
-            &format!("ALTER DATABASE {} ALLOW_CONNECTIONS true", self.name),
-        );
-    }
-}
-
-impl Drop for Database {
-    fn drop(&mut self) {
-        // The name is our own hex: nothing to inject.
-        let _ = Command::new("psql")
-            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", &self.admin, "-c"])
-            .arg(format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ))
-            .output();
-    }
-}
-
-fn psql(url: &str, sql: &str) {
-    let out = Command::new("psql")
-        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url, "-c", sql])
-        .output()
-        .expect("run psql (PostgreSQL's client)");
-    assert!(
-        out.status.success(),
-        "psql {sql:?} on {url} failed (PostgreSQL is needed, see MOAT_TEST_PG): {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// RCPT to alice on port 25 in one connection; if accepted, the message goes with `subject`.
 /// Returns `RCPT <code> <text>` and (if RCPT got 250) `DATA <code> <text>` lines.
